@@ -1,0 +1,108 @@
+"""The ``fcf`` command line.
+
+Each subcommand lives in its own module ``experiments/cmd_<name>.py`` with two functions:
+``add_parser(subparsers)`` (which sets ``func`` on its parser) and the function it names.
+Modules are imported when the parser is built; heavy imports happen inside the commands.
+
+Exit codes (also in the README):
+    0  success (also: a retrain that found nothing new to do)
+    1  unexpected error (a bug: please report the traceback)
+    2  bad input: data file, scenario file or arguments
+    3  the MLflow tracking server cannot be reached
+    4  another retrain holds the lock
+    130 interrupted (Ctrl-C)
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+import warnings
+
+EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_TRACKING, EXIT_LOCKED, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+
+#: Subcommand modules, in the order `fcf --help` lists them.
+COMMAND_MODULES = [
+    "experiments.cmd_forecast",
+    "experiments.cmd_backtest",
+    "experiments.cmd_rollup",
+    "experiments.cmd_scenario",
+    "experiments.cmd_retrain",
+    "experiments.cmd_benchmark",
+]
+
+
+class CommandError(Exception):
+    """An error the user can fix; `exit_code` says which kind (see the module docstring)."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_BAD_INPUT):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fcf",
+        description="Backtested forecasts of Amazon's reported quarterly segments, rolled up to free cash flow.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more detail")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:
+                continue  # command not built yet
+            raise
+        module.add_parser(sub)
+    return parser
+
+
+def add_data_options(p: argparse.ArgumentParser) -> None:
+    """Options every command that reads data shares."""
+    p.add_argument("--data", help="quarterly CSV (default: the shipped Amazon data)")
+    p.add_argument("--series-config", help="series config CSV (default: series.csv beside the data file)")
+    p.add_argument("--series", help="comma-separated series to use (default: every modelled series)")
+
+
+def split_list(text: str | None) -> list[str] | None:
+    return [t.strip() for t in text.split(",") if t.strip()] if text else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(message)s",
+    )
+    for noisy in ("mlflow", "alembic", "urllib3", "numba", "fsspec", "distributed"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_BAD_INPUT
+    from features.errors import DataValidationError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("default")
+            result = args.func(args)
+        return int(result or 0)
+    except DataValidationError as exc:
+        print(f"fcf: bad input data: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except CommandError as exc:
+        print(f"fcf: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"fcf: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("fcf: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,184 @@
+"""Rolling-origin backtest with an expanding window: frames in, frames out, no I/O.
+
+For each cutoff every model is refit on the data up to and including the cutoff only, and
+forecasts `h` quarters ahead. The default is one cutoff per quarter over the last 12
+reported quarters' worth of windows (``n_windows=12, step=1, h=4``): the last cutoff is
+four quarters before the newest reported quarter, as in statsforecast's
+``cross_validation(n_windows=12, h=4)``.
+
+Learned post-steps (conformal interval calibration, weighted ensembles) need the errors of
+earlier windows. ``warmup_windows`` extra cutoffs run before the evaluated ones, and at each
+cutoff a post-step only sees rows of earlier cutoffs whose quarter ``ds`` is on or before the
+current cutoff, i.e. outcomes that were reported by then. Warm-up rows are not returned.
+
+Output: the forecast frame (`forecasting.forecast.output_columns`) plus ``cutoff``,
+``step`` (1..h quarters ahead) and ``y`` (the reported value), one row per series x cutoff x
+model x step for which a reported value exists.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+
+import pandas as pd
+
+from forecasting.forecast import (
+    LEVELS,
+    ShortSeriesWarning,
+    check_series_frame,
+    forecast_base,
+    output_columns,
+)
+from forecasting.models import SEASON_LENGTH, get_spec, resolve, with_members
+
+
+@dataclass(frozen=True)
+class BacktestConfig:
+    """Settings of one backtest (logged as run parameters)."""
+
+    h: int = 4
+    n_windows: int = 12
+    step_size: int = 1
+    level: tuple[int, ...] = LEVELS
+    season_length: int = SEASON_LENGTH
+    warmup_windows: int = 8
+    intervals: str = "conformal"
+    seed: int = 0
+    end_offset: int | None = None
+    models: tuple[str, ...] = field(default_factory=tuple)
+
+    def __post_init__(self):
+        if not 1 <= self.h <= 8:
+            raise ValueError(f"horizon h must be between 1 and 8, got {self.h}")
+        if self.n_windows < 1 or self.step_size < 1 or self.warmup_windows < 0:
+            raise ValueError("n_windows and step_size must be >= 1 and warmup_windows >= 0")
+        if self.intervals not in ("conformal", "model"):
+            raise ValueError(f"intervals must be 'conformal' or 'model', got '{self.intervals}'")
+
+    def as_params(self) -> dict:
+        d = asdict(self)
+        d["level"] = ",".join(str(x) for x in self.level)
+        d["models"] = ",".join(self.models)
+        return d
+
+
+def cutoffs(
+    df: pd.DataFrame, h: int = 4, n_windows: int = 12, step_size: int = 1, end_offset: int | None = None
+) -> list[pd.Timestamp]:
+    """The cutoff dates, oldest first.
+
+    The last cutoff is `end_offset` quarters before the newest ``ds`` (default `h`, so every
+    window has all `h` outcomes; 1 gives the most recent one-step errors for calibration).
+    """
+    last = pd.Timestamp(df["ds"].max())
+    end = h if end_offset is None else end_offset
+    offsets = [end + (n_windows - 1 - i) * step_size for i in range(n_windows)]
+    return [last - pd.offsets.QuarterEnd(k) for k in offsets]
+
+
+def backtest(
+    df: pd.DataFrame,
+    models: str | Iterable[str] | None = None,
+    config: BacktestConfig | None = None,
+    progress: Callable[[Iterable], Iterable] | None = None,
+    **overrides,
+) -> pd.DataFrame:
+    """Rolling-origin backtest of `models` on `df` (see the module docstring).
+
+    Args:
+        df: long frame ``unique_id, ds, y``.
+        models: names, a family, ``"all"`` or None (defaults); SeasonalNaive always runs.
+        config: a `BacktestConfig`; keyword `overrides` replace its fields (``h=8``...).
+        progress: wraps the cutoff iterator (``tqdm.tqdm``) for a progress bar.
+    """
+    config = config or BacktestConfig()
+    if overrides:
+        config = BacktestConfig(**{**asdict(config), **overrides})
+    df = check_series_frame(df)
+    requested = resolve(models)
+    specs = with_members(requested)
+    n_total = config.n_windows + config.warmup_windows
+    cuts = cutoffs(df, config.h, n_total, config.step_size, config.end_offset)
+    first_eval = cuts[config.warmup_windows]
+    results: list[pd.DataFrame] = []
+    past = pd.DataFrame()
+    seen_warnings: dict[str, None] = {}
+    iterator = progress(cuts) if progress is not None else cuts
+    for cut in iterator:
+        train = df[df["ds"] <= cut]
+        sizes = train.groupby("unique_id").size()
+        train = train[train["unique_id"].isin(sizes[sizes >= 2].index)]
+        if train.empty:
+            continue
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ShortSeriesWarning)
+            fc = forecast_base(train, config.h, specs, config.level, config.season_length, config.seed)
+        for w in caught:
+            seen_warnings.setdefault(str(w.message).split(":")[0] + ": " + _model_of(str(w.message)), None)
+        fc["cutoff"] = cut
+        fc = fc.merge(df, on=["unique_id", "ds"], how="left")
+        known = past[past["ds"] <= cut] if len(past) else past
+        fc = post_process(fc, specs, config, train, known)
+        past = pd.concat([past, fc], ignore_index=True)
+        if cut >= first_eval:
+            results.append(fc)
+    if seen_warnings:
+        warnings.warn(
+            "some series were too short for some models at early cutoffs and were forecast by a "
+            "fallback (see column model_used): " + "; ".join(list(seen_warnings)[:10]),
+            ShortSeriesWarning,
+            stacklevel=2,
+        )
+    out = pd.concat(results, ignore_index=True)
+    out = out[out["model"].isin([s.name for s in requested])]
+    out = out.dropna(subset=["y"])
+    out["step"] = _quarters_between(out["cutoff"], out["ds"])
+    cols = ["unique_id", "cutoff", "ds", "step", "y"] + output_columns(config.level)[2:]
+    return out[cols].sort_values(["unique_id", "model", "cutoff", "ds"]).reset_index(drop=True)
+
+
+def post_process(
+    fc: pd.DataFrame,
+    specs: list,
+    config: BacktestConfig,
+    train: pd.DataFrame,
+    past: pd.DataFrame,
+) -> pd.DataFrame:
+    """Steps that learn from earlier windows: ensembles, then interval calibration.
+
+    `fc` holds this cutoff's base forecasts; `past` earlier cutoffs' rows whose outcomes are
+    known at this cutoff (with ``y``).
+    """
+    for spec in specs:
+        if spec.engine == "ensemble":
+            from forecasting.ensemble import combine
+
+            members = fc[fc["model"].isin(spec.members)]
+            comb = combine(members, spec, config.level, history=train, past=past)
+            comb["cutoff"] = fc["cutoff"].iloc[0]
+            comb = comb.merge(fc[["unique_id", "ds", "y"]].drop_duplicates(["unique_id", "ds"]),
+                              on=["unique_id", "ds"], how="left")
+            fc = pd.concat([fc, comb], ignore_index=True)
+    if config.intervals == "conformal":
+        from forecasting.calibration import conformalize
+
+        fc = conformalize(fc, past, config.level, train=train, season_length=config.season_length)
+    return fc
+
+
+def _quarters_between(start: pd.Series, end: pd.Series) -> pd.Series:
+    s = pd.PeriodIndex(pd.DatetimeIndex(start), freq="Q")
+    e = pd.PeriodIndex(pd.DatetimeIndex(end), freq="Q")
+    return pd.Series((e.year - s.year) * 4 + (e.quarter - s.quarter), index=start.index).astype(int)
+
+
+def _model_of(message: str) -> str:
+    for part in message.split():
+        try:
+            get_spec(part)
+            return part
+        except ValueError:
+            continue
+    return ""

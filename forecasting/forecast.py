@@ -1,0 +1,271 @@
+"""Forecast every series with every requested model: frames in, frames out, no I/O.
+
+Input: a long frame ``unique_id, ds, y`` (quarter-end ``ds``, no holes).
+Output (`FORECAST_COLUMNS`): one row per series x quarter x model::
+
+    unique_id  ds          model    model_used     mean   lo-95  lo-80  hi-80  hi-95
+
+``model_used`` differs from ``model`` where a series was too short for the model, or the
+model failed or returned NaN, and a simpler fallback model was used (always with a
+`ShortSeriesWarning`). Intervals satisfy ``lo-95 <= lo-80 <= mean <= hi-80 <= hi-95``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from forecasting.models import SEASON_LENGTH, ModelSpec, fallback_chain, get_spec, resolve, with_members
+
+LEVELS: tuple[int, ...] = (80, 95)
+FREQ = "QE"
+
+
+class ShortSeriesWarning(UserWarning):
+    """A model could not be used on a series and a simpler fallback model was used instead."""
+
+
+def interval_columns(level: Sequence[int] = LEVELS) -> list[str]:
+    lv = sorted(level)
+    return [f"lo-{x}" for x in reversed(lv)] + [f"hi-{x}" for x in lv]
+
+
+def output_columns(level: Sequence[int] = LEVELS) -> list[str]:
+    lv = sorted(level)
+    return (
+        ["unique_id", "ds", "model", "model_used", "mean"]
+        + [f"lo-{x}" for x in reversed(lv)]
+        + [f"hi-{x}" for x in lv]
+    )
+
+
+FORECAST_COLUMNS = output_columns(LEVELS)
+
+
+def check_series_frame(df: pd.DataFrame, name: str = "df") -> pd.DataFrame:
+    """Validate the ``unique_id, ds, y`` contract; returns a sorted copy with float ``y``."""
+    missing = [c for c in ("unique_id", "ds", "y") if c not in df.columns]
+    if missing:
+        raise ValueError(f"{name} needs columns unique_id, ds, y; missing {missing}")
+    out = df[["unique_id", "ds", "y"]].copy()
+    out["ds"] = pd.to_datetime(out["ds"])
+    out["y"] = pd.to_numeric(out["y"], errors="coerce").astype(float)
+    bad = out[~np.isfinite(out["y"])]
+    if len(bad):
+        r = bad.iloc[0]
+        raise ValueError(f"{name}: series {r.unique_id} has a missing or non-finite y at {r.ds.date()}")
+    dup = out[out.duplicated(["unique_id", "ds"])]
+    if len(dup):
+        r = dup.iloc[0]
+        raise ValueError(f"{name}: series {r.unique_id} has two rows for {r.ds.date()}")
+    out = out.sort_values(["unique_id", "ds"]).reset_index(drop=True)
+    for uid, g in out.groupby("unique_id", sort=False):
+        expected = pd.date_range(g["ds"].iloc[0], g["ds"].iloc[-1], freq=FREQ)
+        if len(expected) != len(g) or not (expected == pd.DatetimeIndex(g["ds"])).all():
+            raise ValueError(
+                f"{name}: series {uid} is not a gap-free run of quarter ends "
+                f"({len(g)} rows between {g['ds'].iloc[0].date()} and {g['ds'].iloc[-1].date()})"
+            )
+    return out
+
+
+def forecast(
+    df: pd.DataFrame,
+    h: int = 8,
+    models: str | Iterable[str] | None = None,
+    level: Sequence[int] = LEVELS,
+    season_length: int = SEASON_LENGTH,
+    seed: int = 0,
+    intervals: str = "conformal",
+    calibration_windows: int = 12,
+) -> pd.DataFrame:
+    """Forecast `h` quarters ahead for every series with every requested model.
+
+    Args:
+        df: long frame ``unique_id, ds, y``.
+        h: quarters ahead (>= 1).
+        models: names, a family, ``"all"`` or None for the defaults (see `forecasting.models.resolve`).
+        level: interval levels in percent.
+        season_length: 4 for quarterly data.
+        seed: random seed for models that use one (ML models).
+        intervals: ``"conformal"`` (default) widens or narrows each model's intervals so that
+            they would have covered `level`% of outcomes over the last `calibration_windows`
+            rolling-origin windows (see `forecasting.calibration`); ``"model"`` keeps the
+            models' own intervals.
+        calibration_windows: rolling windows used to calibrate intervals and ensemble weights.
+
+    Returns:
+        The long forecast frame described in the module docstring.
+    """
+    if int(h) < 1:
+        raise ValueError(f"horizon h must be >= 1, got {h}")
+    if intervals not in ("conformal", "model"):
+        raise ValueError(f"intervals must be 'conformal' or 'model', got '{intervals}'")
+    df = check_series_frame(df)
+    requested = resolve(models)
+    specs = with_members(requested)
+    out = forecast_base(df, h, specs, level, season_length, seed)
+    learns = intervals == "conformal" or any(s.engine == "ensemble" for s in specs)
+    if learns:
+        from forecasting.backtest import BacktestConfig, backtest, post_process
+
+        config = BacktestConfig(h=h, n_windows=calibration_windows, level=tuple(level),
+                                season_length=season_length, warmup_windows=0, end_offset=1,
+                                intervals=intervals, seed=seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ShortSeriesWarning)
+            past = backtest(df, [s.name for s in specs], config, intervals="model")
+        out["cutoff"] = df["ds"].max()
+        out["y"] = np.nan
+        out = post_process(out, specs, config, df, past)
+    keep = [s.name for s in requested]
+    out = out[out["model"].isin(keep)].copy()
+    out["model"] = pd.Categorical(out["model"], categories=keep)
+    out = out.sort_values(["unique_id", "model", "ds"]).reset_index(drop=True)
+    out["model"] = out["model"].astype(str)
+    return out[output_columns(level)]
+
+
+def forecast_base(
+    df: pd.DataFrame,
+    h: int,
+    specs: list[ModelSpec],
+    level: Sequence[int] = LEVELS,
+    season_length: int = SEASON_LENGTH,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Forecasts of the statistical and ML specs in `specs` (ensembles are skipped)."""
+    parts = []
+    stats = [s for s in specs if s.engine == "stats"]
+    if stats:
+        parts.append(forecast_stats(df, h, stats, level, season_length))
+    ml = [s for s in specs if s.engine == "ml"]
+    if ml:
+        from forecasting.ml import forecast_ml
+
+        parts.append(forecast_ml(df, h, ml, level, season_length, seed))
+    if not parts:
+        return pd.DataFrame(columns=output_columns(level))
+    return pd.concat(parts, ignore_index=True)
+
+
+def _plan(df: pd.DataFrame, specs: list[ModelSpec]) -> dict[str, dict[str, ModelSpec]]:
+    """For each series, the spec actually used for each requested spec (after fallbacks)."""
+    plan: dict[str, dict[str, ModelSpec]] = {}
+    for uid, n in df.groupby("unique_id", sort=False).size().items():
+        plan[uid] = {}
+        for spec in specs:
+            used = fallback_chain(spec, int(n))
+            if used is None:
+                raise ValueError(
+                    f"series {uid} has {n} observation(s): too short for {spec.name} and every "
+                    f"fallback (the shortest needs {_shortest(spec)}); start it earlier or drop it"
+                )
+            if used.name != spec.name:
+                warnings.warn(
+                    f"series {uid}: {n} observations, fewer than the {spec.min_obs} {spec.name} "
+                    f"needs; forecasting it with {used.name} instead",
+                    ShortSeriesWarning,
+                    stacklevel=3,
+                )
+            plan[uid][spec.name] = used
+    return plan
+
+
+def _shortest(spec: ModelSpec) -> int:
+    n = spec.min_obs
+    while spec.fallback:
+        spec = get_spec(spec.fallback)
+        n = min(n, spec.min_obs)
+    return n
+
+
+def _run_statsforecast(sub: pd.DataFrame, h: int, used: list[ModelSpec], level, season_length):
+    from statsforecast import StatsForecast
+
+    sf = StatsForecast(models=[s.build(season_length) for s in used], freq=FREQ, n_jobs=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return sf.forecast(df=sub, h=h, level=list(level))
+
+
+def _one_series(sub, h, spec: ModelSpec, level, season_length) -> tuple[pd.DataFrame, ModelSpec]:
+    """Forecast one series with one spec, walking down the fallback chain on failure or NaN."""
+    current: ModelSpec | None = spec
+    uid = sub["unique_id"].iloc[0]
+    reason = ""
+    while current is not None:
+        try:
+            out = _run_statsforecast(sub, h, [current], level, season_length)
+            cols = [current.name] + [f"{current.name}-{c}" for c in interval_columns(level)]
+            if np.isfinite(out[cols].to_numpy(dtype=float)).all():
+                if current is not spec:
+                    warnings.warn(
+                        f"series {uid}: {spec.name} {reason}; forecasting it with {current.name} instead",
+                        ShortSeriesWarning,
+                        stacklevel=4,
+                    )
+                return out, current
+            reason = f"returned NaN with {len(sub)} observations"
+        except Exception as exc:  # a model failing on one series must not stop the others
+            reason = f"failed ({type(exc).__name__}: {exc})"
+        current = get_spec(current.fallback) if current.fallback else None
+    raise RuntimeError(f"series {uid}: {spec.name} {reason} and no fallback model could forecast it")
+
+
+def forecast_stats(
+    df: pd.DataFrame,
+    h: int,
+    specs: list[ModelSpec],
+    level: Sequence[int] = LEVELS,
+    season_length: int = SEASON_LENGTH,
+) -> pd.DataFrame:
+    """statsforecast models, one `StatsForecast` call per group of series sharing a plan."""
+    plan = _plan(df, specs)
+    groups: dict[tuple[str, ...], list[str]] = defaultdict(list)
+    for uid, p in plan.items():
+        groups[tuple(s.name for s in p.values())].append(uid)
+    ivals = interval_columns(level)
+    rows = []
+    for key, uids in groups.items():
+        sub = df[df["unique_id"].isin(uids)]
+        used = list({name: get_spec(name) for name in key}.values())
+        try:
+            out = _run_statsforecast(sub, h, used, level, season_length)
+        except Exception:
+            out = None  # isolate the failing series below
+        for uid in uids:
+            s_sub = sub[sub["unique_id"] == uid]
+            for spec in specs:
+                u = plan[uid][spec.name]
+                block = None if out is None else out[out["unique_id"] == uid]
+                cols = [u.name] + [f"{u.name}-{c}" for c in ivals]
+                if block is None or not np.isfinite(block[cols].to_numpy(dtype=float)).all():
+                    block, u = _one_series(s_sub, h, u, level, season_length)
+                    cols = [u.name] + [f"{u.name}-{c}" for c in ivals]
+                part = block[["unique_id", "ds"]].copy()
+                part["model"] = spec.name
+                part["model_used"] = u.name
+                part["mean"] = block[cols[0]].to_numpy(dtype=float)
+                for c, src in zip(ivals, cols[1:]):
+                    part[c] = block[src].to_numpy(dtype=float)
+                rows.append(part)
+    out = pd.concat(rows, ignore_index=True)
+    return enforce_order(out, level)
+
+
+def enforce_order(out: pd.DataFrame, level: Sequence[int] = LEVELS) -> pd.DataFrame:
+    """Make nested intervals nest: lo-95 <= lo-80 <= mean <= hi-80 <= hi-95 (fixes float noise)."""
+    lv = sorted(level)
+    lo = out["mean"].to_numpy(dtype=float).copy()
+    hi = lo.copy()
+    for x in lv:
+        lo = np.minimum(lo, out[f"lo-{x}"].to_numpy(dtype=float))
+        hi = np.maximum(hi, out[f"hi-{x}"].to_numpy(dtype=float))
+        out[f"lo-{x}"], out[f"hi-{x}"] = lo, hi
+    return out

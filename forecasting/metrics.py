@@ -1,0 +1,166 @@
+"""Backtest metrics: pure functions of frames (one row per group, one column per metric).
+
+Definitions, for a forecast f of a reported value y made at a cutoff:
+
+- MAE = mean |y - f|; MAPE = 100 mean |y - f| / |y|; sMAPE = 200 mean |y - f| / (|y| + |f|)
+- MASE = mean |y - f| / scale, where scale is the in-sample seasonal-naive MAE
+  (m = `season_length`) of the series *up to that cutoff*, so no error is scaled with data
+  from after the cutoff. utilsforecast's ``mase`` takes one training frame for all cutoffs,
+  which is why it is computed here.
+- bias = mean signed percentage error 100 (f - y) / |y| (positive: forecasts too high)
+- coverage-L = share of outcomes inside the L% interval; width-L = mean (hi - lo), and
+  width-L scaled by the same MASE scale.
+- YoY growth error (percentage points) = forecast YoY growth - reported YoY growth, where the
+  forecast growth divides by the reported value four quarters earlier when it was reported
+  by the cutoff, else by the same cutoff's forecast of it. Only where that base is positive.
+- relative MASE = MASE of the model / MASE of SeasonalNaive on the same rows. Aggregated
+  over series as a geometric mean (Fleming & Wallace 1986: the right mean of ratios).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+BASELINE = "SeasonalNaive"
+
+
+def seasonal_scale(history: pd.DataFrame, cutoffs: pd.DataFrame, season_length: int = 4) -> pd.DataFrame:
+    """Seasonal-naive in-sample MAE of each series up to each cutoff.
+
+    Args:
+        history: long frame ``unique_id, ds, y``.
+        cutoffs: frame with ``unique_id, cutoff`` pairs.
+    Returns: ``unique_id, cutoff, scale``.
+    """
+    rows = []
+    hist = {uid: g.sort_values("ds") for uid, g in history.groupby("unique_id")}
+    for uid, cut in cutoffs[["unique_id", "cutoff"]].drop_duplicates().itertuples(index=False):
+        y = hist[uid].loc[hist[uid]["ds"] <= cut, "y"].to_numpy(dtype=float)
+        d = np.abs(y[season_length:] - y[:-season_length])
+        rows.append((uid, cut, float(d.mean()) if len(d) else np.nan))
+    out = pd.DataFrame(rows, columns=["unique_id", "cutoff", "scale"])
+    out.loc[out["scale"] <= 0, "scale"] = np.nan
+    return out
+
+
+def pointwise(
+    bt: pd.DataFrame,
+    history: pd.DataFrame,
+    level: Sequence[int] = (80, 95),
+    season_length: int = 4,
+) -> pd.DataFrame:
+    """Per-row errors of a backtest frame (adds ``ae, ape, sape, ase, spe, in-L, width-L, yoy_err_pp``)."""
+    out = bt.merge(seasonal_scale(history, bt, season_length), on=["unique_id", "cutoff"], how="left")
+    y, f = out["y"].to_numpy(dtype=float), out["mean"].to_numpy(dtype=float)
+    err = f - y
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["ae"] = np.abs(err)
+        out["ape"] = np.where(y != 0, 100 * np.abs(err) / np.abs(y), np.nan)
+        den = np.abs(y) + np.abs(f)
+        out["sape"] = np.where(den > 0, 200 * np.abs(err) / den, 0.0)
+        out["ase"] = out["ae"] / out["scale"]
+        out["spe"] = np.where(y != 0, 100 * err / np.abs(y), np.nan)
+    for lv in level:
+        lo, hi = out[f"lo-{lv}"], out[f"hi-{lv}"]
+        out[f"in-{lv}"] = ((out["y"] >= lo) & (out["y"] <= hi)).astype(float)
+        out[f"width-{lv}"] = hi - lo
+        out[f"swidth-{lv}"] = (hi - lo) / out["scale"]
+    out["yoy_err_pp"] = _yoy_error(out, history)
+    return out
+
+
+def _yoy_error(out: pd.DataFrame, history: pd.DataFrame) -> np.ndarray:
+    base_ds = out["ds"] - pd.offsets.QuarterEnd(4)
+    hist = history.set_index(["unique_id", "ds"])["y"]
+    reported_base = hist.reindex(pd.MultiIndex.from_arrays([out["unique_id"], base_ds])).to_numpy()
+    fc_base = (
+        out.set_index(["unique_id", "model", "cutoff", "ds"])["mean"]
+        .reindex(pd.MultiIndex.from_arrays([out["unique_id"], out["model"], out["cutoff"], base_ds]))
+        .to_numpy()
+    )
+    known = (base_ds <= out["cutoff"]).to_numpy()
+    fbase = np.where(known, reported_base, fc_base)
+    y, f = out["y"].to_numpy(dtype=float), out["mean"].to_numpy(dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        g_fc = np.where(fbase > 0, f / fbase - 1, np.nan)
+        g_rep = np.where(reported_base > 0, y / reported_base - 1, np.nan)
+    return 100 * (g_fc - g_rep)
+
+
+def summarize(points: pd.DataFrame, by: Sequence[str] = ("unique_id", "model", "step"),
+              level: Sequence[int] = (80, 95)) -> pd.DataFrame:
+    """Aggregate `pointwise` rows by `by` into one metrics row per group."""
+    g = points.groupby(list(by), observed=True)
+    out = pd.DataFrame({
+        "n": g.size(),
+        "mae": g["ae"].mean(),
+        "mape": g["ape"].mean(),
+        "smape": g["sape"].mean(),
+        "mase": g["ase"].mean(),
+        "bias_pct": g["spe"].mean(),
+        "yoy_abs_err_pp": g["yoy_err_pp"].apply(lambda s: s.abs().mean()),
+    })
+    for lv in level:
+        out[f"coverage_{lv}"] = g[f"in-{lv}"].mean()
+        out[f"width_{lv}"] = g[f"width-{lv}"].mean()
+        out[f"scaled_width_{lv}"] = g[f"swidth-{lv}"].mean()
+    out = out.reset_index()
+    if "model" in by:
+        out = add_relative(out, [c for c in by if c != "model"])
+    return out
+
+
+def add_relative(table: pd.DataFrame, keys: Sequence[str], baseline: str = BASELINE) -> pd.DataFrame:
+    """Add ``rel_mase`` = MASE / SeasonalNaive's MASE on the same keys."""
+    keys = list(keys)
+    base = table[table["model"] == baseline][keys + ["mase"]].rename(columns={"mase": "_base"})
+    out = table.merge(base, on=keys, how="left") if keys else table.assign(
+        _base=float(base["_base"].iloc[0]) if len(base) else np.nan)
+    out["rel_mase"] = out["mase"] / out["_base"]
+    return out.drop(columns="_base")
+
+
+def leaderboard(points: pd.DataFrame, level: Sequence[int] = (80, 95), baseline: str = BASELINE) -> pd.DataFrame:
+    """One row per model, best first.
+
+    ``gm_rel_mase``: geometric mean over series of (series MASE / SeasonalNaive's series MASE);
+    ``series_beating_baseline``: on how many series the model's MASE is below the baseline's;
+    coverage and widths are means over all backtest rows.
+    """
+    per = summarize(points, ("unique_id", "model"), level)
+    per["log_rel"] = np.log(per["rel_mase"])
+    g = per.groupby("model", observed=True)
+    overall = summarize(points, ("model",), level).set_index("model")
+    out = pd.DataFrame({
+        "gm_rel_mase": np.exp(g["log_rel"].mean()),
+        "mean_mase": overall["mase"],
+        "smape": overall["smape"],
+        "bias_pct": overall["bias_pct"],
+        "yoy_abs_err_pp": overall["yoy_abs_err_pp"],
+        "series_beating_baseline": g["rel_mase"].apply(lambda s: int((s < 1).sum())),
+        "n_series": g.size(),
+    })
+    for lv in level:
+        out[f"coverage_{lv}"] = overall[f"coverage_{lv}"]
+    out = out.sort_values(["gm_rel_mase", "mean_mase"])
+    return out.reset_index()
+
+
+def best_by_series(points: pd.DataFrame, steps: Sequence[int] = (1, 4), level: Sequence[int] = (80, 95),
+                   baseline: str = BASELINE) -> pd.DataFrame:
+    """Per series and step: the lowest-MASE model, its relative MASE and coverage, beside the baseline."""
+    t = summarize(points[points["step"].isin(steps)], ("unique_id", "step", "model"), level)
+    rows = []
+    for (uid, step), g in t.groupby(["unique_id", "step"]):
+        best = g.sort_values("mase").iloc[0]
+        base = g[g["model"] == baseline]
+        rows.append({
+            "unique_id": uid, "step": step, "best_model": best["model"],
+            "best_mase": best["mase"], "baseline_mase": float(base["mase"].iloc[0]) if len(base) else np.nan,
+            "rel_mase": best["rel_mase"], f"coverage_{level[0]}": best[f"coverage_{level[0]}"],
+            "beats_baseline": bool(best["model"] != baseline and best["rel_mase"] < 1),
+        })
+    return pd.DataFrame(rows)
