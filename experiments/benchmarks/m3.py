@@ -1,0 +1,353 @@
+"""External accuracy benchmark: the M3 competition's 756 quarterly series (h = 8, season 4).
+
+Runs the library's own model selection THROUGH ITS PUBLIC API (`forecasting.forecast.forecast`
+with ``intervals="model"``) and plain statsforecast models in the same process, scores both
+exactly as the competition does, and prints them beside the published figures.
+
+Metrics (Makridakis & Hibon 2000; Hyndman 2018), per series averaged over horizons 1..8,
+then averaged over series::
+
+    sMAPE = 200 |y - f| / (|y| + |f|)            (0/0 counted as 0)
+    MASE  = |y - f| / mean_t |y_t - y_{t-4}|     (in-sample seasonal naive, m = 4)
+
+Usage: ``fcf benchmark m3 [--models ...] [--series-limit N] [--out FILE] [--no-track]`` or
+``python -m experiments.benchmarks.m3``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+H = 8
+SEASON_LENGTH = 4
+N_SERIES = 756
+FILE_NAME = "m3_quarterly.csv"
+COLUMNS = ("unique_id", "ds", "y", "split", "date")
+
+#: Published M3 quarterly figures (averages over horizons 1-8 and the 756 series).
+#: sMAPE of the competition: Makridakis & Hibon (2000) via Hyndman et al. (2002), Table 13;
+#: sMAPE / seasonal MASE of R `forecast`: Hyndman (2018), "A forecast ensemble benchmark".
+PUBLISHED = pd.DataFrame(
+    [
+        ("Theta (M3 competition)", 8.96, np.nan, "Makridakis & Hibon 2000"),
+        ("ForecastPro (M3 competition)", 9.77, np.nan, "Makridakis & Hibon 2000"),
+        ("Naive2 (M3 competition)", 9.95, np.nan, "Makridakis & Hibon 2000"),
+        ("B-J automatic (M3 competition)", 10.26, np.nan, "Makridakis & Hibon 2000"),
+        ("R EAT = mean(ets, auto.arima, thetaf)", 9.01, 1.064, "Hyndman 2018"),
+        ("R thetaf", 9.20, 1.117, "Hyndman 2018"),
+        ("R ets", 9.68, 1.170, "Hyndman 2018"),
+        ("R auto.arima", 10.01, 1.189, "Hyndman 2018"),
+        ("R snaive", 11.06, 1.425, "Hyndman 2018"),
+    ],
+    columns=["method", "sMAPE", "MASE", "source"],
+)
+#: The targets of issue 7 (the library's default must beat both on sMAPE; EAT also on MASE).
+TARGETS = {"Theta (M3 competition)": (8.96, np.nan), "R EAT = mean(ets, auto.arima, thetaf)": (9.01, 1.064)}
+
+#: Plain statsforecast models run beside the library (AutoARIMA only on request: ~300 s).
+PLAIN_MODELS = ("SeasonalNaive", "Theta", "AutoTheta", "AutoETS")
+
+
+# --------------------------------------------------------------------------- data
+def default_path() -> Path:
+    from features.loader import shipped_data_dir
+
+    return shipped_data_dir() / "benchmarks" / FILE_NAME
+
+
+def load_m3(
+    path: str | Path | None = None, series_limit: int | None = None, h: int = H
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Read the M3 quarterly long CSV and split it into train and test frames.
+
+    ``ds`` becomes the quarter-end date (the library's calendar) built from the file's
+    quarter-start ``date``; the integer period index is kept as ``period``.
+
+    Returns:
+        ``(train, test)``, both long frames ``unique_id, ds, y, period``; `test` holds the
+        last `h` quarters of each series (the competition hold-out, ``split == "test"``).
+        `series_limit` keeps the first N series in file order (for quick runs).
+    """
+    path = Path(path) if path is not None else default_path()
+    if not path.is_file():
+        raise FileNotFoundError(f"M3 benchmark data not found at {path}; copy m3_quarterly.csv to data/benchmarks/")
+    raw = pd.read_csv(path)
+    missing = [c for c in COLUMNS if c not in raw.columns]
+    if missing:
+        raise ValueError(f"{path}: needs columns {', '.join(COLUMNS)}; missing {missing}")
+    bad = raw[~np.isfinite(pd.to_numeric(raw["y"], errors="coerce"))]
+    if len(bad):
+        r = bad.index[0]
+        raise ValueError(f"{path}, line {r + 2}: series {raw.at[r, 'unique_id']} has a non-numeric y")
+    if series_limit is not None:
+        if series_limit < 1:
+            raise ValueError(f"series_limit must be >= 1, got {series_limit}")
+        keep = raw["unique_id"].drop_duplicates().iloc[:series_limit]
+        raw = raw[raw["unique_id"].isin(keep)]
+    df = pd.DataFrame({
+        "unique_id": raw["unique_id"].astype(str),
+        "ds": pd.to_datetime(raw["date"]) + pd.offsets.QuarterEnd(0),
+        "y": raw["y"].astype(float),
+        "period": raw["ds"].astype(int),
+        "split": raw["split"],
+    }).sort_values(["unique_id", "period"]).reset_index(drop=True)
+    n_test = df[df["split"] == "test"].groupby("unique_id").size().reindex(df["unique_id"].unique(), fill_value=0)
+    wrong = n_test[n_test != h]
+    if len(wrong):
+        raise ValueError(f"{path}: series {wrong.index[0]} has {wrong.iloc[0]} test rows; expected the last {h}")
+    last_train = df[df["split"] == "train"].groupby("unique_id")["period"].max()
+    first_test = df[df["split"] == "test"].groupby("unique_id")["period"].min()
+    gap = (first_test - last_train)[lambda s: s != 1]
+    if len(gap):
+        raise ValueError(f"{path}: series {gap.index[0]}: the test split does not follow the training split")
+    train = df[df["split"] == "train"].drop(columns="split").reset_index(drop=True)
+    test = df[df["split"] == "test"].drop(columns="split").reset_index(drop=True)
+    return train, test
+
+
+# --------------------------------------------------------------------------- metrics
+def smape(y: np.ndarray, f: np.ndarray) -> np.ndarray:
+    """Pointwise M3 sMAPE in percent, ``200|y-f|/(|y|+|f|)``; 0 where both are 0."""
+    y, f = np.asarray(y, dtype=float), np.asarray(f, dtype=float)
+    den = np.abs(y) + np.abs(f)
+    return np.where(den == 0, 0.0, 200.0 * np.abs(y - f) / np.where(den == 0, 1.0, den))
+
+
+def seasonal_scale(train: pd.DataFrame, season_length: int = SEASON_LENGTH) -> pd.Series:
+    """Per series: in-sample mean absolute seasonal difference ``mean|y_t - y_{t-m}|`` (the MASE scale)."""
+    def one(y: pd.Series) -> float:
+        v = y.to_numpy(dtype=float)
+        if len(v) <= season_length:
+            return np.nan
+        return float(np.mean(np.abs(v[season_length:] - v[:-season_length])))
+
+    return train.sort_values(["unique_id", "ds"]).groupby("unique_id")["y"].apply(one).rename("scale")
+
+
+def score(
+    forecasts: pd.DataFrame,
+    test: pd.DataFrame,
+    train: pd.DataFrame,
+    season_length: int = SEASON_LENGTH,
+    model_col: str = "model",
+    value_col: str = "mean",
+) -> pd.DataFrame:
+    """Per model and series: sMAPE and MASE averaged over the test horizons.
+
+    Args:
+        forecasts: long frame ``unique_id, ds, <model_col>, <value_col>``.
+        test: the hold-out ``unique_id, ds, y``; every (series, quarter) must be forecast.
+        train: the training frame ``unique_id, ds, y`` (for the MASE scale).
+
+    Returns:
+        One row per model x series: ``model, unique_id, sMAPE, MASE``.
+    """
+    scale = seasonal_scale(train, season_length)
+    parts = []
+    for model, fc in forecasts.groupby(model_col, sort=False):
+        d = test[["unique_id", "ds", "y"]].merge(fc[["unique_id", "ds", value_col]], on=["unique_id", "ds"],
+                                                 how="left")
+        lost = d[d[value_col].isna()]
+        if len(lost):
+            r = lost.iloc[0]
+            raise ValueError(f"model {model}: no forecast for series {r.unique_id} at {r.ds.date()}")
+        parts.append(d.assign(**{model_col: model}))
+    d = pd.concat(parts, ignore_index=True)
+    d["sape"] = smape(d["y"], d[value_col])
+    d["ae"] = (d["y"] - d[value_col]).abs()
+    per = d.groupby([model_col, "unique_id"], sort=False).agg(sMAPE=("sape", "mean"), mae=("ae", "mean"))
+    per = per.reset_index().rename(columns={model_col: "model"})
+    per["MASE"] = per["mae"] / per["unique_id"].map(scale)
+    return per[["model", "unique_id", "sMAPE", "MASE"]]
+
+
+def summarize(per_series: pd.DataFrame) -> pd.DataFrame:
+    """Mean sMAPE and MASE per model (over series), in first-seen model order."""
+    order = list(dict.fromkeys(per_series["model"]))
+    out = per_series.groupby("model").agg(sMAPE=("sMAPE", "mean"), MASE=("MASE", "mean"),
+                                          n_series=("unique_id", "nunique"))
+    return out.loc[order].reset_index()
+
+
+# --------------------------------------------------------------------------- runs
+def run_library(train: pd.DataFrame, models: str | Iterable[str] | None = None, h: int = H) -> pd.DataFrame:
+    """Forecasts of the library's models through `forecasting.forecast.forecast` (model intervals).
+
+    Returns the library's forecast frame (``unique_id, ds, model, model_used, mean, ...``).
+    """
+    from forecasting.forecast import ShortSeriesWarning, forecast
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ShortSeriesWarning)
+        return forecast(train[["unique_id", "ds", "y"]], h=h, models=models, intervals="model",
+                        season_length=SEASON_LENGTH)
+
+
+def plain_model(name: str, season_length: int = SEASON_LENGTH):
+    """A statsforecast model with its default settings (what a user would run without this library)."""
+    from statsforecast import models as sm
+
+    seasonal = {"SeasonalNaive", "Theta", "AutoTheta", "AutoETS", "AutoARIMA", "AutoCES",
+                "DynamicOptimizedTheta", "OptimizedTheta", "DynamicTheta"}
+    if not hasattr(sm, name):
+        raise ValueError(f"statsforecast has no model '{name}'; try one of {', '.join(PLAIN_MODELS)}, AutoARIMA")
+    cls = getattr(sm, name)
+    return cls(season_length=season_length) if name in seasonal else cls()
+
+
+def run_plain(train: pd.DataFrame, name: str, h: int = H, n_jobs: int = 1) -> pd.DataFrame:
+    """Forecasts of one plain statsforecast model: ``unique_id, ds, model, mean``."""
+    from statsforecast import StatsForecast
+
+    sf = StatsForecast(models=[plain_model(name)], freq="QE", n_jobs=n_jobs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        fc = sf.forecast(df=train[["unique_id", "ds", "y"]], h=h)
+    col = [c for c in fc.columns if c not in ("unique_id", "ds")][0]
+    return pd.DataFrame({"unique_id": fc["unique_id"].astype(str), "ds": fc["ds"],
+                         "model": f"statsforecast {name}", "mean": fc[col].to_numpy(dtype=float)})
+
+
+def library_models(models: str | Sequence[str] | None) -> list[str]:
+    """The library model names a run uses (None: the library's defaults, as `forecast` resolves them)."""
+    from forecasting.models import resolve
+
+    return [s.name for s in resolve(models)]
+
+
+def benchmark(
+    models: str | Sequence[str] | None = None,
+    plain: Sequence[str] = PLAIN_MODELS,
+    series_limit: int | None = None,
+    path: str | Path | None = None,
+    log=print,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Run the library and the plain statsforecast models on M3 quarterly and score them.
+
+    Returns:
+        ``(table, per_series)``: `table` has one row per method: ``method, kind`` (library,
+        statsforecast, published), ``sMAPE, MASE, n_series, seconds``; `per_series` the
+        per-series scores of the methods we ran.
+    """
+    train, test = load_m3(path, series_limit)
+    log(f"M3 quarterly: {train['unique_id'].nunique()} series, h={H}, season {SEASON_LENGTH}")
+    scored, rows = [], []
+    warm = train[train["unique_id"].isin(train["unique_id"].unique()[:3])]
+    run_library(warm, models)  # numba compilation, not timed (statsforecast caches it on disk)
+    t0 = time.perf_counter()
+    fc = run_library(train, models)
+    secs = time.perf_counter() - t0
+    fc["model"] = "library " + fc["model"].astype(str)
+    per = score(fc, test, train)
+    scored.append(per)
+    for _, r in summarize(per).iterrows():
+        rows.append(dict(method=r.model, kind="library", sMAPE=r.sMAPE, MASE=r.MASE, n_series=r.n_series,
+                         seconds=secs))
+    log(f"library {','.join(library_models(models))}: {secs:.1f}s")
+    for name in plain:
+        t0 = time.perf_counter()
+        fc = run_plain(train, name)
+        secs = time.perf_counter() - t0
+        per = score(fc, test, train)
+        scored.append(per)
+        r = summarize(per).iloc[0]
+        rows.append(dict(method=r.model, kind="statsforecast", sMAPE=r.sMAPE, MASE=r.MASE,
+                         n_series=r.n_series, seconds=secs))
+        log(f"statsforecast {name}: {secs:.1f}s")
+    pub = PUBLISHED.assign(kind="published", n_series=N_SERIES, seconds=np.nan)
+    table = pd.concat([pd.DataFrame(rows), pub[["method", "kind", "sMAPE", "MASE", "n_series", "seconds"]]],
+                      ignore_index=True)
+    return table, pd.concat(scored, ignore_index=True)
+
+
+def verdict(table: pd.DataFrame) -> list[str]:
+    """Does each library model beat the issue's targets and the plain statsforecast runs?"""
+    lib = table[table["kind"] == "library"]
+    plain = table[table["kind"] == "statsforecast"]
+    lines = []
+    for _, r in lib.iterrows():
+        beats = []
+        for name, (s, m) in TARGETS.items():
+            ok = r.sMAPE < s and (np.isnan(m) or r.MASE < m)
+            beats.append(f"{'beats' if ok else 'does NOT beat'} {name}")
+        for _, p in plain[plain["method"].str.contains("AutoETS|AutoTheta")].iterrows():
+            ok = r.sMAPE < p.sMAPE and r.MASE < p.MASE
+            beats.append(f"{'beats' if ok else 'does NOT beat'} {p.method}")
+        lines.append(f"{r.method}: " + "; ".join(beats))
+    return lines
+
+
+def format_table(table: pd.DataFrame) -> str:
+    t = table.copy()
+    t["sMAPE"] = t["sMAPE"].map(lambda v: f"{v:.3f}")
+    t["MASE"] = t["MASE"].map(lambda v: "" if pd.isna(v) else f"{v:.4f}")
+    t["seconds"] = t["seconds"].map(lambda v: "" if pd.isna(v) else f"{v:.1f}")
+    return t.to_string(index=False)
+
+
+# --------------------------------------------------------------------------- command line
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--models", help="library models (comma list, a family or 'all'; default: the library's defaults)")
+    p.add_argument("--plain", default=",".join(PLAIN_MODELS),
+                   help=f"plain statsforecast models to run beside it (default {','.join(PLAIN_MODELS)}; "
+                        "add AutoARIMA for the full reference, ~300 s of one core; '' for none)")
+    p.add_argument("--series-limit", type=int, help="only the first N series (quick runs; default all 756)")
+    p.add_argument("--data", help="M3 quarterly long CSV (default: data/benchmarks/m3_quarterly.csv)")
+    p.add_argument("--out", help="write the comparison table to this CSV (atomically)")
+    p.add_argument("--no-track", action="store_true", help="do not log the run to MLflow")
+
+
+def run(args: argparse.Namespace) -> int:
+    from experiments.io import write_csv
+
+    models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
+    plain = [m.strip() for m in (args.plain or "").split(",") if m.strip()]
+    t0 = time.perf_counter()
+    table, per_series = benchmark(models, plain, args.series_limit, args.data)
+    print()
+    print(format_table(table))
+    if args.series_limit:
+        print(f"\n(first {args.series_limit} series only: not comparable with the published full-set figures)")
+    else:
+        print()
+        for line in verdict(table):
+            print(line)
+    print(f"\ntotal {time.perf_counter() - t0:.1f}s")
+    if args.out:
+        write_csv(table, args.out)
+        print(f"wrote {args.out}")
+    if not args.no_track:
+        _track(table, args)
+    return 0
+
+
+def _track(table: pd.DataFrame, args: argparse.Namespace) -> None:
+    try:
+        from experiments.tracking import log_benchmark
+    except ImportError:
+        print("MLflow tracking not available (experiments.tracking.log_benchmark missing); use --no-track",
+              file=sys.stderr)
+        return
+    params = {"benchmark": "m3_quarterly", "h": H, "season_length": SEASON_LENGTH,
+              "series_limit": args.series_limit or N_SERIES, "models": args.models or "default",
+              "plain": args.plain}
+    run_id = log_benchmark("m3_quarterly", table, params)
+    print(f"logged MLflow run {run_id}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m experiments.benchmarks.m3", description=__doc__.splitlines()[0])
+    add_arguments(p)
+    return run(p.parse_args(argv))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
