@@ -96,7 +96,9 @@ def _read_csv(path: Path, required: tuple[str, ...], optional: tuple[str, ...]) 
     if not path.is_file():
         raise DataValidationError(Problem(name, "file not found"))
     try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+        # blank lines are kept (then dropped below) so that row numbers stay file line numbers
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True,
+                          skip_blank_lines=False)
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
         raise DataValidationError(Problem(name, f"not a readable CSV file ({exc})")) from exc
     raw.columns = [c.strip() for c in raw.columns]
@@ -114,6 +116,7 @@ def _read_csv(path: Path, required: tuple[str, ...], optional: tuple[str, ...]) 
         raise DataValidationError(problems)
     raw = raw.apply(lambda s: s.str.strip())
     raw["lineno_"] = np.arange(2, len(raw) + 2)
+    raw = raw[raw.drop(columns="lineno_").ne("").any(axis=1)].reset_index(drop=True)
     return raw
 
 
