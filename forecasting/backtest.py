@@ -83,6 +83,7 @@ def backtest(
     models: str | Iterable[str] | None = None,
     config: BacktestConfig | None = None,
     progress: Callable[[Iterable], Iterable] | None = None,
+    engine=None,
     **overrides,
 ) -> pd.DataFrame:
     """Rolling-origin backtest of `models` on `df` (see the module docstring).
@@ -92,10 +93,17 @@ def backtest(
         models: names, a family, ``"all"`` or None (defaults); SeasonalNaive always runs.
         config: a `BacktestConfig`; keyword `overrides` replace its fields (``h=8``...).
         progress: wraps the cutoff iterator (``tqdm.tqdm``) for a progress bar.
+        engine: where the statistical models are fitted at each cutoff: None (this process),
+            ``"dask"``, a ``dask.distributed.Client`` or another Fugue engine (see
+            `forecasting.distributed`). Results equal the local ones.
     """
     config = config or BacktestConfig()
     if overrides:
         config = BacktestConfig(**{**asdict(config), **overrides})
+    from forecasting.distributed import check_engine, to_pandas_input
+
+    df, was_dask = to_pandas_input(df)
+    engine = check_engine("dask" if was_dask and engine is None else engine)
     df = check_series_frame(df)
     requested = resolve(models)
     specs = with_members(requested)
@@ -114,7 +122,8 @@ def backtest(
             continue
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ShortSeriesWarning)
-            fc = forecast_base(train, config.h, specs, config.level, config.season_length, config.seed)
+            fc = forecast_base(train, config.h, specs, config.level, config.season_length, config.seed,
+                               engine=engine)
         for w in caught:
             seen_warnings.setdefault(str(w.message).split(":")[0] + ": " + _model_of(str(w.message)), None)
         fc["cutoff"] = cut

@@ -82,6 +82,7 @@ def forecast(
     seed: int = 0,
     intervals: str = "conformal",
     calibration_windows: int = 12,
+    engine=None,
 ) -> pd.DataFrame:
     """Forecast `h` quarters ahead for every series with every requested model.
 
@@ -97,6 +98,9 @@ def forecast(
             rolling-origin windows (see `forecasting.calibration`); ``"model"`` keeps the
             models' own intervals.
         calibration_windows: rolling windows used to calibrate intervals and ensemble weights.
+        engine: where the statistical models are fitted: None (this process), ``"dask"``, a
+            ``dask.distributed.Client`` or another Fugue engine (see `forecasting.distributed`);
+            a Dask data frame `df` selects ``"dask"``. Results equal the local ones.
 
     Returns:
         The long forecast frame described in the module docstring.
@@ -105,10 +109,14 @@ def forecast(
         raise ValueError(f"horizon h must be >= 1, got {h}")
     if intervals not in ("conformal", "model"):
         raise ValueError(f"intervals must be 'conformal' or 'model', got '{intervals}'")
+    from forecasting.distributed import check_engine, to_pandas_input
+
+    df, was_dask = to_pandas_input(df)
+    engine = check_engine("dask" if was_dask and engine is None else engine)
     df = check_series_frame(df)
     requested = resolve(models)
     specs = with_members(requested)
-    out = forecast_base(df, h, specs, level, season_length, seed)
+    out = forecast_base(df, h, specs, level, season_length, seed, engine=engine)
     learns = intervals == "conformal" or any(s.engine == "ensemble" for s in specs)
     if learns:
         from forecasting.backtest import BacktestConfig, backtest, post_process
@@ -118,7 +126,7 @@ def forecast(
                                 intervals=intervals, seed=seed)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ShortSeriesWarning)
-            past = backtest(df, [s.name for s in specs], config, intervals="model")
+            past = backtest(df, [s.name for s in specs], config, intervals="model", engine=engine)
         out["cutoff"] = df["ds"].max()
         out["y"] = np.nan
         out = post_process(out, specs, config, df, past)
@@ -137,12 +145,15 @@ def forecast_base(
     level: Sequence[int] = LEVELS,
     season_length: int = SEASON_LENGTH,
     seed: int = 0,
+    engine=None,
 ) -> pd.DataFrame:
-    """Forecasts of the statistical and ML specs in `specs` (ensembles are skipped)."""
+    """Forecasts of the statistical and ML specs in `specs` (ensembles are skipped).
+
+    `engine` fits the statistical models on a cluster (see `forecasting.distributed`)."""
     parts = []
     stats = [s for s in specs if s.engine == "stats"]
     if stats:
-        parts.append(forecast_stats(df, h, stats, level, season_length))
+        parts.append(forecast_stats(df, h, stats, level, season_length, engine=engine))
     ml = [s for s in specs if s.engine == "ml"]
     if ml:
         from forecasting.ml import forecast_ml
@@ -184,9 +195,15 @@ def _shortest(spec: ModelSpec) -> int:
     return n
 
 
-def _run_statsforecast(sub: pd.DataFrame, h: int, used: list[ModelSpec], level, season_length):
+def _run_statsforecast(sub: pd.DataFrame, h: int, used: list[ModelSpec], level, season_length, engine=None):
     from statsforecast import StatsForecast
 
+    from forecasting.distributed import is_distributed, statsforecast_forecast
+
+    if is_distributed(engine):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            return statsforecast_forecast(sub, [s.build(season_length) for s in used], h, level, FREQ, engine)
     sf = StatsForecast(models=[s.build(season_length) for s in used], freq=FREQ, n_jobs=1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
@@ -224,8 +241,12 @@ def forecast_stats(
     specs: list[ModelSpec],
     level: Sequence[int] = LEVELS,
     season_length: int = SEASON_LENGTH,
+    engine=None,
 ) -> pd.DataFrame:
-    """statsforecast models, one `StatsForecast` call per group of series sharing a plan."""
+    """statsforecast models, one `StatsForecast` call per group of series sharing a plan.
+
+    `engine` fits each group on a cluster (see `forecasting.distributed`); a series whose
+    model fails is then refitted locally down its fallback chain."""
     plan = _plan(df, specs)
     groups: dict[tuple[str, ...], list[str]] = defaultdict(list)
     for uid, p in plan.items():
@@ -236,7 +257,7 @@ def forecast_stats(
         sub = df[df["unique_id"].isin(uids)]
         used = list({name: get_spec(name) for name in key}.values())
         try:
-            out = _run_statsforecast(sub, h, used, level, season_length)
+            out = _run_statsforecast(sub, h, used, level, season_length, engine)
         except Exception:
             out = None  # isolate the failing series below
         for uid in uids:
