@@ -105,10 +105,16 @@ def forecast(
     Returns:
         The long forecast frame described in the module docstring.
     """
-    if int(h) < 1:
+    if isinstance(h, bool) or not isinstance(h, (int, np.integer)):
+        raise ValueError(f"horizon h must be a whole number of quarters, got {h!r} ({type(h).__name__})")
+    h = int(h)
+    if h < 1:
         raise ValueError(f"horizon h must be >= 1, got {h}")
     if intervals not in ("conformal", "model"):
         raise ValueError(f"intervals must be 'conformal' or 'model', got '{intervals}'")
+    if intervals == "conformal" and h > 8:
+        raise ValueError(f"conformal intervals are calibrated for horizons of 1 to 8 quarters, got h={h}; "
+                         "use intervals='model' (--intervals model) for longer horizons")
     from forecasting.distributed import check_engine, to_pandas_input
 
     df, was_dask = to_pandas_input(df)
