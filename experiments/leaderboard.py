@@ -1,0 +1,135 @@
+"""Readable backtest tables (plain text, markdown, HTML): SeasonalNaive always beside each model.
+
+Inputs are the frames of `experiments.tracking.backtest_tables` (``leaderboard``, ``series``
+per series x model, ``step`` per model x horizon, ``series_step``). No I/O here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from forecasting.metrics import BASELINE
+
+
+def model_order(models: Sequence[str], baseline: str = BASELINE) -> list[str]:
+    """Baseline first, then the others in the given order."""
+    models = list(dict.fromkeys(models))
+    return ([baseline] if baseline in models else []) + [m for m in models if m != baseline]
+
+
+def leaderboard_view(board: pd.DataFrame) -> pd.DataFrame:
+    """The leaderboard as printed: one row per model, best first."""
+    cov = sorted(c for c in board.columns if c.startswith("coverage_"))
+    out = board[["model", "gm_rel_mase", "mean_mase"] + cov].copy()
+    out["beats_SeasonalNaive_on"] = [f"{int(k)}/{int(n)} series" for k, n in
+                                     zip(board["series_beating_baseline"], board["n_series"])]
+    return out
+
+
+def versus_baseline(table: pd.DataFrame, key: str, models: Sequence[str]) -> pd.DataFrame:
+    """Wide table: one row per `key` value, one column per model, ``"MASE (rel)"`` cells.
+
+    The SeasonalNaive column shows its MASE; other columns MASE and MASE relative to it.
+    """
+    wide_m = table.pivot(index=key, columns="model", values="mase")
+    wide_r = table.pivot(index=key, columns="model", values="rel_mase")
+    out = pd.DataFrame(index=wide_m.index)
+    for m in model_order(models):
+        if m not in wide_m.columns:
+            continue
+        if m == BASELINE:
+            out[m] = [_num(v) for v in wide_m[m]]
+        else:
+            out[m] = [f"{_num(a)} ({_num(r)})" for a, r in zip(wide_m[m], wide_r[m])]
+    return out.reset_index()
+
+
+def horizon_table(series_step: pd.DataFrame, leader: str, steps: Sequence[int] = (1, 4)) -> pd.DataFrame:
+    """Per series, at each of `steps`: SeasonalNaive's MASE, `leader`'s relative MASE, and the
+    series' own best model with its relative MASE."""
+    rows = []
+    for uid, g in series_step.groupby("unique_id"):
+        row: dict[str, object] = {"series": uid}
+        for s in steps:
+            gs = g[g["step"] == s]
+            base = gs[gs["model"] == BASELINE]["mase"]
+            lead = gs[gs["model"] == leader]["rel_mase"]
+            row[f"h{s} SN MASE"] = _num(base.iloc[0]) if len(base) else "-"
+            if leader != BASELINE:
+                row[f"h{s} {leader} rel"] = _num(lead.iloc[0]) if len(lead) else "-"
+            if gs["mase"].notna().any():
+                best = gs.loc[gs["mase"].idxmin()]
+                row[f"h{s} best (rel)"] = f"{best['model']} ({_num(best['rel_mase'])})"
+            else:
+                row[f"h{s} best (rel)"] = "-"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def series_without_winner(series: pd.DataFrame) -> list[str]:
+    """Series on which no model's MASE (all horizons) is below SeasonalNaive's."""
+    others = series[series["model"] != BASELINE]
+    if others.empty:
+        return sorted(series["unique_id"].unique())
+    best = others.groupby("unique_id")["rel_mase"].min()
+    return sorted(best[~(best < 1)].index)
+
+
+def _num(v) -> str:
+    return "-" if v is None or not np.isfinite(v) else f"{v:.3f}"
+
+
+def to_markdown(df: pd.DataFrame) -> str:
+    """A GitHub markdown table (floats with 3 decimals)."""
+    cols = [str(c) for c in df.columns]
+    cells = [[_num(v) if isinstance(v, float) else str(v) for v in row] for row in df.itertuples(index=False)]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in cells]
+    return "\n".join(lines)
+
+
+def sections(tables: Mapping[str, pd.DataFrame]) -> list[tuple[str, str, pd.DataFrame]]:
+    """(title, explanation, table) of every leaderboard section."""
+    board = tables["leaderboard"]
+    models = list(board["model"])
+    leader = models[0]
+    steps = sorted(tables["step"]["step"].unique())
+    show = sorted({steps[0], steps[-1]}) if steps else []
+    return [
+        ("Models", "gm_rel_mase: geometric mean over series of MASE / SeasonalNaive's MASE (below 1 "
+                   "beats the baseline); coverage: share of outcomes inside the interval.",
+         leaderboard_view(board)),
+        ("Per series", "MASE over all horizons; in brackets relative to SeasonalNaive.",
+         versus_baseline(tables["series"], "unique_id", models)),
+        ("Per horizon", "MASE pooled over series at each horizon (quarters ahead); in brackets "
+                        "relative to SeasonalNaive.",
+         versus_baseline(tables["step"], "step", models)),
+        (f"Per series at horizons {', '.join(str(s) for s in show)}",
+         f"SeasonalNaive's MASE, the leader {leader}'s relative MASE and each series' best model.",
+         horizon_table(tables["series_step"], leader, show)),
+    ]
+
+
+def leaderboard_markdown(tables: Mapping[str, pd.DataFrame]) -> str:
+    parts = ["# Backtest leaderboard", ""]
+    for title, text, df in sections(tables):
+        parts += [f"## {title}", "", text, "", to_markdown(df), ""]
+    beaten = series_without_winner(tables["series"])
+    parts.append("No model beats SeasonalNaive on: " + (", ".join(beaten) if beaten else "(none)"))
+    return "\n".join(parts) + "\n"
+
+
+def leaderboard_html(tables: Mapping[str, pd.DataFrame]) -> str:
+    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>Backtest leaderboard</title>",
+             "<style>body{font-family:sans-serif}table{border-collapse:collapse}"
+             "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}</style></head><body>",
+             "<h1>Backtest leaderboard</h1>"]
+    for title, text, df in sections(tables):
+        parts += [f"<h2>{title}</h2><p>{text}</p>",
+                  df.to_html(index=False, float_format=lambda v: f"{v:.3f}", na_rep="-")]
+    beaten = series_without_winner(tables["series"])
+    parts.append(f"<p>No model beats SeasonalNaive on: {', '.join(beaten) if beaten else '(none)'}</p>")
+    return "\n".join(parts) + "</body></html>\n"

@@ -1,0 +1,96 @@
+"""Matplotlib figures of backtests (Agg canvas, no pyplot: nothing global changes on import).
+
+One figure per series: the reported values, and for each shown model one panel with every
+cutoff's forecast path and its 80% interval.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from forecasting.metrics import BASELINE
+
+
+def series_figure(history: pd.DataFrame, bt: pd.DataFrame, models: Sequence[str], level: int = 80,
+                  title: str = "", scores: dict[str, float] | None = None):
+    """Figure of one series' backtest.
+
+    Args:
+        history: ``ds, y`` of the series (all reported quarters).
+        bt: the series' backtest rows (``cutoff, ds, model, mean, lo-L, hi-L``).
+        models: the models to draw, one panel each.
+        scores: optional relative MASE per model, shown in the panel titles.
+    Returns: a `matplotlib.figure.Figure` (Agg canvas).
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(9, 2.8 * len(models) + 0.6), constrained_layout=True)
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(len(models), 1, sharex=True, squeeze=False)[:, 0]
+    first = bt["cutoff"].min() - pd.offsets.QuarterEnd(8)
+    hist = history[history["ds"] >= first].sort_values("ds")
+    cuts = sorted(bt["cutoff"].unique())
+    for ax, model in zip(axes, models):
+        rows = bt[bt["model"] == model]
+        ax.plot(hist["ds"], hist["y"], color="black", lw=1.6, marker="o", ms=2.5, label="reported", zorder=3)
+        for i, cut in enumerate(cuts):
+            r = rows[rows["cutoff"] == cut].sort_values("ds")
+            if r.empty:
+                continue
+            color = f"C{i % 10}"
+            anchor = hist[hist["ds"] == cut]
+            xs = list(anchor["ds"]) + list(r["ds"])
+            ys = list(anchor["y"]) + list(r["mean"])
+            ax.plot(xs, ys, color=color, lw=1.0, alpha=0.9)
+            ax.fill_between(r["ds"], r[f"lo-{level}"], r[f"hi-{level}"], color=color, alpha=0.12, lw=0)
+        label = model if not scores or model not in scores else f"{model} (rel. MASE {scores[model]:.2f})"
+        ax.set_title(label, fontsize=9, loc="left")
+        ax.set_ylabel("USD m")
+        ax.grid(alpha=0.3)
+    axes[0].legend(loc="upper left", fontsize=8)
+    fig.suptitle(f"{title or 'backtest'}: forecast from each cutoff (lines), {level}% intervals (bands)",
+                 fontsize=10)
+    return fig
+
+
+def shown_models(series_table: pd.DataFrame, uid: str, overall_best: str | None = None) -> list[str]:
+    """SeasonalNaive, the series' best model and the overall best (when different)."""
+    g = series_table[series_table["unique_id"] == uid]
+    out = [BASELINE] if (g["model"] == BASELINE).any() else []
+    others = g[g["model"] != BASELINE].dropna(subset=["mase"])
+    if len(others):
+        out.append(others.loc[others["mase"].idxmin(), "model"])
+    if overall_best and overall_best not in out and (g["model"] == overall_best).any():
+        out.append(overall_best)
+    return out
+
+
+def safe_name(text: str) -> str:
+    return re.sub(r"[^0-9A-Za-z_.-]", "_", str(text))
+
+
+def save_series_plots(bt: pd.DataFrame, history: pd.DataFrame, series_table: pd.DataFrame,
+                      folder: str | Path, level: int = 80, overall_best: str | None = None) -> list[Path]:
+    """One PNG per series in `folder` (``<series>.png``); returns the paths.
+
+    `series_table` is the per series x model summary (``unique_id, model, mase, rel_mase``).
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for uid, rows in bt.groupby("unique_id"):
+        models = shown_models(series_table, uid, overall_best)
+        if not models:
+            continue
+        g = series_table[series_table["unique_id"] == uid].set_index("model")["rel_mase"]
+        fig = series_figure(history[history["unique_id"] == uid], rows, models, level, title=str(uid),
+                            scores={m: float(g[m]) for m in models if m in g.index and m != BASELINE})
+        path = folder / f"{safe_name(uid)}.png"
+        fig.savefig(path, dpi=90)
+        paths.append(path)
+    return paths

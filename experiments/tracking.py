@@ -1,0 +1,454 @@
+"""All MLflow code of the library (nothing else imports ``mlflow``).
+
+Where runs go: ``$MLFLOW_TRACKING_URI`` when set (a server such as ``http://host:5000``),
+else a SQLite file ``mlflow.db`` in the current working directory with artifacts under
+``./mlartifacts``, so nothing has to be started; ``mlflow ui --backend-store-uri
+sqlite:///mlflow.db`` shows those runs.
+
+Sections:
+
+- connection: `tracking_uri`, `check_tracking_server` (fails in seconds, not after MLflow's
+  minutes of HTTP retries), `get_client`, `experiment_id`;
+- generic helpers: `run_tags` (data vintage, library version, git commit), `log_batch`
+  (chunks within MLflow's batch limits), `start_run` / `end_run`, `spec_params`;
+- backtests: `log_backtest` -- one parent run per backtest, one nested child run per model.
+
+Backtest metric keys (child run of each model; ``step`` is the horizon in quarters where
+noted, 0 for scalars):
+
+======================================  =====  ==================================================
+key                                     step   value
+======================================  =====  ==================================================
+``mase.<series>``, ``rel_mase.<series>``  1..h   MASE and MASE / SeasonalNaive's MASE, per series
+``smape.<series>``, ``coverage_80.<s>``   1..h   sMAPE (%), share of outcomes in the 80% interval
+``series_mase.<s>``, ``series_rel_mase.<s>``  0  the same over all horizons
+``mase``, ``rel_mase``, ``smape``         1..h   pooled over series
+``step_gm_rel_mase``                      1..h   geometric mean over series of rel. MASE
+``step_coverage_80``, ``step_coverage_95`` 1..h  interval coverage pooled over series
+``gm_rel_mase``, ``mean_mase``            0      the leaderboard numbers (all horizons)
+``coverage_80``, ``coverage_95``          0      interval coverage (all rows)
+``series_beating_baseline``               0      series whose MASE is below SeasonalNaive's
+======================================  =====  ==================================================
+
+The parent run holds the backtest settings, ``gm_rel_mase.<model>`` / ``mean_mase.<model>``
+for comparison, a ``best_run`` tag naming the best child run (lowest ``gm_rel_mase``) and
+the artifacts: ``backtest.csv``, ``pointwise.csv``, ``leaderboard.md`` / ``.html`` and
+``plots/<series>.png``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+DEFAULT_EXPERIMENT = "amazon-backtest"
+LOCAL_DB = "mlflow.db"
+LOCAL_ARTIFACTS = "mlartifacts"
+#: MLflow's per-request limits (mlflow.utils.validation).
+MAX_METRICS_PER_BATCH = 1000
+MAX_PARAMS_TAGS_PER_BATCH = 100
+MAX_PARAM_LENGTH = 6000
+#: HTTP settings applied (unless already set) once a server answered: fail in ~a minute at
+#: worst mid-run instead of MLflow's default of 7 retries with exponential backoff.
+FAST_HTTP_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
+
+
+class TrackingError(RuntimeError):
+    """The tracking store cannot be reached or written (the CLI exits with code 3)."""
+
+
+# ------------------------------------------------------------------------------ connection
+def tracking_uri(cwd: str | Path | None = None) -> str:
+    """``$MLFLOW_TRACKING_URI``, else ``sqlite:///<cwd>/mlflow.db`` (absolute path)."""
+    env = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
+    if env:
+        return env
+    base = Path(cwd) if cwd is not None else Path.cwd()
+    return f"sqlite:///{(base / LOCAL_DB).resolve()}"
+
+
+def is_remote(uri: str) -> bool:
+    return uri.startswith(("http://", "https://"))
+
+
+def _sqlite_path(uri: str) -> Path | None:
+    return Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
+
+
+def check_tracking_server(uri: str | None = None, timeout_s: float = 5.0) -> str:
+    """Check that the tracking store at `uri` answers; return the URI.
+
+    For ``http(s)`` URIs this is one plain HTTP GET of ``<uri>/health`` (falling back to the
+    REST API's experiment search when a proxy hides ``/health``) bounded by `timeout_s`,
+    instead of MLflow's client which retries for minutes. For a local SQLite file it checks
+    that the folder is writable.
+
+    Raises:
+        TrackingError: naming the URI and how to fix it.
+    """
+    uri = uri or tracking_uri()
+    if is_remote(uri):
+        base = uri.rstrip("/")
+        deadline = time.monotonic() + timeout_s
+        last = "no answer"
+        for path in ("/health", "/api/2.0/mlflow/experiments/search?max_results=1"):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            try:
+                with urllib.request.urlopen(base + path, timeout=left) as resp:
+                    if resp.status == 200:
+                        for k, v in FAST_HTTP_ENV.items():
+                            os.environ.setdefault(k, v)
+                        return uri
+                    last = f"HTTP {resp.status}"
+            except urllib.error.HTTPError as exc:
+                last = f"HTTP {exc.code}"
+            except (urllib.error.URLError, OSError, ValueError) as exc:
+                last = str(getattr(exc, "reason", exc))
+                break  # connection refused / timed out: the second path will not do better
+        raise TrackingError(
+            f"MLflow tracking server at {uri} cannot be reached ({last}, checked within "
+            f"{timeout_s:g}s). Start it (mlflow server --host 127.0.0.1 --port 5000 "
+            "--backend-store-uri sqlite:///mlflow.db), fix MLFLOW_TRACKING_URI, or unset it to "
+            "log to ./mlflow.db; pass --no-track to skip tracking."
+        )
+    db = _sqlite_path(uri)
+    if db is not None:
+        folder = db.parent
+        if not folder.is_dir() or not os.access(folder, os.W_OK):
+            raise TrackingError(
+                f"MLflow tracking store {uri}: folder {folder} does not exist or is not writable; "
+                "run from a writable folder or set MLFLOW_TRACKING_URI"
+            )
+    return uri
+
+
+def get_client(uri: str | None = None):
+    """An `MlflowClient` bound to `uri` (default `tracking_uri()`); no global state is set."""
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=uri or tracking_uri())
+
+
+def experiment_id(client, name: str = DEFAULT_EXPERIMENT) -> str:
+    """Id of experiment `name`, created if missing (local SQLite: artifacts in ./mlartifacts)."""
+    from mlflow.exceptions import MlflowException
+
+    exp = client.get_experiment_by_name(name)
+    if exp is not None:
+        if exp.lifecycle_stage == "deleted":
+            raise TrackingError(
+                f"experiment '{name}' was deleted in {client.tracking_uri}; restore it "
+                "(mlflow experiments restore) or pick another name with --experiment"
+            )
+        return exp.experiment_id
+    location = None
+    db = _sqlite_path(client.tracking_uri)
+    if db is not None:
+        location = (db.parent / LOCAL_ARTIFACTS).resolve().as_uri()
+    try:
+        return client.create_experiment(name, artifact_location=location)
+    except MlflowException:  # created meanwhile by a concurrent run
+        exp = client.get_experiment_by_name(name)
+        if exp is None:
+            raise
+        return exp.experiment_id
+
+
+# -------------------------------------------------------------------------- generic helpers
+def library_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("fcf-forecasting")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def git_commit(path: str | Path | None = None) -> str | None:
+    """The commit of the source checkout (None outside a git checkout or without git)."""
+    where = Path(path) if path is not None else Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True,
+                             text=True, timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    sha = out.stdout.strip()
+    return sha if out.returncode == 0 and re.fullmatch(r"[0-9a-f]{40}", sha) else None
+
+
+def run_tags(data_path: str | Path | None = None, extra: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """Tags every run gets: data vintage, library version, git commit (when known)."""
+    from features.loader import data_vintage
+
+    tags = {k: str(v) for k, v in data_vintage(data_path).items()}
+    tags["data_file"] = str(data_path) if data_path else "shipped"
+    tags["fcf_version"] = library_version()
+    tags["mlflow.source.name"] = "fcf"
+    tags["mlflow.source.type"] = "LOCAL"
+    commit = git_commit()
+    if commit:
+        tags["git_commit"] = commit
+        tags["mlflow.source.git.commit"] = commit
+    tags.update({k: str(v) for k, v in (extra or {}).items()})
+    return tags
+
+
+_KEY_OK = re.compile(r"[^0-9A-Za-z_\-. /]")
+
+
+def metric_key(*parts: str) -> str:
+    """Join parts with '.' and replace characters MLflow rejects in keys by '_'."""
+    return _KEY_OK.sub("_", ".".join(str(p) for p in parts))[:250]
+
+
+def log_batch(
+    client,
+    run_id: str,
+    metrics: Sequence | Iterable = (),
+    params: Mapping[str, Any] | None = None,
+    tags: Mapping[str, Any] | None = None,
+) -> int:
+    """Log metrics (`mlflow.entities.Metric` or ``(key, value, step)`` tuples), params and tags
+    in as few ``log_batch`` calls as MLflow's limits allow; non-finite values are skipped.
+
+    Returns the number of requests made.
+    """
+    from mlflow.entities import Metric, Param, RunTag
+
+    now = int(time.time() * 1000)
+    ms = []
+    for m in metrics:
+        if not isinstance(m, Metric):
+            key, value, step = m
+            m = Metric(key, float(value), now, int(step))
+        if m.value is not None and math.isfinite(m.value):
+            ms.append(m)
+    ps = [Param(k, str(v)[:MAX_PARAM_LENGTH]) for k, v in (params or {}).items()]
+    ts = [RunTag(k, str(v)) for k, v in (tags or {}).items()]
+    calls = 0
+    while ms or ps or ts:
+        p_chunk, ps = ps[:MAX_PARAMS_TAGS_PER_BATCH], ps[MAX_PARAMS_TAGS_PER_BATCH:]
+        t_chunk, ts = ts[:MAX_PARAMS_TAGS_PER_BATCH], ts[MAX_PARAMS_TAGS_PER_BATCH:]
+        room = MAX_METRICS_PER_BATCH - len(p_chunk) - len(t_chunk)
+        m_chunk, ms = ms[:room], ms[room:]
+        client.log_batch(run_id, metrics=m_chunk, params=p_chunk, tags=t_chunk)
+        calls += 1
+    return calls
+
+
+def start_run(client, exp_id: str, name: str, parent_id: str | None = None,
+              tags: Mapping[str, Any] | None = None) -> str:
+    """Create a run (nested under `parent_id` when given) and return its id."""
+    t = {k: str(v) for k, v in (tags or {}).items()}
+    if parent_id:
+        t["mlflow.parentRunId"] = parent_id
+    return client.create_run(exp_id, tags=t, run_name=name).info.run_id
+
+
+def end_run(client, run_id: str, ok: bool = True) -> None:
+    client.set_terminated(run_id, status="FINISHED" if ok else "FAILED")
+
+
+def spec_params(spec) -> dict[str, Any]:
+    """Run parameters of a `forecasting.models.ModelSpec`."""
+    out: dict[str, Any] = {
+        "model": spec.name,
+        "family": spec.family,
+        "engine": spec.engine,
+        "min_obs": spec.min_obs,
+        "fallback": spec.fallback or "none",
+        "complexity": spec.complexity,
+    }
+    if spec.members:
+        out["members"] = ",".join(spec.members)
+    out.update({f"model.{k}": v for k, v in dict(spec.params).items()})
+    return out
+
+
+# -------------------------------------------------------------------------------- backtests
+def backtest_tables(bt: pd.DataFrame, history: pd.DataFrame, config) -> dict[str, pd.DataFrame]:
+    """Everything `log_backtest` logs, computed once: pointwise rows and summaries."""
+    from forecasting.metrics import leaderboard, pointwise, summarize
+
+    level = tuple(config.level)
+    points = pointwise(bt, history, level, config.season_length)
+    return {
+        "points": points,
+        "leaderboard": leaderboard(points, level),
+        "series": summarize(points, ("unique_id", "model"), level),
+        "series_step": summarize(points, ("unique_id", "model", "step"), level),
+        "step": summarize(points, ("model", "step"), level),
+    }
+
+
+def _gm(s: pd.Series) -> float:
+    v = s.to_numpy(dtype=float)
+    v = v[np.isfinite(v) & (v > 0)]
+    return float(np.exp(np.log(v).mean())) if len(v) else float("nan")
+
+
+def model_metrics(tables: Mapping[str, pd.DataFrame], model: str, level: Sequence[int]) -> list[tuple]:
+    """``(key, value, step)`` metrics of one model (see the module docstring for the keys)."""
+    out: list[tuple] = []
+    lo = min(level)
+    ss = tables["series_step"]
+    for r in ss[ss["model"] == model].itertuples(index=False):
+        d = r._asdict()
+        for name in ("mase", "rel_mase", "smape", f"coverage_{lo}"):
+            out.append((metric_key(name, r.unique_id), d[name], int(r.step)))
+    se = tables["series"]
+    for r in se[se["model"] == model].itertuples(index=False):
+        out.append((metric_key("series_mase", r.unique_id), r.mase, 0))
+        out.append((metric_key("series_rel_mase", r.unique_id), r.rel_mase, 0))
+    st = tables["step"]
+    gm_step = ss[ss["model"] == model].groupby("step")["rel_mase"].apply(_gm)
+    for r in st[st["model"] == model].itertuples(index=False):
+        d = r._asdict()
+        step = int(r.step)
+        out += [("mase", r.mase, step), ("rel_mase", r.rel_mase, step), ("smape", r.smape, step),
+                ("step_gm_rel_mase", gm_step.get(r.step, np.nan), step)]
+        out += [(f"step_coverage_{lv}", d[f"coverage_{lv}"], step) for lv in level]
+    lb = tables["leaderboard"].set_index("model")
+    if model in lb.index:
+        row = lb.loc[model]
+        out += [("gm_rel_mase", row["gm_rel_mase"], 0), ("mean_mase", row["mean_mase"], 0),
+                ("smape_all", row["smape"], 0), ("bias_pct", row["bias_pct"], 0),
+                ("yoy_abs_err_pp", row["yoy_abs_err_pp"], 0),
+                ("series_beating_baseline", row["series_beating_baseline"], 0)]
+        out += [(f"coverage_{lv}", row[f"coverage_{lv}"], 0) for lv in level]
+    return out
+
+
+def write_backtest_artifacts(bt: pd.DataFrame, history: pd.DataFrame, tables: Mapping[str, pd.DataFrame],
+                             folder: str | Path, level: Sequence[int] = (80, 95), plots: bool = True) -> Path:
+    """Write the parent run's artifacts into `folder` (tables, leaderboards, one PNG per series)."""
+    from experiments.leaderboard import leaderboard_html, leaderboard_markdown
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    bt.to_csv(folder / "backtest.csv", index=False)
+    tables["points"].to_csv(folder / "pointwise.csv", index=False)
+    tables["leaderboard"].to_csv(folder / "leaderboard.csv", index=False)
+    (folder / "leaderboard.md").write_text(leaderboard_markdown(tables), encoding="utf-8")
+    (folder / "leaderboard.html").write_text(leaderboard_html(tables), encoding="utf-8")
+    if plots:
+        from experiments.plots import save_series_plots
+
+        save_series_plots(bt, history, tables["series"], folder / "plots", level=min(level),
+                          overall_best=str(tables["leaderboard"]["model"].iloc[0]))
+    return folder
+
+
+def log_backtest(
+    bt: pd.DataFrame,
+    history: pd.DataFrame,
+    config,
+    *,
+    experiment: str = DEFAULT_EXPERIMENT,
+    uri: str | None = None,
+    data_path: str | Path | None = None,
+    run_name: str | None = None,
+    tables: Mapping[str, pd.DataFrame] | None = None,
+    extra_params: Mapping[str, Any] | None = None,
+    extra_tags: Mapping[str, Any] | None = None,
+    extra_metrics: Mapping[str, float] | None = None,
+    plots: bool = True,
+) -> str:
+    """Log one backtest: a parent run and one nested child run per model; returns the parent id.
+
+    Args:
+        bt: `forecasting.backtest.backtest` output (``unique_id, cutoff, ds, step, y, model,
+            model_used, mean, lo-*, hi-*``).
+        history: the long frame ``unique_id, ds, y`` the backtest ran on (scales MASE).
+        config: the `forecasting.backtest.BacktestConfig` used.
+        tables: `backtest_tables(bt, history, config)` when the caller already has them.
+        extra_params, extra_tags, extra_metrics: more for the parent run (``runtime_s``...).
+    Raises:
+        TrackingError: the store failed mid-way (the runs created are marked FAILED).
+    Child runs are created SeasonalNaive first, then in leaderboard order.
+    """
+    from mlflow.exceptions import MlflowException
+
+    if bt.empty:
+        raise ValueError("the backtest frame is empty: nothing to log")
+    uri = uri or tracking_uri()
+    try:
+        return _log_backtest(bt, history, config, experiment, uri, data_path, run_name, tables,
+                             extra_params, extra_tags, extra_metrics, plots)
+    except (MlflowException, OSError) as exc:
+        raise TrackingError(f"logging the backtest to {uri} failed: {exc}") from exc
+
+
+def _log_backtest(bt, history, config, experiment, uri, data_path, run_name, tables,
+                  extra_params, extra_tags, extra_metrics, plots) -> str:
+    from forecasting.metrics import BASELINE
+    from forecasting.models import get_spec, resolve
+
+    level = tuple(config.level)
+    tables = tables or backtest_tables(bt, history, config)
+    models = list(tables["leaderboard"]["model"])
+    models = sorted(models, key=lambda m: m != BASELINE)  # stable: baseline first
+    resolve(models)  # registers extension specs so get_spec finds every model
+    client = get_client(uri)
+    exp_id = experiment_id(client, experiment)
+    series = sorted(bt["unique_id"].unique())
+    tags = run_tags(data_path, extra_tags)
+    parent = start_run(client, exp_id, run_name or f"backtest-h{config.h}-w{config.n_windows}",
+                       tags={**tags, "run_kind": "backtest"})
+    children: dict[str, str] = {}
+    ok = False
+    try:
+        lb = tables["leaderboard"].set_index("model")
+        params = {**config.as_params(), "n_series": len(series), "series": ",".join(series),
+                  "models": ",".join(models), "n_rows": len(bt), **(extra_params or {})}
+        for model in models:
+            spec = get_spec(model)
+            run_id = start_run(client, exp_id, model, parent_id=parent,
+                               tags={**tags, "run_kind": "backtest-model", "model": model,
+                                     "family": spec.family})
+            children[model] = run_id
+            log_batch(client, run_id, model_metrics(tables, model, level),
+                      params={**spec_params(spec), **config.as_params(), "n_series": len(series)})
+            end_run(client, run_id)
+        best = lb["gm_rel_mase"].astype(float).idxmin() if lb["gm_rel_mase"].notna().any() else BASELINE
+        parent_metrics = []
+        for model in models:
+            parent_metrics += [(metric_key("gm_rel_mase", model), lb.loc[model, "gm_rel_mase"], 0),
+                               (metric_key("mean_mase", model), lb.loc[model, "mean_mase"], 0)]
+        parent_metrics += [("best_gm_rel_mase", lb.loc[best, "gm_rel_mase"], 0),
+                           ("best_mean_mase", lb.loc[best, "mean_mase"], 0)]
+        parent_metrics += [(k, v, 0) for k, v in (extra_metrics or {}).items()]
+        log_batch(client, parent, parent_metrics, params=params,
+                  tags={"best_run": children[best], "best_model": best,
+                        "baseline_run": children.get(BASELINE, "")})
+        with tempfile.TemporaryDirectory(prefix="fcf-artifacts-") as tmp:
+            write_backtest_artifacts(bt, history, tables, tmp, level, plots=plots)
+            client.log_artifacts(parent, tmp)
+        ok = True
+    finally:
+        if not ok:
+            for run_id in children.values():
+                _quiet_fail(client, run_id)
+        end_run(client, parent, ok)
+    return parent
+
+
+def _quiet_fail(client, run_id: str) -> None:
+    try:
+        end_run(client, run_id, ok=False)
+    except Exception:  # the original error matters more than this one
+        pass

@@ -1,0 +1,119 @@
+"""Shared fixtures: a real MLflow tracking server, an isolated working directory, small data.
+
+``mlflow_server`` starts ``python -m mlflow server`` once per test session on a free port of
+127.0.0.1 with a temporary SQLite store and artifact folder, and stops its whole process
+group at the end of the session, also when tests fail or the start times out. Tests that use
+it should be marked ``slow`` (the server takes 10-45 s to start on a busy machine).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+SERVER_START_TIMEOUT_S = 150.0
+CORE3 = ["net_sales_aws", "operating_income_aws", "free_cash_flow"]
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now (bound, then released)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _healthy(uri: str, timeout: float = 1.0) -> bool:
+    try:
+        with urllib.request.urlopen(f"{uri}/health", timeout=timeout) as resp:
+            return resp.status == 200
+    except OSError:
+        return False
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """SIGTERM the server's process group (uvicorn workers too), SIGKILL after 15 s."""
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # stragglers of the group, if any
+    except (ProcessLookupError, PermissionError):
+        pass
+    proc.wait(timeout=5)
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory):
+    """URI (``http://127.0.0.1:<port>``) of a real MLflow server for this test session."""
+    root = tmp_path_factory.mktemp("mlflow_server")
+    port = free_port()
+    uri = f"http://127.0.0.1:{port}"
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"  # no background job workers
+    cmd = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+           "--workers", "1", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+           "--artifacts-destination", str(root / "artifacts"), "--serve-artifacts"]
+    log = open(root / "server.log", "wb")
+    proc = subprocess.Popen(cmd, cwd=root, stdout=log, stderr=subprocess.STDOUT, env=env,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+        while not _healthy(uri):
+            if proc.poll() is not None:
+                raise RuntimeError(f"mlflow server exited with {proc.returncode}:\n"
+                                   + (root / "server.log").read_text(errors="replace")[-3000:])
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"mlflow server not healthy after {SERVER_START_TIMEOUT_S:.0f}s:\n"
+                                   + (root / "server.log").read_text(errors="replace")[-3000:])
+            time.sleep(0.5)
+        yield uri
+    finally:
+        _stop(proc)
+        log.close()
+
+
+@pytest.fixture
+def isolated_cwd(tmp_path, monkeypatch) -> Path:
+    """A fresh working directory with no MLFLOW_TRACKING_URI (runs go to ./mlflow.db)."""
+    monkeypatch.chdir(tmp_path)
+    for var in ("MLFLOW_TRACKING_URI", "MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT"):
+        monkeypatch.delenv(var, raising=False)
+    return tmp_path
+
+
+@pytest.fixture
+def closed_port_uri() -> str:
+    """An http URI on which nothing listens (connection refused)."""
+    return f"http://127.0.0.1:{free_port()}"
+
+
+@pytest.fixture(scope="session")
+def small_frame():
+    """Three shipped series (``unique_id, ds, y``): AWS sales and operating income, FCF."""
+    from features.loader import load_quarterly
+
+    return load_quarterly(series=CORE3)
+
+
+@pytest.fixture(scope="session")
+def small_backtest(small_frame):
+    """``(bt, history, config)``: SeasonalNaive, Naive, AutoETS; 3 windows, h=3, warm-up 2."""
+    from forecasting.backtest import BacktestConfig, backtest
+
+    config = BacktestConfig(h=3, n_windows=3, warmup_windows=2, models=("SeasonalNaive", "Naive", "AutoETS"))
+    bt = backtest(small_frame, list(config.models), config)
+    return bt, small_frame, config

@@ -1,0 +1,130 @@
+"""MLflow tracking of backtests, against a real server and the embedded SQLite default."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from experiments import tracking
+
+
+def _read_back(uri: str, parent_id: str, bt, config):
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    parent = client.get_run(parent_id)
+    children = client.search_runs([parent.info.experiment_id],
+                                  filter_string=f"tags.mlflow.parentRunId = '{parent_id}'",
+                                  order_by=["attributes.start_time ASC"])
+    return client, parent, children
+
+
+def _check_logged(uri: str, parent_id: str, bt, history, config):
+    from forecasting.metrics import leaderboard, pointwise
+
+    client, parent, children = _read_back(uri, parent_id, bt, config)
+    models = {c.info.run_name: c for c in children}
+    assert set(models) == {"SeasonalNaive", "Naive", "AutoETS"}
+    assert children[0].info.run_name == "SeasonalNaive", "the baseline child run comes first"
+    assert all(c.info.status == "FINISHED" for c in children) and parent.info.status == "FINISHED"
+    # params: the backtest config and the model spec
+    ets = models["AutoETS"]
+    assert ets.data.params["h"] == str(config.h) and ets.data.params["n_windows"] == str(config.n_windows)
+    assert ets.data.params["family"] == "statistical" and ets.data.params["model.season_length"] == "4"
+    assert parent.data.params["warmup_windows"] == str(config.warmup_windows)
+    # tags: vintage, version, best run
+    from features.loader import data_vintage
+
+    assert parent.data.tags["vintage"] == data_vintage()["vintage"]
+    assert parent.data.tags["fcf_version"] == tracking.library_version() != "unknown"
+    board = leaderboard(pointwise(bt, history))
+    best = board["model"].iloc[0]
+    assert parent.data.tags["best_run"] == models[best].info.run_id
+    assert np.isclose(models[best].data.metrics["gm_rel_mase"], board["gm_rel_mase"].iloc[0])
+    # a per-series metric history with the horizon as step
+    hist = client.get_metric_history(ets.info.run_id, "mase.net_sales_aws")
+    assert sorted(m.step for m in hist) == list(range(1, config.h + 1))
+    points = pointwise(bt, history)
+    p = points[(points["model"] == "AutoETS") & (points["unique_id"] == "net_sales_aws")]
+    expected = p.groupby("step")["ase"].mean()
+    got = {m.step: m.value for m in hist}
+    assert np.allclose([got[s] for s in expected.index], expected.to_numpy())
+    assert [m.step for m in client.get_metric_history(ets.info.run_id, "rel_mase")] == list(range(1, config.h + 1))
+    # artifacts on the parent
+    top = {f.path for f in client.list_artifacts(parent_id)}
+    assert {"backtest.csv", "pointwise.csv", "leaderboard.md", "leaderboard.html", "plots"} <= top
+    pngs = {f.path for f in client.list_artifacts(parent_id, "plots")}
+    assert pngs == {f"plots/{s}.png" for s in bt["unique_id"].unique()}
+    md = Path(client.download_artifacts(parent_id, "leaderboard.md")).read_text()
+    assert "SeasonalNaive" in md and "AutoETS" in md and "Per horizon" in md
+
+
+@pytest.mark.slow
+def test_log_backtest_to_real_server(mlflow_server, small_backtest, isolated_cwd):
+    bt, history, config = small_backtest
+    assert tracking.check_tracking_server(mlflow_server) == mlflow_server
+    parent_id = tracking.log_backtest(bt, history, config, experiment="test-server", uri=mlflow_server)
+    _check_logged(mlflow_server, parent_id, bt, history, config)
+    assert not (isolated_cwd / "mlflow.db").exists(), "a server run must not write the local store"
+
+
+def test_log_backtest_to_local_sqlite_default(small_backtest, isolated_cwd):
+    bt, history, config = small_backtest
+    uri = tracking.tracking_uri()
+    assert uri == f"sqlite:///{isolated_cwd.resolve() / 'mlflow.db'}"
+    parent_id = tracking.log_backtest(bt, history, config)
+    assert (isolated_cwd / "mlflow.db").is_file()
+    assert any((isolated_cwd / "mlartifacts").rglob("leaderboard.html"))
+    _check_logged(uri, parent_id, bt, history, config)
+
+
+def test_unreachable_server_fails_fast(closed_port_uri):
+    t0 = time.monotonic()
+    with pytest.raises(tracking.TrackingError, match=closed_port_uri.replace(".", r"\.")):
+        tracking.check_tracking_server(closed_port_uri, timeout_s=2)
+    assert time.monotonic() - t0 < 5
+
+
+def test_unroutable_server_times_out_within_budget():
+    # 10.255.255.1 is a non-routed private address: the connection hangs until the timeout
+    t0 = time.monotonic()
+    with pytest.raises(tracking.TrackingError, match="10.255.255.1"):
+        tracking.check_tracking_server("http://10.255.255.1:5000", timeout_s=1.5)
+    assert time.monotonic() - t0 < 4
+
+
+def test_tracking_uri_honours_env(monkeypatch, tmp_path):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://example.invalid:5000")
+    assert tracking.tracking_uri() == "http://example.invalid:5000"
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    assert tracking.tracking_uri(tmp_path) == f"sqlite:///{tmp_path.resolve() / 'mlflow.db'}"
+
+
+def test_log_batch_chunks_within_mlflow_limits(isolated_cwd):
+    client = tracking.get_client()
+    calls = []
+    real = client.log_batch
+
+    def counting(run_id, metrics=(), params=(), tags=()):  # the real call, counted
+        calls.append((len(metrics), len(params), len(tags)))
+        return real(run_id, metrics=metrics, params=params, tags=tags)
+
+    client.log_batch = counting
+    run_id = tracking.start_run(client, tracking.experiment_id(client, "chunks"), "chunks")
+    metrics = [("m", float(i), i) for i in range(2300)] + [("nan", float("nan"), 0)]
+    n = tracking.log_batch(client, run_id, metrics, params={f"p{i}": i for i in range(150)}, tags={"t": 1})
+    assert n == len(calls) == 3
+    assert all(sum(c) <= 1000 and c[1] <= 100 and c[2] <= 100 for c in calls)
+    assert len(client.get_metric_history(run_id, "m")) == 2300
+    run = client.get_run(run_id)
+    assert len(run.data.params) == 150 and "nan" not in run.data.metrics
+
+
+def test_run_tags_have_vintage_version_and_commit():
+    tags = tracking.run_tags()
+    assert {"vintage", "data_sha256", "data_last_quarter", "fcf_version"} <= set(tags)
+    commit = tracking.git_commit()
+    assert commit is None or tags["git_commit"] == commit
