@@ -129,10 +129,10 @@ def backtest(
         fc["cutoff"] = cut
         fc = fc.merge(df, on=["unique_id", "ds"], how="left")
         known = past[past["ds"] <= cut] if len(past) else past
-        fc = post_process(fc, specs, config, train, known)
-        past = pd.concat([past, fc], ignore_index=True)
+        raw = post_process(fc, specs, config, train, known, calibrate=False)
+        past = pd.concat([past, raw], ignore_index=True)  # calibration learns from raw intervals
         if cut >= first_eval:
-            results.append(fc)
+            results.append(_calibrate(raw, config, train, known))
     if seen_warnings:
         warnings.warn(
             "some series were too short for some models at early cutoffs and were forecast by a "
@@ -154,11 +154,12 @@ def post_process(
     config: BacktestConfig,
     train: pd.DataFrame,
     past: pd.DataFrame,
+    calibrate: bool = True,
 ) -> pd.DataFrame:
-    """Steps that learn from earlier windows: ensembles, then interval calibration.
+    """Steps that learn from earlier windows: ensembles, then (optionally) interval calibration.
 
     `fc` holds this cutoff's base forecasts; `past` earlier cutoffs' rows whose outcomes are
-    known at this cutoff (with ``y``).
+    known at this cutoff (with ``y``), carrying the *uncalibrated* intervals.
     """
     for spec in specs:
         if spec.engine == "ensemble":
@@ -170,11 +171,17 @@ def post_process(
             comb = comb.merge(fc[["unique_id", "ds", "y"]].drop_duplicates(["unique_id", "ds"]),
                               on=["unique_id", "ds"], how="left")
             fc = pd.concat([fc, comb], ignore_index=True)
-    if config.intervals == "conformal":
-        from forecasting.calibration import conformalize
+    return _calibrate(fc, config, train, past) if calibrate else fc
 
-        fc = conformalize(fc, past, config.level, train=train, season_length=config.season_length)
-    return fc
+
+def _calibrate(fc: pd.DataFrame, config: BacktestConfig, train: pd.DataFrame, past: pd.DataFrame) -> pd.DataFrame:
+    if config.intervals != "conformal":
+        return fc
+    from forecasting.calibration import conformalize
+
+    return conformalize(fc, past, config.level, train=train, season_length=config.season_length)
+
+
 
 
 def _quarters_between(start: pd.Series, end: pd.Series) -> pd.Series:
