@@ -46,6 +46,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -387,8 +388,10 @@ def log_backtest(
         raise ValueError("the backtest frame is empty: nothing to log")
     uri = uri or tracking_uri()
     try:
-        return _log_backtest(bt, history, config, experiment, uri, data_path, run_name, tables,
-                             extra_params, extra_tags, extra_metrics, plots)
+        with warnings.catch_warnings():  # SQLAlchemy deprecation noise from MLflow's store
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return _log_backtest(bt, history, config, experiment, uri, data_path, run_name, tables,
+                                 extra_params, extra_tags, extra_metrics, plots)
     except (MlflowException, OSError) as exc:
         raise TrackingError(f"logging the backtest to {uri} failed: {exc}") from exc
 
@@ -452,3 +455,121 @@ def _quiet_fail(client, run_id: str) -> None:
         end_run(client, run_id, ok=False)
     except Exception:  # the original error matters more than this one
         pass
+
+
+# ------------------------------------------------------------------------ FCF roll-up (issue 5)
+# Owned by the roll-up engineer. One parent run per `fcf rollup`: parameters of the roll-up,
+# FCF quantiles as metrics with ``step`` = quarters ahead (``fcf.p10``, ``fcf_ttm.p50``...),
+# and, when the roll-up was backtested, one nested child run per forecaster ("Rollup",
+# "SeasonalNaive") with ``mase.<series>``, ``smape.<series>``, ``coverage_80.<series>``,
+# ``coverage_95.<series>`` per step (series: free_cash_flow, free_cash_flow_ttm), the same over
+# all steps at step 0 (``series_mase.<series>`` ...), and on the parent ``rel_mase.<series>``
+# (Rollup / SeasonalNaive) and ``reconciliation.gm_rel_mase.<method>`` (node forecasts'
+# MASE relative to the unreconciled ones). Artifacts: ``rollup_quantiles.csv``,
+# ``drivers.csv``, ``fanchart.png``, ``rollup_backtest.csv``, ``rollup_scores.csv``,
+# ``reconciliation.csv``.
+ROLLUP_EXPERIMENT = "amazon-rollup"
+
+
+def rollup_metrics(quantiles: pd.DataFrame) -> list[tuple]:
+    """``(key, value, step)`` of a quantile table (``unique_id, ds, mean, p2.5 ..``), step =
+    position of the quarter in the horizon (1..h)."""
+    out = []
+    for uid, g in quantiles.groupby("unique_id"):
+        g = g.sort_values("ds")
+        cols = [c for c in g.columns if c == "mean" or (c.startswith("p") and c[1:].replace(".", "").isdigit())]
+        name = "fcf_ttm" if uid.endswith("_ttm") else "fcf"
+        for step, (_, row) in enumerate(g.iterrows(), start=1):
+            out += [(metric_key(name, c), row[c], step) for c in cols]
+    return out
+
+
+def rollup_backtest_metrics(by_step: pd.DataFrame, overall: pd.DataFrame, model: str) -> list[tuple]:
+    """Child-run metrics of one forecaster in the roll-up backtest (see the section comment)."""
+    out = []
+    names = ("mase", "smape", "coverage_80", "coverage_95")
+    for r in by_step[by_step["model"] == model].itertuples(index=False):
+        out += [(metric_key(n, r.unique_id), getattr(r, n), int(r.step)) for n in names]
+    for r in overall[overall["model"] == model].itertuples(index=False):
+        out += [(metric_key("series_" + n, r.unique_id), getattr(r, n), 0) for n in names]
+    return out
+
+
+def log_rollup(
+    result,
+    *,
+    scores: Mapping[str, pd.DataFrame] | None = None,
+    backtest: pd.DataFrame | None = None,
+    fanchart: str | Path | None = None,
+    experiment: str = ROLLUP_EXPERIMENT,
+    uri: str | None = None,
+    data_path: str | Path | None = None,
+    run_name: str | None = None,
+    extra_params: Mapping[str, Any] | None = None,
+) -> str:
+    """Log a `forecasting.rollup.RollupResult` (and optionally its backtest scores from
+    `forecasting.rollup.score_rollup`) as a parent run; returns its id.
+
+    Raises:
+        TrackingError: the store failed mid-way (the runs created are marked FAILED).
+    """
+    from mlflow.exceptions import MlflowException
+
+    uri = uri or tracking_uri()
+    try:
+        return _log_rollup(result, scores, backtest, fanchart, experiment, uri, data_path,
+                           run_name, extra_params)
+    except (MlflowException, OSError) as exc:
+        raise TrackingError(f"logging the roll-up to {uri} failed: {exc}") from exc
+
+
+def _log_rollup(result, scores, backtest, fanchart, experiment, uri, data_path, run_name,
+                extra_params) -> str:
+    client = get_client(uri)
+    exp_id = experiment_id(client, experiment)
+    tags = run_tags(data_path, {"run_kind": "rollup"})
+    params = {**result.params, **(extra_params or {})}
+    parent = start_run(client, exp_id, run_name or f"rollup-{params.get('origin', '')}-h{params.get('h', '')}",
+                       tags=tags)
+    children: list[str] = []
+    ok = False
+    try:
+        quantiles = pd.concat([result.quarterly, result.ttm], ignore_index=True)
+        metrics = rollup_metrics(quantiles)
+        if scores is not None:
+            overall = scores["overall"]
+            for model in overall["model"].unique():
+                run_id = start_run(client, exp_id, str(model), parent_id=parent,
+                                   tags={**tags, "run_kind": "rollup-backtest", "model": str(model)})
+                children.append(run_id)
+                log_batch(client, run_id, rollup_backtest_metrics(scores["by_step"], overall, model),
+                          params={**params, "forecaster": str(model)})
+                end_run(client, run_id)
+            roll = overall[overall["model"] == "Rollup"]
+            metrics += [(metric_key("rel_mase", r.unique_id), r.rel_mase, 0) for r in roll.itertuples()]
+            metrics += [(metric_key("coverage_80", r.unique_id), r.coverage_80, 0) for r in roll.itertuples()]
+            rec = scores.get("reconciliation")
+            if rec is not None and len(rec):
+                gm = rec.drop_duplicates("method").set_index("method")["gm_rel_to_base"]
+                metrics += [(metric_key("reconciliation.gm_rel_mase", m), v, 0) for m, v in gm.items()]
+        log_batch(client, parent, metrics, params=params)
+        with tempfile.TemporaryDirectory(prefix="fcf-rollup-") as tmp:
+            quantiles.to_csv(Path(tmp) / "rollup_quantiles.csv", index=False)
+            result.drivers.to_csv(Path(tmp) / "drivers.csv", index=False)
+            if backtest is not None:
+                backtest.to_csv(Path(tmp) / "rollup_backtest.csv", index=False)
+            if scores is not None:
+                scores["by_step"].to_csv(Path(tmp) / "rollup_scores.csv", index=False)
+                if scores.get("reconciliation") is not None:
+                    scores["reconciliation"].to_csv(Path(tmp) / "reconciliation.csv", index=False)
+            client.log_artifacts(parent, tmp)
+        if fanchart is not None and Path(fanchart).is_file():
+            client.log_artifact(parent, str(fanchart))
+        ok = True
+    finally:
+        if not ok:
+            for run_id in children:
+                _quiet_fail(client, run_id)
+        end_run(client, parent, ok)
+    return parent
+# ------------------------------------------------------------------ end of FCF roll-up section
