@@ -573,3 +573,57 @@ def _log_rollup(result, scores, backtest, fanchart, experiment, uri, data_path, 
         end_run(client, parent, ok)
     return parent
 # ------------------------------------------------------------------ end of FCF roll-up section
+
+
+# ------------------------------------------------------------------ benchmarks (issue 7)
+BENCHMARK_EXPERIMENT = "benchmarks"
+
+
+def benchmark_metrics(table: pd.DataFrame | None) -> list[tuple]:
+    """``smape.<method>``, ``mase.<method>``, ``seconds.<method>`` of the methods we ran
+    (rows of `experiments.benchmarks.m3.benchmark`'s table whose ``kind`` is not ``published``)."""
+    if table is None or not len(table) or not {"kind", "method", "sMAPE", "MASE"} <= set(table.columns):
+        return []
+    ran = table[table["kind"] != "published"]
+    out = []
+    for r in ran.itertuples():
+        out += [(metric_key("smape", r.method), r.sMAPE, 0), (metric_key("mase", r.method), r.MASE, 0),
+                (metric_key("seconds", r.method), r.seconds, 0)]
+    return out
+
+
+def log_benchmark(
+    name: str,
+    table: pd.DataFrame | None,
+    params: Mapping[str, Any],
+    metrics: Mapping[str, float] | None = None,
+    experiment: str = BENCHMARK_EXPERIMENT,
+    uri: str | None = None,
+) -> str:
+    """Log one benchmark run (``fcf benchmark m3`` / ``speed``) in one batch plus the table as
+    ``<name>.csv``; returns the run id.
+
+    Raises:
+        TrackingError: the store failed (the run is marked FAILED).
+    """
+    from mlflow.exceptions import MlflowException
+
+    uri = uri or tracking_uri()
+    client = get_client(uri)
+    run_id = None
+    try:
+        exp_id = experiment_id(client, experiment)
+        run_id = start_run(client, exp_id, name, tags=run_tags(None, {"run_kind": "benchmark", "benchmark": name}))
+        ms = benchmark_metrics(table) + [(metric_key(k), v, 0) for k, v in (metrics or {}).items()]
+        log_batch(client, run_id, ms, params=params)
+        if table is not None:
+            with tempfile.TemporaryDirectory(prefix="fcf-benchmark-") as tmp:
+                table.to_csv(Path(tmp) / f"{name}.csv", index=False)
+                client.log_artifacts(run_id, tmp)
+        end_run(client, run_id)
+        return run_id
+    except (MlflowException, OSError) as exc:
+        if run_id is not None:
+            _quiet_fail(client, run_id)
+        raise TrackingError(f"logging benchmark '{name}' to {uri} failed: {exc}") from exc
+# ------------------------------------------------------------------ end of benchmarks section

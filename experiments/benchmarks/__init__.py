@@ -1,0 +1,35 @@
+"""Benchmarks run by ``fcf benchmark``: `m3` (external accuracy) and `speed`.
+
+Both log to MLflow through `experiments.tracking.log_benchmark` (``--no-track`` to skip);
+`tracking_uri_or_fail` checks the store before a long run, so a dead server fails in seconds.
+"""
+
+from __future__ import annotations
+
+
+def tracking_uri_or_fail(no_track: bool) -> str | None:
+    """The checked tracking URI, None with ``--no-track``; a dead store exits with code 3."""
+    if no_track:
+        return None
+    from experiments import tracking
+    from experiments.cli import EXIT_TRACKING, CommandError
+
+    try:
+        return tracking.check_tracking_server(tracking.tracking_uri())
+    except tracking.TrackingError as exc:
+        raise CommandError(f"{exc} (or pass --no-track)", EXIT_TRACKING) from exc
+
+
+def log(uri: str | None, name: str, table, params: dict, metrics: dict | None = None) -> str | None:
+    """Log one benchmark run to `uri` (None: skip); returns the run id."""
+    if uri is None:
+        return None
+    from experiments import tracking
+    from experiments.cli import EXIT_TRACKING, CommandError
+
+    try:
+        run_id = tracking.log_benchmark(name, table, params, metrics, uri=uri)
+    except tracking.TrackingError as exc:
+        raise CommandError(str(exc), EXIT_TRACKING) from exc
+    print(f"logged MLflow run {run_id} (experiment '{tracking.BENCHMARK_EXPERIMENT}', {uri})")
+    return run_id

@@ -306,12 +306,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from experiments.benchmarks import log, tracking_uri_or_fail
     from experiments.io import write_csv
 
+    uri = tracking_uri_or_fail(args.no_track)
     models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
     plain = [m.strip() for m in (args.plain or "").split(",") if m.strip()]
     t0 = time.perf_counter()
-    table, per_series = benchmark(models, plain, args.series_limit, args.data)
+    table, _ = benchmark(models, plain, args.series_limit, args.data)
     print()
     print(format_table(table))
     if args.series_limit:
@@ -324,23 +326,11 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         write_csv(table, args.out)
         print(f"wrote {args.out}")
-    if not args.no_track:
-        _track(table, args)
-    return 0
-
-
-def _track(table: pd.DataFrame, args: argparse.Namespace) -> None:
-    try:
-        from experiments.tracking import log_benchmark
-    except ImportError:
-        print("MLflow tracking not available (experiments.tracking.log_benchmark missing); use --no-track",
-              file=sys.stderr)
-        return
     params = {"benchmark": "m3_quarterly", "h": H, "season_length": SEASON_LENGTH,
-              "series_limit": args.series_limit or N_SERIES, "models": args.models or "default",
-              "plain": args.plain}
-    run_id = log_benchmark("m3_quarterly", table, params)
-    print(f"logged MLflow run {run_id}")
+              "series_limit": args.series_limit or N_SERIES, "models": ",".join(library_models(models)),
+              "plain": ",".join(plain)}
+    log(uri, "m3_quarterly", table, params)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
