@@ -6,8 +6,10 @@ Amazon's reported outcomes. We keep each model's point forecast and the *shape* 
 interval (how it widens with the horizon) and rescale its width so that it would have
 covered the nominal share of outcomes in earlier windows.
 
-Scores. For a past forecast with outcome y, point f and model half-width w at level L
-(``w = (hi-L - lo-L) / 2``) the nonconformity score is ``s = |y - f| / w``.
+Scores. For a past forecast with outcome y, point f and level-L bounds lo, hi, the
+nonconformity score is ``s = |y - f| / w`` with ``w = f - lo`` when y < f, else ``hi - f``
+(the model's own distance to the bound on that side, so skewed log-scale intervals keep
+their skew).
 
 Factor. At a cutoff C, with the scores of the last `window` cutoffs before C (only rows
 whose quarter was reported by C), for model m and series i::
@@ -16,7 +18,7 @@ whose quarter was reported by C), for model m and series i::
     q_i(a)    = the same over series i only (n_i scores)
     q(a)      = (n_i q_i(a) + k q_pool(a)) / (n_i + k)       (shrinkage, k = prior_weight)
 
-and the calibrated interval is ``f +/- q(a) w``.
+and the calibrated interval is ``[f - q(a) (f - lo), f + q(a) (hi - f)]``.
 
 Adaptive level (Gibbs & Candes 2021, "Adaptive conformal inference under distribution
 shift"). The working level `a` starts at the nominal L and after each quarter is reported
@@ -63,52 +65,72 @@ def conformal_quantile(scores: np.ndarray, level: float) -> float:
 
 
 def _scores(p: pd.DataFrame, lv: int) -> pd.Series:
-    w = (p[f"hi-{lv}"] - p[f"lo-{lv}"]) / 2
+    """|y - f| over the distance from f to the bound on y's side (asymmetric intervals of
+    log-scale models keep their skew)."""
+    below = p["y"] < p["mean"]
+    w = np.where(below, p["mean"] - p[f"lo-{lv}"], p[f"hi-{lv}"] - p["mean"])
     s = (p["y"] - p["mean"]).abs() / w
     return s.where(np.isfinite(s) & (w > 0))
 
 
-def _factors(hist: pd.DataFrame, ids: pd.Series, level: float, s: CalibrationSettings) -> np.ndarray:
-    """Per-row width factors for series `ids` from the scored history `hist` (columns unique_id, s)."""
-    hist = hist.dropna(subset=["s"])
-    if len(hist) < s.min_scores:
+def _factors(vals: np.ndarray, uids: np.ndarray, ids: np.ndarray, level: float,
+             s: CalibrationSettings) -> np.ndarray:
+    """Width factors for the series `ids` from past scores `vals` of series `uids`."""
+    keep = np.isfinite(vals)
+    vals, uids = vals[keep], uids[keep]
+    if len(vals) < s.min_scores:
         return np.full(len(ids), np.nan)
-    q_pool = conformal_quantile(hist["s"].to_numpy(), level)
-    per = hist.groupby("unique_id")["s"]
-    q_i = per.apply(lambda x: conformal_quantile(x.to_numpy(), level))
-    n_i = per.size()
-    q = (n_i * q_i + s.prior_weight * q_pool) / (n_i + s.prior_weight)
-    return ids.map(q).fillna(q_pool).to_numpy(dtype=float)
+    q_pool = conformal_quantile(vals, level)
+    order = np.lexsort((vals, uids))
+    vals, uids = vals[order], uids[order]
+    names, first, n_i = np.unique(uids, return_index=True, return_counts=True)
+    k = np.clip(np.ceil((n_i + 1) * level).astype(int) - 1, 0, n_i - 1)
+    q = (n_i * vals[first + k] + s.prior_weight * q_pool) / (n_i + s.prior_weight)
+    pos = np.searchsorted(names, ids)
+    found = (pos < len(names)) & (names[np.minimum(pos, len(names) - 1)] == ids)
+    return np.where(found, q[np.minimum(pos, len(names) - 1)], q_pool)
 
 
-def _window(p: pd.DataFrame, cutoff: pd.Timestamp, s: CalibrationSettings) -> pd.DataFrame:
-    start = pd.Timestamp(cutoff) - pd.offsets.QuarterEnd(s.window)
-    return p[(p["cutoff"] < cutoff) & (p["cutoff"] >= start) & (p["ds"] <= cutoff)]
+class _Scored:
+    """One model's past rows as arrays (quarters as integers), for the replay loop."""
+
+    def __init__(self, p: pd.DataFrame, lv: int):
+        self.cut = pd.PeriodIndex(pd.DatetimeIndex(p["cutoff"]), freq="Q").asi8
+        self.ds = pd.PeriodIndex(pd.DatetimeIndex(p["ds"]), freq="Q").asi8
+        self.uid = p["unique_id"].to_numpy().astype(str)
+        self.s = _scores(p, lv).to_numpy(dtype=float)
+
+    def window(self, t: int, s: CalibrationSettings) -> np.ndarray:
+        return (self.cut < t) & (self.cut >= t - s.window) & (self.ds <= t)
 
 
-def adaptive_level(p: pd.DataFrame, target: float, cutoff: pd.Timestamp,
-                   s: CalibrationSettings = DEFAULT) -> float:
+def _quarter(ts) -> int:
+    return int(pd.Period(pd.Timestamp(ts), freq="Q").ordinal)
+
+
+def adaptive_level(p: _Scored, target: float, cutoff: int, s: CalibrationSettings = DEFAULT) -> float:
     """Replay adaptive conformal inference over the past cutoffs of one model's scored rows."""
     level = target
-    if s.gamma == 0 or p.empty:
+    if s.gamma == 0 or len(p.s) == 0:
         return level
-    cuts = sorted(p["cutoff"].unique())
-    covered: list[pd.DataFrame] = []
+    done_ds: list[np.ndarray] = []
+    done_in: list[np.ndarray] = []
     prev = None
-    for t in cuts + [pd.Timestamp(cutoff)]:
-        if covered and prev is not None:
-            done = pd.concat(covered)
-            new = done[(done["ds"] > prev) & (done["ds"] <= t)]
-            if len(new):
-                level = float(np.clip(level + s.gamma * (target - new["in"].mean()), s.min_level, s.max_level))
-        if t == pd.Timestamp(cutoff):
+    for t in [*np.unique(p.cut), cutoff]:
+        if done_ds and prev is not None:
+            ds, inside = np.concatenate(done_ds), np.concatenate(done_in)
+            new = (ds > prev) & (ds <= t)
+            if new.any():
+                level = float(np.clip(level + s.gamma * (target - inside[new].mean()), s.min_level, s.max_level))
+        if t == cutoff:
             break
-        rows = p[p["cutoff"] == t]
-        fac = _factors(_window(p, t, s), rows["unique_id"], level, s)
-        ok = np.isfinite(fac)
+        rows = p.cut == t
+        w = p.window(t, s)
+        fac = _factors(p.s[w], p.uid[w], p.uid[rows], level, s)
+        ok = np.isfinite(fac) & np.isfinite(p.s[rows])
         if ok.any():
-            inside = rows["s"].to_numpy() <= fac
-            covered.append(pd.DataFrame({"ds": rows["ds"].to_numpy()[ok], "in": inside[ok]}))
+            done_ds.append(p.ds[rows][ok])
+            done_in.append(p.s[rows][ok] <= fac[ok])
         prev = t
     return level
 
@@ -146,12 +168,16 @@ def conformalize(
             rows = (fc["model"] == model).to_numpy()
             if not rows.any():
                 continue
-            p = p.assign(s=_scores(p, lv))
-            a = adaptive_level(p, lv / 100, cutoff, settings)
-            factor[rows] = _factors(_window(p, cutoff, settings), fc.loc[rows, "unique_id"], a, settings)
+            scored = _Scored(p, lv)
+            t = _quarter(cutoff)
+            a = adaptive_level(scored, lv / 100, t, settings)
+            w = scored.window(t, settings)
+            ids = fc.loc[rows, "unique_id"].to_numpy().astype(str)
+            factor[rows] = _factors(scored.s[w], scored.uid[w], ids, a, settings)
         ok = np.isfinite(factor)
-        half = (fc[hi] - fc[lo]).to_numpy(dtype=float) / 2
         mean = fc["mean"].to_numpy(dtype=float)
-        fc.loc[ok, lo] = mean[ok] - factor[ok] * half[ok]
-        fc.loc[ok, hi] = mean[ok] + factor[ok] * half[ok]
+        down = mean - fc[lo].to_numpy(dtype=float)
+        up = fc[hi].to_numpy(dtype=float) - mean
+        fc.loc[ok, lo] = mean[ok] - factor[ok] * down[ok]
+        fc.loc[ok, hi] = mean[ok] + factor[ok] * up[ok]
     return enforce_order(fc, level)

@@ -175,14 +175,18 @@ def _plan(df: pd.DataFrame, specs: list[ModelSpec]) -> dict[str, dict[str, Model
     plan: dict[str, dict[str, ModelSpec]] = {}
     for uid, n in df.groupby("unique_id", sort=False).size().items():
         plan[uid] = {}
+        positive = bool((df.loc[df["unique_id"] == uid, "y"] > 0).all())
         for spec in specs:
-            used = fallback_chain(spec, int(n))
+            start = spec
+            if spec.options.get("transform") == "log" and not positive:
+                start = get_spec(spec.fallback)  # the level-scale model (see model_used)
+            used = fallback_chain(start, int(n))
             if used is None:
                 raise ValueError(
                     f"series {uid} has {n} observation(s): too short for {spec.name} and every "
                     f"fallback (the shortest needs {_shortest(spec)}); start it earlier or drop it"
                 )
-            if used.name != spec.name:
+            if used.name != start.name:
                 warnings.warn(
                     f"series {uid}: {n} observations, fewer than the {spec.min_obs} {spec.name} "
                     f"needs; forecasting it with {used.name} instead",
@@ -202,6 +206,24 @@ def _shortest(spec: ModelSpec) -> int:
 
 
 def _run_statsforecast(sub: pd.DataFrame, h: int, used: list[ModelSpec], level, season_length, engine=None):
+    """One statsforecast run per target scale: plain specs on y, ``transform="log"`` specs on
+    log(y), their quantiles mapped back with exp (exact for quantiles of a monotone map; the
+    point forecast becomes the median on the original scale)."""
+    plain = [s for s in used if s.options.get("transform") != "log"]
+    logged = [s for s in used if s.options.get("transform") == "log"]
+    if not logged:
+        return _run_scale(sub, h, plain, level, season_length, engine)
+    if (sub["y"] <= 0).any():
+        raise ValueError("log-scale models need positive values")
+    out = _run_scale(sub.assign(y=np.log(sub["y"])), h, logged, level, season_length, engine)
+    cols = [c for c in out.columns if c not in ("unique_id", "ds")]
+    out[cols] = np.exp(out[cols].astype(float))
+    if plain:
+        out = _run_scale(sub, h, plain, level, season_length, engine).merge(out, on=["unique_id", "ds"])
+    return out
+
+
+def _run_scale(sub: pd.DataFrame, h: int, used: list[ModelSpec], level, season_length, engine=None):
     from statsforecast import StatsForecast
 
     from forecasting.distributed import is_distributed, statsforecast_forecast

@@ -208,6 +208,40 @@ def _register_statistical() -> None:
            description="Brown & Rozeff (1979): ARIMA(1,0,0)(0,1,1)_4")
 
 
+def _register_log_scale() -> None:
+    """Log-scale twins of the fitted models, for strictly positive series (sales, capex).
+
+    Multiplicative structure: Amazon's Q4 peak grows with the level of sales. On a series with
+    a zero or negative value the twin falls back to the level-scale model.
+    """
+    for base in ("AutoETS", "AutoARIMA", "Foster", "GriffinWatts"):
+        spec = REGISTRY[base]
+        register(
+            ModelSpec(
+                name=f"{base}Log",
+                engine="stats",
+                build=_renamed(spec.build, f"{base}Log"),
+                family="statistical",
+                min_obs=spec.min_obs,
+                fallback=base,
+                complexity=spec.complexity + 1,
+                params={**spec.params, "transform": "log"},
+                options={"transform": "log"},
+                description=f"{spec.description}, fitted to log(y)",
+            ),
+            replace=True,
+        )
+
+
+def _renamed(build, alias):
+    def factory(m):
+        model = build(m)
+        model.alias = alias
+        return model
+
+    return factory
+
+
 _LOADED = False
 #: Modules that register more specs on first use (ML models, ensembles). Each is optional so
 #: a missing extra dependency disables those models instead of breaking the library.
@@ -220,6 +254,7 @@ def _ensure_loaded() -> None:
         return
     _LOADED = True
     _register_statistical()
+    _register_log_scale()
     import importlib
 
     for mod in EXTENSION_MODULES:
