@@ -1,0 +1,87 @@
+"""End to end: ``fcf rollup`` and ``fcf scenario`` on the shipped data (small settings)."""
+
+from __future__ import annotations
+
+import time
+
+import pandas as pd
+import pytest
+
+from experiments.cli import EXIT_BAD_INPUT, EXIT_TRACKING, main
+
+FAST = ["--model", "SeasonalNaive", "--windows", "4", "--paths", "200"]
+
+
+@pytest.mark.slow
+def test_rollup_no_track_end_to_end(isolated_cwd, capsys):
+    code = main(["rollup", "--no-track", *FAST, "--out", "out"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "Trailing-twelve-month FCF" in out and "Quarterly FCF" in out
+    assert "2026Q3" in out and "2027Q2" in out and "P10" in out and "P90" in out
+    q = pd.read_csv(isolated_cwd / "out" / "rollup_quantiles.csv")
+    assert set(q["unique_id"]) == {"free_cash_flow", "free_cash_flow_ttm"} and len(q) == 8
+    assert (q["p10"] <= q["p50"]).all() and (q["p50"] <= q["p90"]).all()
+    png = (isolated_cwd / "out" / "fanchart.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not (isolated_cwd / "mlflow.db").exists()
+
+
+def test_rollup_exits_3_when_the_tracking_server_is_down(isolated_cwd, closed_port_uri, monkeypatch, capsys):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", closed_port_uri)
+    t0 = time.perf_counter()
+    code = main(["rollup", *FAST, "--out", "out"])
+    assert code == EXIT_TRACKING
+    assert time.perf_counter() - t0 < 30
+    assert "cannot be reached" in capsys.readouterr().err
+    assert not (isolated_cwd / "out").exists()  # checked before any computation
+
+
+def test_rollup_rejects_bad_options(isolated_cwd, capsys):
+    assert main(["rollup", "--no-track", "--method", "TopDown"]) == EXIT_BAD_INPUT
+    assert "--method TopDown" in capsys.readouterr().err
+    assert main(["rollup", "--no-track", "--model", "AutoETZ"]) == EXIT_BAD_INPUT
+    assert "did you mean 'AutoETS'" in capsys.readouterr().err
+
+
+def test_scenario_bad_file_exits_2_naming_file_and_key(isolated_cwd, capsys):
+    bad = isolated_cwd / "oops.yaml"
+    bad.write_text("description: d\nsources: [s]\ndrivers:\n  aws_growth: {2026: 25}\n")
+    assert main(["scenario", str(bad)]) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert "oops.yaml, key drivers.aws_growth.2026" in err and "0.25" in err
+
+
+@pytest.mark.slow
+def test_scenario_shipped_files_end_to_end(isolated_cwd, capsys):
+    code = main(["scenario", *FAST, "--out", "sc"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "base" in out and "bull" in out and "capex_heavy" in out and "Fiscal-year FCF" in out
+    fy = pd.read_csv(isolated_cwd / "sc" / "scenario_fiscal_years.csv")
+    assert set(fy["scenario"]) == {"base", "bull", "capex_heavy"} and set(fy["fiscal_year"]) == {2026, 2027}
+    for name in ("bull", "capex_heavy"):
+        assert (isolated_cwd / "sc" / f"fanchart_{name}.png").stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_rollup_logs_quantiles_and_fan_chart_to_mlflow(isolated_cwd, capsys):
+    from experiments import tracking
+
+    code = main(["rollup", *FAST, "--out", "out", "--experiment", "rollup-test"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    client = tracking.get_client(tracking.tracking_uri())
+    exp = client.get_experiment_by_name("rollup-test")
+    runs = client.search_runs([exp.experiment_id])
+    assert len(runs) == 1
+    run = runs[0]
+    assert run.data.params["model"] == "SeasonalNaive" and run.data.params["origin"] == "2026Q2"
+    assert run.data.tags["run_kind"] == "rollup" and "data_sha256" in run.data.tags
+    hist = client.get_metric_history(run.info.run_id, "fcf_ttm.p50")
+    assert sorted(m.step for m in hist) == [1, 2, 3, 4]
+    q = pd.read_csv(isolated_cwd / "out" / "rollup_quantiles.csv")
+    ttm = q[q["unique_id"] == "free_cash_flow_ttm"].sort_values("ds")
+    assert [m.value for m in sorted(hist, key=lambda m: m.step)] == pytest.approx(list(ttm["p50"]))
+    names = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"rollup_quantiles.csv", "drivers.csv", "fanchart.png"} <= names

@@ -1,0 +1,112 @@
+"""Segment hierarchy: identities on the shipped data, summing matrix, reconciliation adds up."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.loader import load_quarterly, read_annual, read_quarterly
+from forecasting.hierarchy import (
+    METHODS,
+    add_retail,
+    bottom_series,
+    check_annual,
+    check_identities,
+    coherence_errors,
+    hierarchy_series,
+    reconcile,
+    summing_matrix,
+)
+
+
+@pytest.fixture(scope="module")
+def reported():
+    return read_quarterly()
+
+
+def test_identities_hold_on_shipped_data_except_documented_differences(reported):
+    ch = check_identities(reported)
+    assert set(ch["measure"]) == {"net_sales", "operating_income"}
+    assert len(ch) >= 2 * 35  # 2014-2015 and 2019Q1 onwards (plus 2018Q3) for both measures
+    unexplained = ch[(ch["residual"] != 0) & (ch["known"] == "")]
+    assert unexplained.empty, unexplained
+    off = ch[ch["residual"] != 0]
+    assert set(zip(off["measure"], off["period"])) == {
+        ("net_sales", "2019Q4"), *{("operating_income", f"2014Q{k}") for k in range(1, 5)}}
+    assert ch.loc[(ch["measure"] == "net_sales") & (ch["period"] == "2019Q4"), "residual"].item() == 1.0
+    # from 2015 on, operating income adds up in every quarter with all parts
+    oi = ch[(ch["measure"] == "operating_income") & (ch["period"] >= "2015Q1")]
+    assert len(oi) > 30 and (oi["residual"] == 0).all()
+
+
+def test_advertising_quarters_sum_to_fiscal_years(reported):
+    t = check_annual(reported, read_annual(), "net_sales_advertising")
+    assert list(t["fiscal_year"]) == [2023, 2024]
+    assert (t["residual"] == 0).all()
+
+
+def test_retail_is_total_minus_aws_and_starts_2015():
+    df = add_retail(load_quarterly())
+    w = df.pivot(index="ds", columns="unique_id", values="y")
+    for m in ("net_sales", "operating_income"):
+        r = w[f"{m}_retail"].dropna()
+        assert r.index.min() == pd.Timestamp("2015-03-31")
+        np.testing.assert_array_equal(r, (w[f"{m}_total"] - w[f"{m}_aws"]).loc[r.index])
+        seg = w[[f"{m}_north_america", f"{m}_international"]].dropna()
+        np.testing.assert_allclose(seg.sum(axis=1), r.loc[seg.index], atol=1)
+
+
+def test_summing_matrix_has_identity_bottom_block():
+    S, tags = summing_matrix()
+    bottoms = bottom_series()
+    assert list(S["unique_id"]) [-len(bottoms):] == bottoms
+    np.testing.assert_array_equal(S[bottoms].to_numpy()[-len(bottoms):], np.eye(len(bottoms)))
+    total = S.set_index("unique_id").loc["net_sales_total", bottoms]
+    assert list(total) == [1, 1, 1, 0, 0, 0]
+    retail = S.set_index("unique_id").loc["operating_income_retail", bottoms]
+    assert list(retail) == [0, 0, 0, 1, 1, 0]
+    assert set(tags["total"]) == {"net_sales_total", "operating_income_total"}
+
+
+def _incoherent_base(seed=0) -> pd.DataFrame:
+    """Forecast-like rows for every node, 2 cutoffs x 3 quarters, deliberately incoherent."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for cut in pd.to_datetime(["2025-06-30", "2025-09-30"]):
+        for k in range(1, 4):
+            ds = cut + pd.offsets.QuarterEnd(k)
+            for uid in hierarchy_series():
+                rows.append({"cutoff": cut, "model": "M", "unique_id": uid, "ds": ds,
+                             "mean": float(rng.uniform(1000, 50000))})
+    return pd.DataFrame(rows)
+
+
+def test_reconciled_forecasts_add_up_exactly():
+    base = _incoherent_base()
+    rec = reconcile(base)
+    assert set(rec["method"]) == {"base", *METHODS}
+    err = coherence_errors(rec)
+    assert (err[err["method"] == "base"][["net_sales", "operating_income"]] > 1).all().all()
+    ok = err[err["method"] != "base"]
+    assert len(ok) == 2 * len(METHODS)
+    assert (ok[["net_sales", "operating_income"]] < 1e-6).all().all()
+
+
+def test_bottom_up_keeps_segments_and_sums_them():
+    base = _incoherent_base(1)
+    rec = reconcile(base, methods=["BottomUp"])
+    bu = rec[rec["method"] == "BottomUp"].set_index(["cutoff", "unique_id", "ds"])["mean"]
+    b = base.set_index(["cutoff", "unique_id", "ds"])["mean"]
+    for s in bottom_series():
+        np.testing.assert_allclose(bu.xs(s, level=1), b.xs(s, level=1))
+    parts = sum(b.xs(f"net_sales_{s}", level=1) for s in ("north_america", "international", "aws"))
+    np.testing.assert_allclose(bu.xs("net_sales_total", level=1), parts)
+
+
+def test_reconcile_names_a_missing_node_and_an_unknown_method():
+    base = _incoherent_base()
+    with pytest.raises(ValueError, match="lack \\['net_sales_retail'\\]"):
+        reconcile(base[base["unique_id"] != "net_sales_retail"])
+    with pytest.raises(ValueError, match="unknown reconciliation method"):
+        reconcile(base, methods=["TopDown"])
