@@ -1,0 +1,175 @@
+"""``fcf backtest``: rolling-origin backtest of every model, a leaderboard, tracked in MLflow.
+
+Default series: the 11 core series (segment sales and operating income, operating cash flow,
+net capex, FCF) when the data holds them, else every series; in both cases only series with
+at least ``windows + horizon + 10`` quarters, so the first evaluated cutoff has 10 quarters
+to fit on. ``--series all`` takes every long-enough series. Skipped series are printed with
+the reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import pandas as pd
+
+from experiments.cli import EXIT_TRACKING, CommandError, add_data_options, split_list
+
+#: The headline set: series with at least 27 contiguous quarters that the FCF roll-up uses.
+CORE_SERIES = (
+    "net_sales_north_america",
+    "net_sales_international",
+    "net_sales_aws",
+    "net_sales_total",
+    "operating_income_north_america",
+    "operating_income_international",
+    "operating_income_aws",
+    "operating_income_total",
+    "operating_cash_flow",
+    "purchases_of_property_and_equipment_net_of_proceeds",
+    "free_cash_flow",
+)
+DEFAULT_MODELS = "baseline,statistical"
+#: Quarters a series needs beyond ``windows + horizon`` to be backtested by default.
+MIN_EXTRA_QUARTERS = 10
+MAX_HORIZON = 8
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "backtest",
+        help="rolling-origin backtest of the models; leaderboard vs SeasonalNaive, logged to MLflow",
+        description=(
+            "Refit every model at each of WINDOWS quarterly cutoffs, forecast HORIZON quarters "
+            "ahead, score against the reported quarters (MASE relative to SeasonalNaive, interval "
+            "coverage) and log a parent MLflow run with one child run per model."
+        ),
+    )
+    add_data_options(p)
+    p.set_defaults(series=None)
+    p.add_argument("--models", default=DEFAULT_MODELS,
+                   help="comma-separated names, families (baseline, statistical, ml, ensemble) or "
+                        f"'all' (default: {DEFAULT_MODELS}); SeasonalNaive always runs")
+    p.add_argument("--windows", type=int, default=12, help="evaluated cutoffs (default 12)")
+    p.add_argument("--horizon", "-H", type=int, default=4, help=f"quarters ahead, 1..{MAX_HORIZON} (default 4)")
+    p.add_argument("--warmup", type=int, default=8,
+                   help="earlier cutoffs used only to calibrate intervals/ensembles (default 8)")
+    p.add_argument("--intervals", choices=["conformal", "model"], default="conformal",
+                   help="calibrated conformal intervals (default) or the models' own")
+    p.add_argument("--experiment", default=None, help="MLflow experiment (default amazon-backtest)")
+    p.add_argument("--no-track", action="store_true", help="do not log to MLflow")
+    p.add_argument("--out", help="folder to write the backtest, pointwise and leaderboard tables to")
+    p.set_defaults(func=run)
+
+
+def select_series(df: pd.DataFrame, requested: list[str] | None, min_len: int) -> tuple[list[str], list[str]]:
+    """The series to backtest and a line per skipped series saying why.
+
+    `requested` None: the core series present (all series when none is), ``["all"]``: every
+    series; either way only those with at least `min_len` quarters. Named series are kept
+    whatever their length (a short one is reported, and its early cutoffs use fallbacks).
+    """
+    sizes = df.groupby("unique_id").size()
+    skipped = []
+    if requested and requested != ["all"]:
+        for s in requested:
+            if sizes.get(s, 0) < min_len:
+                skipped.append(f"{s}: only {sizes.get(s, 0)} quarters (< {min_len}); kept because it "
+                               "was named, early cutoffs use fallback models")
+        return list(requested), skipped
+    pool = list(sizes.index)
+    if requested is None and any(s in sizes.index for s in CORE_SERIES):
+        pool = [s for s in CORE_SERIES if s in sizes.index]
+        skipped += [f"{s}: not a core series (add it with --series, or --series all)"
+                    for s in sizes.index if s not in CORE_SERIES]
+    keep = [s for s in pool if sizes[s] >= min_len]
+    skipped += [f"{s}: {sizes[s]} quarters, fewer than windows + horizon + {MIN_EXTRA_QUARTERS} = {min_len}"
+                for s in pool if sizes[s] < min_len]
+    return keep, skipped
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from experiments import tracking
+    from experiments.io import write_csv, write_text
+    from experiments.leaderboard import (
+        horizon_table,
+        leaderboard_markdown,
+        leaderboard_view,
+        series_without_winner,
+    )
+    from features.loader import load_quarterly
+    from forecasting.backtest import BacktestConfig, backtest
+    from forecasting.models import resolve
+
+    if not 1 <= args.horizon <= MAX_HORIZON:
+        raise CommandError(f"--horizon must be between 1 and {MAX_HORIZON}, got {args.horizon}")
+    if args.windows < 1 or args.warmup < 0:
+        raise CommandError(f"--windows must be >= 1 and --warmup >= 0 (got {args.windows}, {args.warmup})")
+    t0 = time.perf_counter()
+    uri = None
+    if not args.no_track:
+        try:
+            uri = tracking.check_tracking_server(tracking.tracking_uri())
+        except tracking.TrackingError as exc:
+            raise CommandError(str(exc), EXIT_TRACKING) from exc
+    names = split_list(args.series)
+    explicit = names if names and names != ["all"] else None
+    df = load_quarterly(args.data, args.series_config, explicit)
+    min_len = args.windows + args.horizon + MIN_EXTRA_QUARTERS
+    series, skipped = select_series(df, names, min_len)
+    if skipped:
+        print("series skipped or flagged:\n  " + "\n  ".join(skipped))
+    if not series:
+        raise CommandError(f"no series has at least {min_len} quarters; lower --windows/--horizon "
+                           "or name series with --series")
+    df = df[df["unique_id"].isin(series)].reset_index(drop=True)
+    specs = resolve(split_list(args.models) or args.models)
+    config = BacktestConfig(h=args.horizon, n_windows=args.windows, warmup_windows=args.warmup,
+                            intervals=args.intervals, models=tuple(s.name for s in specs))
+    print(f"backtest: {len(series)} series x {len(specs)} models ({', '.join(config.models)}), "
+          f"{args.windows} windows + {args.warmup} warm-up, h={args.horizon}, intervals={args.intervals}")
+    bt = backtest(df, list(config.models), config,
+                  progress=lambda it: tqdm(it, desc="cutoffs", unit="cutoff", leave=False))
+    t_bt = time.perf_counter() - t0
+    tables = tracking.backtest_tables(bt, df, config)
+    board = tables["leaderboard"]
+    leader = str(board["model"].iloc[0])
+    steps = sorted({1, min(4, args.horizon)})
+    print("\nLeaderboard (MASE relative to SeasonalNaive; geometric mean over series; lower is better)")
+    print(leaderboard_view(board).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(f"\nPer series at horizons {', '.join(map(str, steps))}: SeasonalNaive MASE, the leader "
+          f"{leader}'s relative MASE, and the series' best model (relative MASE)")
+    print(horizon_table(tables["series_step"], leader, steps).to_string(index=False))
+    beaten = series_without_winner(tables["series"])
+    if beaten:
+        print(f"\nNo model beats SeasonalNaive (MASE over all horizons) on: {', '.join(beaten)}")
+    else:
+        print("\nOn every series at least one model beats SeasonalNaive (MASE over all horizons).")
+    print(f"\nbacktest {t_bt:.1f}s, {len(bt)} forecast rows")
+    if args.out:
+        out = args.out
+        write_csv(bt, f"{out}/backtest.csv")
+        write_csv(tables["points"], f"{out}/pointwise.csv")
+        write_csv(board, f"{out}/leaderboard.csv")
+        write_csv(tables["series_step"], f"{out}/metrics_by_series_step.csv")
+        write_text(leaderboard_markdown(tables), f"{out}/leaderboard.md")
+        print(f"wrote tables to {out}/")
+    if uri is not None:
+        experiment = args.experiment or tracking.DEFAULT_EXPERIMENT
+        t1 = time.perf_counter()
+        try:
+            run_id = tracking.log_backtest(bt, df, config, experiment=experiment, uri=uri,
+                                           data_path=args.data, tables=tables,
+                                           extra_metrics={"runtime_s": round(t_bt, 1)})
+        except tracking.TrackingError as exc:
+            raise CommandError(str(exc), EXIT_TRACKING) from exc
+        print(f"MLflow parent run {run_id} in experiment '{experiment}' at {uri} "
+              f"(best model: {leader}; logged in {time.perf_counter() - t1:.1f}s)")
+        if tracking.is_remote(uri):
+            print(f"open {uri.rstrip('/')} in a browser to compare the runs")
+        else:
+            print(f"view it: mlflow ui --backend-store-uri {uri}")
+    return 0

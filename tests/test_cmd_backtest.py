@@ -1,0 +1,89 @@
+"""``fcf backtest`` end to end on a small subset, in a temporary working directory."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pandas as pd
+import pytest
+
+from experiments.cli import EXIT_BAD_INPUT, EXIT_TRACKING, main
+from experiments.cmd_backtest import CORE_SERIES, select_series
+
+SMALL = ["backtest", "--series", "net_sales_aws,free_cash_flow", "--models", "Naive",
+         "--windows", "2", "--horizon", "2", "--warmup", "2"]
+RUN_ID = re.compile(r"MLflow parent run ([0-9a-f]{32})")
+
+
+def test_backtest_command_logs_to_local_store(isolated_cwd, capsys):
+    assert main(SMALL) == 0
+    out = capsys.readouterr().out
+    assert "Leaderboard" in out and "SeasonalNaive" in out and "Naive" in out
+    assert "h2 SN MASE" in out  # the per-series table at horizons 1 and 2
+    run_id = RUN_ID.search(out).group(1)
+    assert "mlflow ui --backend-store-uri sqlite:///" in out
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{isolated_cwd / 'mlflow.db'}")
+    parent = client.get_run(run_id)
+    assert parent.data.params["series"] == "free_cash_flow,net_sales_aws"
+    assert parent.data.tags["best_model"] in {"SeasonalNaive", "Naive"}
+    assert parent.data.metrics["runtime_s"] > 0
+
+
+def test_no_track_writes_tables_and_no_store(isolated_cwd, capsys):
+    assert main(SMALL + ["--no-track", "--out", "tables"]) == 0
+    out = capsys.readouterr().out
+    assert "Leaderboard" in out and "MLflow parent run" not in out
+    assert not (isolated_cwd / "mlflow.db").exists()
+    board = pd.read_csv(isolated_cwd / "tables" / "leaderboard.csv")
+    assert set(board["model"]) == {"SeasonalNaive", "Naive"}
+    bt = pd.read_csv(isolated_cwd / "tables" / "backtest.csv")
+    assert set(bt["step"]) == {1, 2} and bt["cutoff"].nunique() == 2
+    assert (isolated_cwd / "tables" / "leaderboard.md").read_text().startswith("# Backtest leaderboard")
+
+
+def test_unreachable_server_exits_3_before_any_work(isolated_cwd, closed_port_uri, monkeypatch, capsys):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", closed_port_uri)
+    t0 = time.monotonic()
+    assert main(SMALL) == EXIT_TRACKING
+    assert time.monotonic() - t0 < 8
+    captured = capsys.readouterr()
+    assert closed_port_uri in captured.err and "--no-track" in captured.err
+    assert "Leaderboard" not in captured.out
+
+
+def test_bad_horizon_is_bad_input(isolated_cwd, capsys):
+    assert main(["backtest", "--horizon", "9", "--no-track"]) == EXIT_BAD_INPUT
+    assert "--horizon" in capsys.readouterr().err
+
+
+def test_default_series_are_the_long_core_series(small_frame):
+    from features.loader import load_quarterly
+
+    df = load_quarterly()
+    keep, skipped = select_series(df, None, 12 + 4 + 10)
+    assert keep == list(CORE_SERIES)
+    assert any(s.startswith("net_sales_advertising: not a core series") for s in skipped)
+    keep_all, skipped_all = select_series(df, ["all"], 26)
+    assert set(CORE_SERIES) < set(keep_all)
+    assert any(s.startswith("net_sales_advertising: 14 quarters") for s in skipped_all)
+    named, flagged = select_series(df, ["net_sales_advertising"], 26)
+    assert named == ["net_sales_advertising"] and "kept because it was named" in flagged[0]
+
+
+@pytest.mark.slow
+def test_backtest_command_against_real_server(mlflow_server, isolated_cwd, monkeypatch, capsys):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    assert main(SMALL + ["--experiment", "cmd-test"]) == 0
+    out = capsys.readouterr().out
+    run_id = RUN_ID.search(out).group(1)
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=mlflow_server)
+    run = client.get_run(run_id)
+    assert client.get_experiment(run.info.experiment_id).name == "cmd-test"
+    children = client.search_runs([run.info.experiment_id], f"tags.mlflow.parentRunId = '{run_id}'")
+    assert {c.info.run_name for c in children} == {"SeasonalNaive", "Naive"}
+    assert not (isolated_cwd / "mlflow.db").exists()
