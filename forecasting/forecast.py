@@ -123,16 +123,21 @@ def forecast(
     requested = resolve(models)
     specs = with_members(requested)
     out = forecast_base(df, h, specs, level, season_length, seed, engine=engine)
-    learns = intervals == "conformal" or any(s.engine == "ensemble" for s in specs)
-    if learns:
+    # Past windows' errors are needed only to calibrate intervals or learn ensemble weights: a
+    # mean/median ensemble with the models' own intervals skips the 12 extra refits of every member.
+    needs_past = intervals == "conformal" or any(
+        s.engine == "ensemble" and s.options.get("combiner", "median") == "weighted" for s in specs)
+    if needs_past or any(s.engine == "ensemble" for s in specs):
         from forecasting.backtest import BacktestConfig, backtest, post_process
 
         config = BacktestConfig(h=h, n_windows=calibration_windows, level=tuple(level),
                                 season_length=season_length, warmup_windows=0, end_offset=1,
                                 intervals=intervals, seed=seed)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ShortSeriesWarning)
-            past = backtest(df, [s.name for s in specs], config, intervals="model", engine=engine)
+        past = pd.DataFrame(columns=["unique_id", "ds", "cutoff", "model", "mean", "y"])
+        if needs_past:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ShortSeriesWarning)
+                past = backtest(df, [s.name for s in specs], config, intervals="model", engine=engine)
         out["cutoff"] = df["ds"].max()
         out["y"] = np.nan
         out = post_process(out, specs, config, df, past)
