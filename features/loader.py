@@ -248,8 +248,24 @@ def _check_rows(
         {"metric": metrics, "period": periods, "ds": ends, "y": values, "lineno_": lines}
     )
     if "vintage" in raw.columns and len(parsed):
-        parsed["vintage"] = raw.set_index("lineno_").loc[parsed["lineno_"], "vintage"].to_numpy()
+        text = raw.set_index("lineno_").loc[parsed["lineno_"], "vintage"].to_numpy()
+        iso = [_iso_date(t) for t in text]  # so that vintages sort as dates, '' (original) first
+        for t, v, line, metric in zip(text, iso, parsed["lineno_"], parsed["metric"]):
+            if v is None:
+                problems.append(Problem(name, f"vintage '{t}' is not a date like 2024-10-31", int(line), metric))
+        parsed["vintage"] = iso
     return parsed, problems
+
+
+def _iso_date(text: str) -> str | None:
+    """``YYYY-MM-DD`` of a date string (``''`` stays ``''``), None if it is not a date."""
+    if not text:
+        return ""
+    try:
+        ts = pd.Timestamp(text)
+    except (ValueError, TypeError):
+        return None
+    return None if pd.isna(ts) else ts.strftime("%Y-%m-%d")
 
 
 def _dedupe(parsed: pd.DataFrame, name: str, period_col: str) -> tuple[pd.DataFrame, list[Problem]]:
@@ -428,7 +444,9 @@ def load_quarterly(
         keep = long[long["unique_id"].isin(wanted)]
         extra = [trailing_twelve_months(long, s) for s in ttm_of]
         long = pd.concat([keep, *extra], ignore_index=True)
-    elif include_ttm and "free_cash_flow" in set(long["unique_id"]):
+    if include_ttm and "free_cash_flow" in set(long["unique_id"]) and "free_cash_flow_ttm" not in set(
+        long["unique_id"]
+    ):
         long = pd.concat([long, trailing_twelve_months(long, "free_cash_flow")], ignore_index=True)
     return long.sort_values(["unique_id", "ds"]).reset_index(drop=True)
 
