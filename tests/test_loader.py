@@ -117,6 +117,13 @@ def test_ttm_fcf_is_the_rolling_four_quarter_sum(quarterly):
     )
 
 
+def test_include_ttm_also_works_with_a_series_selection():
+    df = load_quarterly(series=["free_cash_flow", "net_sales_aws"], include_ttm=True)
+    assert set(df["unique_id"]) == {"free_cash_flow", "free_cash_flow_ttm", "net_sales_aws"}
+    df = load_quarterly(series=["free_cash_flow_ttm"], include_ttm=True)
+    assert set(df["unique_id"]) == {"free_cash_flow_ttm"} and len(df) == 67
+
+
 @pytest.mark.parametrize(
     ("series", "quarter_end", "printed", "tolerance"),
     [

@@ -405,3 +405,28 @@ def test_same_vintage_twice_with_different_values_is_an_error(tmp_path):
     with pytest.raises(DataValidationError) as e:
         load_quarterly(path)
     assert_names(e.value, path, 3, "ocf", "duplicate fiscal_quarter 2016Q1")
+
+
+def test_vintages_are_compared_as_dates_not_text(tmp_path):
+    """'2016-4-28' is earlier than '2016-04-30' although it sorts after it as text."""
+    path = tmp_path / "restated.csv"
+    path.write_text(
+        "metric,fiscal_quarter,period_end,value_musd,vintage\n"
+        "ocf,2016Q1,2016-03-31,-2,2016-04-30\n"
+        "ocf,2016Q1,2016-03-31,-1,2016-4-28\n"
+        "ocf,2016Q2,2016-06-30,3,\n"
+        "ocf,2016Q2,2016-06-30,5,2017-07-27\n"  # a dated restatement replaces an undated original
+    )
+    assert load_quarterly(path)["y"].tolist() == [-2.0, 5.0]
+
+
+def test_bad_vintage(tmp_path):
+    path = tmp_path / "restated.csv"
+    path.write_text(
+        "metric,fiscal_quarter,period_end,value_musd,vintage\n"
+        "ocf,2016Q1,2016-03-31,-1,2016-04-28\n"
+        "ocf,2016Q1,2016-03-31,-2,Q1 2017 10-Q\n"
+    )
+    with pytest.raises(DataValidationError) as e:
+        load_quarterly(path)
+    assert_names(e.value, path, 3, "ocf", "vintage 'Q1 2017 10-Q' is not a date")
