@@ -245,7 +245,7 @@ def _renamed(build, alias):
 _LOADED = False
 #: Modules that register more specs on first use (ML models, ensembles). Each is optional so
 #: a missing extra dependency disables those models instead of breaking the library.
-EXTENSION_MODULES: list[str] = []
+EXTENSION_MODULES: list[str] = ["forecasting.ml", "forecasting.ensemble"]
 
 
 def _ensure_loaded() -> None:

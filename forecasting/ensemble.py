@@ -1,0 +1,157 @@
+"""Forecast combinations: a median ensemble and a weighted ensemble learnt from past errors.
+
+`combine` takes the members' forecasts at one cutoff and returns the ensemble's forecast:
+
+- ``median``: per series and quarter, the median over members of the point forecast and of
+  each interval bound;
+- ``weighted``: per series, weights over members proportional to 1 / MAE of the member's
+  forecasts in *earlier* windows whose outcome was reported by the cutoff (`past`), shrunk
+  towards equal weights when few such rows exist::
+
+      w_m = n / (n + k) * (1/MAE_m) / sum_j (1/MAE_j)  +  k / (n + k) * 1 / M
+
+  with n the number of past rows per member of that series and k = `SHRINKAGE`. With no
+  past rows the weights are equal (the plain mean). Point forecasts and interval bounds are
+  combined with the same weights; intervals are recalibrated afterwards
+  (`forecasting.calibration`).
+
+The cutoff of each series is the quarter before its first forecast quarter. `combine` never
+reads the ``y`` column of the members' forecasts, nor any row of `past` whose quarter is
+after the cutoff or whose own cutoff is not before it, so a caller that passes too much
+cannot leak realised outcomes into the weights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from forecasting.forecast import LEVELS, enforce_order, interval_columns, output_columns
+from forecasting.models import ModelSpec, register
+
+#: Pseudo-count of past rows pulling the learnt weights toward equal weights.
+SHRINKAGE = 8.0
+COMBINERS = ("median", "mean", "weighted")
+
+
+def series_cutoffs(members_fc: pd.DataFrame) -> pd.Series:
+    """Per series, the quarter before its first forecast quarter (index ``unique_id``)."""
+    first = pd.to_datetime(members_fc.groupby("unique_id")["ds"].min())
+    return first - pd.offsets.QuarterEnd(1)
+
+
+def known_past(past: pd.DataFrame | None, cutoffs: pd.Series) -> pd.DataFrame:
+    """Rows of `past` usable at each series' cutoff: outcome reported (``ds <= cutoff``),
+    forecast made earlier (``cutoff`` column, when present, before it) and ``y`` finite."""
+    if past is None or len(past) == 0:
+        return pd.DataFrame(columns=["unique_id", "ds", "model", "mean", "y"])
+    p = past[past["unique_id"].isin(cutoffs.index)]
+    cut = p["unique_id"].map(cutoffs)
+    ok = (pd.to_datetime(p["ds"]) <= cut) & np.isfinite(p["y"].to_numpy(dtype=float))
+    if "cutoff" in p.columns:
+        ok &= pd.to_datetime(p["cutoff"]) < cut
+    return p[ok]
+
+
+def member_weights(
+    past: pd.DataFrame | None,
+    members: Sequence[str],
+    cutoffs: pd.Series,
+    shrinkage: float = SHRINKAGE,
+) -> pd.DataFrame:
+    """Inverse-MAE weights per series and member, shrunk to equal (see module docstring).
+
+    Args:
+        past: earlier forecasts with outcomes: ``unique_id, ds, model, mean, y`` (+ ``cutoff``).
+        members: member model names.
+        cutoffs: per series cutoff (from `series_cutoffs`); only rows known by then are used.
+    Returns:
+        ``unique_id, model, n, mae, weight`` (weights of a series sum to 1).
+    """
+    members = list(members)
+    p = known_past(past, cutoffs)
+    p = p[p["model"].isin(members)]
+    err = (p["y"].astype(float) - p["mean"].astype(float)).abs()
+    stats = err.groupby([p["unique_id"], p["model"]]).agg(["size", "mean"])
+    rows = []
+    for uid in cutoffs.index:
+        n = np.array([stats["size"].get((uid, m), 0) for m in members], dtype=float)
+        mae = np.array([stats["mean"].get((uid, m), np.nan) for m in members], dtype=float)
+        equal = np.full(len(members), 1 / len(members))
+        if n.min() == 0 or not np.isfinite(mae).all():
+            w = equal
+        else:
+            inv = 1 / np.maximum(mae, 1e-9 * max(float(np.nanmax(mae)), 1e-12))
+            lam = n.min() / (n.min() + shrinkage)
+            w = lam * inv / inv.sum() + (1 - lam) * equal
+        rows += [(uid, m, int(k), e, x) for m, k, e, x in zip(members, n, mae, w)]
+    return pd.DataFrame(rows, columns=["unique_id", "model", "n", "mae", "weight"])
+
+
+def combine(
+    members_fc: pd.DataFrame,
+    spec: ModelSpec,
+    level: Sequence[int] = LEVELS,
+    history: pd.DataFrame | None = None,
+    past: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Combine the members' forecasts at one cutoff into the ensemble `spec`.
+
+    Args:
+        members_fc: forecasts of the members, ``unique_id, ds, model, mean, lo-*, hi-*``
+            (other columns, including a realised ``y``, are ignored).
+        spec: an ensemble spec; ``options["combiner"]`` is ``median`` (default), ``mean`` or
+            ``weighted``.
+        history: the training frame (unused by these combiners; part of the interface).
+        past: earlier windows' forecasts with outcomes, for ``weighted``.
+    Returns:
+        ``output_columns(level)`` with ``model`` = ``model_used`` = ``spec.name``.
+    """
+    combiner = spec.options.get("combiner", "median")
+    if combiner not in COMBINERS:
+        raise ValueError(f"ensemble '{spec.name}': combiner must be one of {COMBINERS}, got '{combiner}'")
+    cols = ["mean"] + interval_columns(level)
+    fc = members_fc[members_fc["model"].isin(spec.members)]
+    missing = sorted(set(spec.members) - set(fc["model"]))
+    if missing:
+        raise ValueError(f"ensemble '{spec.name}': no forecasts of member(s) {missing}; "
+                         "run the members first (forecasting.models.with_members)")
+    fc = fc[["unique_id", "ds", "model"] + cols]
+    if combiner == "median":
+        out = fc.groupby(["unique_id", "ds"], sort=True)[cols].median().reset_index()
+    else:
+        cuts = series_cutoffs(fc)
+        if combiner == "weighted":
+            w = member_weights(past, spec.members, cuts)
+        else:
+            w = member_weights(None, spec.members, cuts)
+        fc = fc.merge(w[["unique_id", "model", "weight"]], on=["unique_id", "model"], how="left")
+        fc["weight"] = fc["weight"] / fc.groupby(["unique_id", "ds"])["weight"].transform("sum")
+        weighted = fc[cols].mul(fc["weight"], axis=0)
+        out = weighted.groupby([fc["unique_id"], fc["ds"]], sort=True).sum().reset_index()
+    out["model"] = spec.name
+    out["model_used"] = spec.name
+    return enforce_order(out[output_columns(level)], level)
+
+
+def register_ensemble(name: str, members: Sequence[str], combiner: str = "median", description: str = "") -> ModelSpec:
+    """Register an ensemble of registered models (one line per ensemble)."""
+    if combiner not in COMBINERS:
+        raise ValueError(f"ensemble '{name}': combiner must be one of {COMBINERS}, got '{combiner}'")
+    return register(
+        ModelSpec(name=name, engine="ensemble", family="ensemble", members=tuple(members), min_obs=1,
+                  fallback=None, complexity=9, params={"members": ",".join(members), "combiner": combiner},
+                  options={"combiner": combiner}, description=description or f"{combiner} of {', '.join(members)}"),
+        replace=True,
+    )
+
+
+STATISTICAL_MEMBERS = ("AutoETS", "AutoARIMA", "AutoTheta", "Foster", "GriffinWatts")
+STAT_ML_MEMBERS = ("AutoETS", "AutoTheta", "GriffinWatts", "RidgeML", "HistGBML")
+
+register_ensemble("MedianEnsemble", STATISTICAL_MEMBERS, "median")
+register_ensemble("WeightedEnsemble", STATISTICAL_MEMBERS, "weighted")
+register_ensemble("MedianStatML", STAT_ML_MEMBERS, "median")
+register_ensemble("WeightedStatML", STAT_ML_MEMBERS, "weighted")

@@ -1,0 +1,218 @@
+"""Global machine-learning models: one scikit-learn regressor trained across all series.
+
+Built on `mlforecast.MLForecast`: the features and target transforms of each spec are a
+`features.transforms.FeatureSet` (default: seasonally differenced, per-series standardised
+target, so series 100x apart in scale and with trends share one model; lags 1-4, a
+4-quarter rolling mean, the quarter). Forecasts are recursive. Specs with the same
+`FeatureSet` share one `MLForecast` (one feature computation, one fit per regressor).
+
+Intervals: mlforecast's conformal intervals (`PredictionIntervals`, per series and horizon,
+from up to `CONFORMAL_WINDOWS` rolling windows of the model trained once). They need
+``n_windows * h`` more observations than training does in the *shortest* series of the
+group; when even two windows do not fit, the ML point forecast keeps the interval
+half-widths of the spec's fallback statistical model (which is refit on the same data).
+Either way the backtest and `forecast()` rescale intervals conformally from earlier windows
+(`forecasting.calibration`).
+
+A series shorter than a spec's ``min_obs`` (or all series, if the regressor fails or returns
+a non-finite value) is forecast by the spec's ``fallback`` statistical model, with ``model``
+= the ML spec's name, ``model_used`` = the fallback, and a `ShortSeriesWarning`.
+
+Adding a regressor is one line::
+
+    register_regressor("ElasticNetML", lambda seed: ElasticNet(alpha=0.01, random_state=seed))
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from features.transforms import DEFAULT_FEATURES, FeatureSet
+from forecasting.forecast import (
+    FREQ,
+    LEVELS,
+    ShortSeriesWarning,
+    enforce_order,
+    forecast_stats,
+    interval_columns,
+    output_columns,
+)
+from forecasting.models import SEASON_LENGTH, ModelSpec, register, resolve
+
+#: Most conformal windows mlforecast uses for the ML intervals.
+CONFORMAL_WINDOWS = 3
+#: Training rows a series must give (after transforms and lags) to be used by an ML model.
+MIN_TRAIN_ROWS = 4
+
+
+def register_regressor(
+    name: str,
+    build: Callable[[int], object],
+    features: FeatureSet = DEFAULT_FEATURES,
+    fallback: str = "AutoETS",
+    min_obs: int | None = None,
+    complexity: int = 6,
+    description: str = "",
+) -> ModelSpec:
+    """Register a global ML model: `build(seed)` returns an unfitted scikit-learn regressor.
+
+    ``min_obs`` defaults to what `features` needs for `MIN_TRAIN_ROWS` training rows; shorter
+    series are forecast by `fallback`.
+    """
+    min_obs = features.min_train_obs(MIN_TRAIN_ROWS) if min_obs is None else int(min_obs)
+    params = {"features": repr(features)}
+    try:
+        est = build(0)
+        params.update({k: v for k, v in est.get_params().items() if isinstance(v, (int, float, str, bool))})
+        params["regressor"] = type(est).__name__
+    except Exception as exc:  # a missing optional library must not break the registry
+        raise ValueError(f"ML model '{name}': build(seed) failed ({exc})") from exc
+    return register(
+        ModelSpec(name=name, engine="ml", build=build, family="ml", min_obs=min_obs, fallback=fallback,
+                  complexity=complexity, params=params, options={"features": features},
+                  description=description or f"global {params['regressor']} across series (mlforecast)"),
+        replace=True,
+    )
+
+
+def forecast_ml(
+    df: pd.DataFrame,
+    h: int,
+    specs: Sequence[ModelSpec],
+    level: Sequence[int] = LEVELS,
+    season_length: int = SEASON_LENGTH,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Forecast every series in `df` with the ML `specs`.
+
+    Args:
+        df: long frame ``unique_id, ds, y`` (checked, gap-free, sorted).
+        h: quarters ahead.
+        specs: ML specs (``engine="ml"``); each ``options["features"]`` is a `FeatureSet`.
+        level: interval levels.
+        seed: passed to each regressor's ``build(seed)``.
+
+    Returns:
+        ``output_columns(level)``: one row per series x spec x quarter.
+    """
+    if int(h) < 1:
+        raise ValueError(f"horizon h must be >= 1, got {h}")
+    bad = [s.name for s in specs if s.engine != "ml"]
+    if bad:
+        raise ValueError(f"forecast_ml got non-ML specs {bad}; pass them to forecast_base")
+    sizes = df.groupby("unique_id", sort=True).size()
+    parts: list[pd.DataFrame] = []
+    groups: dict[tuple[FeatureSet, int], list[ModelSpec]] = defaultdict(list)
+    for spec in specs:
+        groups[(spec.options.get("features", DEFAULT_FEATURES), spec.min_obs)].append(spec)
+    for (features, min_obs), group in groups.items():
+        long_ids = sizes.index[sizes >= min_obs]
+        short_ids = sizes.index[sizes < min_obs]
+        for spec in group:
+            for uid in short_ids:
+                warnings.warn(
+                    f"series {uid}: {sizes[uid]} observations, fewer than the {spec.min_obs} {spec.name} "
+                    f"needs; forecasting it with {spec.fallback} instead",
+                    ShortSeriesWarning,
+                    stacklevel=2,
+                )
+        if len(short_ids):
+            parts.append(_fallback(df[df["unique_id"].isin(short_ids)], h, group, level, season_length))
+        if len(long_ids):
+            sub = df[df["unique_id"].isin(long_ids)]
+            try:
+                parts.append(_fit_predict(sub, h, group, features, level, season_length, seed))
+            except Exception as exc:  # a regressor failing must not stop the statistical models
+                for spec in group:
+                    warnings.warn(f"{spec.name} failed ({type(exc).__name__}: {exc}); forecasting "
+                                  f"{len(long_ids)} series with {spec.fallback} instead",
+                                  ShortSeriesWarning, stacklevel=2)
+                parts.append(_fallback(sub, h, group, level, season_length))
+    out = pd.concat(parts, ignore_index=True)
+    return enforce_order(out, level)[output_columns(level)]
+
+
+def _fallback(df, h, specs, level, season_length) -> pd.DataFrame:
+    """Each spec's fallback statistical model on `df`, labelled with the ML spec's name."""
+    parts, cache = [], {}
+    for spec in specs:
+        if not spec.fallback:
+            raise ValueError(f"{spec.name} has no fallback model for series it cannot forecast")
+        if spec.fallback not in cache:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ShortSeriesWarning)
+                fb = resolve(spec.fallback)[-1]  # resolve() also loads the statistical specs
+                cache[spec.fallback] = forecast_stats(df, h, [fb], level, season_length)
+        parts.append(cache[spec.fallback].assign(model=spec.name))
+    return pd.concat(parts, ignore_index=True)
+
+
+def _fit_predict(df, h, specs, features: FeatureSet, level, season_length, seed) -> pd.DataFrame:
+    from mlforecast import MLForecast
+    from mlforecast.conformal_prediction import PredictionIntervals
+    from threadpoolctl import threadpool_limits
+
+    n_min = int(df.groupby("unique_id").size().min())
+    n_windows = min(CONFORMAL_WINDOWS, (n_min - features.min_train_obs(MIN_TRAIN_ROWS)) // int(h))
+    models = {s.name: s.build(seed) for s in specs}
+    mlf = MLForecast(models=models, freq=FREQ, num_threads=1, **features.mlforecast_kwargs())
+    conformal = n_windows >= 2
+    # one thread: OpenMP regressors (HistGradientBoosting) are ~20x slower on a busy machine
+    with warnings.catch_warnings(), threadpool_limits(1):
+        warnings.simplefilter("ignore")
+        mlf.fit(df, prediction_intervals=PredictionIntervals(n_windows=n_windows, h=int(h)) if conformal else None)
+        pred = mlf.predict(int(h), level=list(level) if conformal else None)
+    pred = pred.sort_values(["unique_id", "ds"]).reset_index(drop=True)
+    ivals = interval_columns(level)
+    parts = []
+    borrowed = None if conformal else _fallback(df, h, specs, level, season_length)
+    for spec in specs:
+        part = pred[["unique_id", "ds"]].copy()
+        part["model"] = spec.name
+        part["model_used"] = spec.name
+        part["mean"] = pred[spec.name].to_numpy(dtype=float)
+        if conformal:
+            for c in ivals:
+                part[c] = pred[f"{spec.name}-{c}"].to_numpy(dtype=float)
+        else:
+            b = borrowed[borrowed["model"] == spec.name].sort_values(["unique_id", "ds"])
+            b = part[["unique_id", "ds"]].merge(b, on=["unique_id", "ds"], how="left")
+            for c in ivals:
+                part[c] = part["mean"].to_numpy() + (b[c] - b["mean"]).to_numpy(dtype=float)
+        vals = part[["mean"] + ivals].to_numpy(dtype=float)
+        if not np.isfinite(vals).all():
+            raise ValueError(f"{spec.name} returned non-finite forecasts")
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)
+
+
+# --------------------------------------------------------------------------- built-ins
+def _register_builtins() -> None:
+    from sklearn.ensemble import HistGradientBoostingRegressor
+    from sklearn.linear_model import ElasticNet, Ridge
+
+    register_regressor("RidgeML", lambda seed: Ridge(alpha=1.0), complexity=6,
+                       description="global ridge regression on lags of the seasonally differenced, "
+                                   "per-series standardised target")
+    register_regressor("ElasticNetML", lambda seed: ElasticNet(alpha=0.05, l1_ratio=0.5, random_state=seed),
+                       complexity=6, description="global elastic net on the same features as RidgeML")
+    register_regressor("HistGBML", lambda seed: HistGradientBoostingRegressor(
+        max_iter=100, learning_rate=0.05, max_leaf_nodes=8, min_samples_leaf=10, early_stopping=False,
+        random_state=seed), complexity=8,
+        description="global histogram gradient boosting (scikit-learn) on the same features")
+    try:
+        from lightgbm import LGBMRegressor
+    except ImportError:  # optional: LightGBM not installed disables LightGBMML only
+        return
+    register_regressor("LightGBMML", lambda seed: LGBMRegressor(
+        n_estimators=100, learning_rate=0.05, num_leaves=8, min_child_samples=10, subsample=1.0,
+        random_state=seed, n_jobs=1, deterministic=True, verbose=-1), complexity=8,
+        description="global LightGBM on the same features")
+
+
+_register_builtins()
