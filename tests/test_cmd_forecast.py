@@ -14,7 +14,7 @@ import pytest
 from experiments.cli import EXIT_BAD_INPUT, main
 from features.errors import DataWarning
 from features.loader import read_series_config, shipped_data_dir
-from forecasting.forecast import FORECAST_COLUMNS
+from forecasting.forecast import FORECAST_COLUMNS, ShortSeriesWarning
 
 REPO = Path(__file__).resolve().parents[1]
 MODELLED = read_series_config().modelled  # the 20 series data/series.csv models
@@ -125,11 +125,16 @@ def test_user_csv_with_its_own_metric_names(cwd, capsys):
     rows = ["metric,fiscal_quarter,period_end,value_musd"]
     rows += [f"revenue,{pd.Period(d, freq='Q')},{d.date()},{100 + 5 * i + (8 if d.quarter == 4 else 0)}"
              for i, d in enumerate(ends)]
-    rows += [f"capex,{pd.Period(d, freq='Q')},{d.date()},{20 + i}" for i, d in enumerate(ends)]
+    # capex only for the last 6 quarters: too short for AutoETS (needs 10)
+    rows += [f"capex,{pd.Period(d, freq='Q')},{d.date()},{20 + i}" for i, d in enumerate(ends[-6:])]
     path.write_text("\n".join(rows) + "\n")
-    code, out, err = run_cli(capsys, "--data", str(path), "--horizon", "2", *FAST, "--out", "fc.csv")
+    with pytest.warns(ShortSeriesWarning, match="series capex: 6 observations"):
+        code, out, err = run_cli(capsys, "--data", str(path), "--horizon", "2", *FAST, "--out", "fc.csv")
     assert code == 0, err
     assert "2 series, last reported quarter 2023Q4, 2 quarters ahead" in out
+    table = out.splitlines()
+    assert sum("capex" in ln and "AutoETS (as SeasonalNaive)" in ln for ln in table) == 2
+    assert sum("revenue" in ln and "AutoETS" in ln and "(as" not in ln for ln in table) == 2
     fc = read_out(cwd / "fc.csv")
     assert set(fc["unique_id"]) == {"revenue", "capex"}
     assert fc["ds"].min() == pd.Timestamp("2024-03-31")

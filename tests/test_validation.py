@@ -275,6 +275,15 @@ def test_unit_mixup_is_a_warning_naming_line_and_series(tmp_path):
     assert df.loc[df["ds"] == pd.Timestamp("2020-03-31"), "y"].item() == value * 1000
 
 
+def test_unit_mixup_in_the_newest_quarter_is_a_warning(tmp_path):
+    """The realistic case: a user appends the new quarter in USD thousands."""
+    path = shipped_copy(tmp_path)
+    value = value_of(path, "operating_cash_flow,2026Q2,")
+    line = edit_field(path, "operating_cash_flow,2026Q2,", 3, f"{value * 1000:.0f}")
+    with pytest.warns(DataWarning, match=f"line {line}, series operating_cash_flow: value .* unit mix-up"):
+        read_quarterly(path)
+
+
 def test_value_in_thousands_is_a_warning(tmp_path):
     path = shipped_copy(tmp_path)
     value = value_of(path, "net_sales_total,2021Q3,")
@@ -294,6 +303,17 @@ def test_user_csv_without_config_with_a_hole_hints_at_model_from(tmp_path):
     assert "no series config was found beside the data file" in msg
     na = [p for p in e.value.problems if p.series == "net_sales_north_america"]
     assert len(na) == 1 and "2016Q1" in na[0].problem and na[0].line is not None
+
+
+def test_small_user_csv_with_a_hole_gets_the_same_error(tmp_path):
+    path = tmp_path / "acme.csv"
+    path.write_text("metric,fiscal_quarter,period_end,value_musd\n"
+                    "revenue,2023Q1,2023-03-31,10\nrevenue,2023Q2,2023-06-30,11\n"
+                    "revenue,2023Q4,2023-12-31,13\nrevenue,2024Q1,2024-03-31,14\n")
+    with pytest.raises(DataValidationError) as e:
+        load_quarterly(path)
+    assert_names(e.value, path, 4, "revenue", "missing quarter(s) 2023Q3 after the first modelled quarter 2023Q1",
+                 "set model_from in series.csv", "no series config was found beside the data file")
 
 
 def test_user_csv_without_config_loads_any_metric_names(tmp_path):
