@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import pandas as pd
 
-from experiments.cli import add_data_options, split_list
+from experiments.cli import CommandError, add_data_options, split_list
 
 
 def add_parser(sub) -> None:
@@ -46,6 +47,8 @@ def run(args: argparse.Namespace) -> int:
 
     from experiments.io import write_csv
 
+    if args.out and os.path.isdir(args.out):  # fail before the forecast, not after it
+        raise CommandError(f"--out {args.out} is a directory; give a file name such as forecast.csv")
     t0 = time.perf_counter()
     df = load_quarterly(args.data, args.series_config, split_list(args.series))
     fc = forecast(df, h=args.horizon, models=split_list(args.models) or args.models,
@@ -56,6 +59,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"\n{df['unique_id'].nunique()} series, last reported quarter {last}, "
           f"{args.horizon} quarters ahead, USD millions; {time.perf_counter() - t0:.1f}s")
     if args.out:
-        write_csv(fc, args.out)
+        try:
+            write_csv(fc, args.out)
+        except OSError as exc:
+            raise CommandError(f"cannot write --out {args.out}: {exc}") from exc
         print(f"wrote {args.out}")
     return 0
