@@ -194,3 +194,19 @@ def test_fcf_script_reports_bad_data_without_a_traceback(tmp_path):
     assert f"bad.csv, line {line}, series free_cash_flow" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert (tmp_path / "fc.csv").read_text() == "previous forecast\n"
+
+
+def test_out_that_is_a_directory_fails_before_forecasting(cwd, capsys):
+    (cwd / "results").mkdir()
+    code, out, err = run_cli(capsys, "--series", "net_sales_aws", "-H", "1", *FAST, "--out", "results")
+    assert code == EXIT_BAD_INPUT
+    assert "--out results is a directory; give a file name" in err
+    assert out == "" and "Traceback" not in err
+
+
+def test_unwritable_out_is_a_clear_error(cwd, capsys):
+    (cwd / "file.txt").write_text("not a folder\n")
+    code, out, err = run_cli(capsys, "--series", "net_sales_aws", "-H", "1", *FAST, "--out", "file.txt/fc.csv")
+    assert code == EXIT_BAD_INPUT
+    assert "cannot write --out file.txt/fc.csv" in err and "Traceback" not in err
+    assert sorted(p.name for p in cwd.iterdir()) == ["file.txt"]

@@ -450,3 +450,11 @@ def test_bad_vintage(tmp_path):
     with pytest.raises(DataValidationError) as e:
         load_quarterly(path)
     assert_names(e.value, path, 3, "ocf", "vintage 'Q1 2017 10-Q' is not a date")
+
+
+def test_excel_saved_csv_with_bom_and_crlf_loads(tmp_path):
+    path = tmp_path / "excel.csv"
+    path.write_bytes(b"\xef\xbb\xbfmetric,fiscal_quarter,period_end,value_musd\r\n"
+                     b"revenue,2023Q1,2023-03-31,10\r\nrevenue,2023Q2,2023-06-30, 11 \r\n")
+    df = load_quarterly(path)
+    assert df["unique_id"].tolist() == ["revenue", "revenue"] and df["y"].tolist() == [10.0, 11.0]
