@@ -47,12 +47,16 @@ def add_parser(sub) -> None:
         ),
     )
     add_data_options(p)
-    p.set_defaults(series=None)
+    for action in p._actions:
+        if action.dest == "series":
+            action.help = ("comma-separated series, or 'all' (default: the core series with at least "
+                           f"windows + horizon + {MIN_EXTRA_QUARTERS} quarters)")
     p.add_argument("--models", default=DEFAULT_MODELS,
                    help="comma-separated names, families (baseline, statistical, ml, ensemble) or "
                         f"'all' (default: {DEFAULT_MODELS}); SeasonalNaive always runs")
     p.add_argument("--windows", type=int, default=12, help="evaluated cutoffs (default 12)")
-    p.add_argument("--horizon", "-H", type=int, default=4, help=f"quarters ahead, 1..{MAX_HORIZON} (default 4)")
+    p.add_argument("--horizon", "-H", type=int, default=4,
+                   help=f"quarters ahead, 1..{MAX_HORIZON} (default 4)")
     p.add_argument("--warmup", type=int, default=8,
                    help="earlier cutoffs used only to calibrate intervals/ensembles (default 8)")
     p.add_argument("--intervals", choices=["conformal", "model"], default="conformal",
@@ -81,8 +85,10 @@ def select_series(df: pd.DataFrame, requested: list[str] | None, min_len: int) -
     pool = list(sizes.index)
     if requested is None and any(s in sizes.index for s in CORE_SERIES):
         pool = [s for s in CORE_SERIES if s in sizes.index]
-        skipped += [f"{s}: not a core series (add it with --series, or --series all)"
-                    for s in sizes.index if s not in CORE_SERIES]
+        extra = [s for s in sizes.index if s not in CORE_SERIES]
+        if extra:
+            skipped.append("not core series (add with --series NAME,... or --series all): "
+                           + ", ".join(extra))
     keep = [s for s in pool if sizes[s] >= min_len]
     skipped += [f"{s}: {sizes[s]} quarters, fewer than windows + horizon + {MIN_EXTRA_QUARTERS} = {min_len}"
                 for s in pool if sizes[s] < min_len]
