@@ -306,7 +306,18 @@ def _check_gaps(parsed: pd.DataFrame, name: str, config: SeriesConfig | None) ->
             continue
         have = set(g["period"])
         last = g["period"].max()
-        expected = pd.period_range(start, last, freq="Q") if last >= start else []
+        if last < start:  # the series would silently vanish from the modelling frame
+            problems.append(
+                Problem(
+                    name,
+                    f"model_from {start} is after the last reported quarter {last}: nothing to model "
+                    f"(set model_from in {CONFIG_FILE} to a reported quarter, or leave it empty)",
+                    int(g.loc[g["period"] == last, "lineno_"].iloc[0]),
+                    metric,
+                )
+            )
+            continue
+        expected = pd.period_range(start, last, freq="Q")
         missing = [p for p in expected if p not in have]
         if missing:
             shown = ", ".join(str(p) for p in missing[:8]) + (" ..." if len(missing) > 8 else "")
