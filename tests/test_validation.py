@@ -458,3 +458,14 @@ def test_excel_saved_csv_with_bom_and_crlf_loads(tmp_path):
                      b"revenue,2023Q1,2023-03-31,10\r\nrevenue,2023Q2,2023-06-30, 11 \r\n")
     df = load_quarterly(path)
     assert df["unique_id"].tolist() == ["revenue", "revenue"] and df["y"].tolist() == [10.0, 11.0]
+
+
+def test_model_from_after_the_last_quarter_is_an_error_not_a_silent_drop(tmp_path):
+    path = shipped_copy(tmp_path)
+    cfg = tmp_path / "series.csv"
+    edit_field(cfg, "net_sales_advertising,", 1, "2027Q1")
+    last = find_line(path, "net_sales_advertising,2026Q2,")
+    with pytest.raises(DataValidationError) as e:
+        load_quarterly(path)
+    assert_names(e.value, path, last, "net_sales_advertising",
+                 "model_from 2027Q1 is after the last reported quarter 2026Q2", "set model_from in series.csv")
