@@ -91,7 +91,8 @@ def isolated_cwd(tmp_path, monkeypatch) -> Path:
     """A fresh working directory with no MLFLOW_TRACKING_URI (runs go to ./mlflow.db)."""
     monkeypatch.chdir(tmp_path)
     for var in ("MLFLOW_TRACKING_URI", "MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT"):
-        monkeypatch.delenv(var, raising=False)
+        monkeypatch.setenv(var, "")  # records the original value, restored after the test even if
+        monkeypatch.delenv(var)      # the code under test sets it (check_tracking_server does)
     return tmp_path
 
 
