@@ -470,6 +470,10 @@ def run_scenarios(df: pd.DataFrame, scenarios: Iterable, h: int = 6, model: str 
     if len(set(names)) != len(names) or "base" in names:
         raise ValueError(f"scenario names must be unique and not 'base'; got {names}")
     if inputs is None:
+        origin = pd.Timestamp(df["ds"].max())
+        ds = pd.DatetimeIndex([origin + pd.offsets.QuarterEnd(k) for k in range(1, h + 1)])
+        for s in parsed:  # fail before any model is fitted
+            check_periods(s, origin, ds)
         extra = (ADVERTISING,) if any(s.needs_advertising for s in parsed) else ()
         inputs = prepare(df, h=h, model=model, method=method or DEFAULT_METHOD,
                          n_windows=n_windows, extra=extra)

@@ -50,6 +50,12 @@ def test_scenario_bad_file_exits_2_naming_file_and_key(isolated_cwd, capsys):
     assert main(["scenario", str(bad)]) == EXIT_BAD_INPUT
     err = capsys.readouterr().err
     assert "oops.yaml, key drivers.aws_growth.2026" in err and "0.25" in err
+    past = isolated_cwd / "past.yaml"
+    past.write_text("description: d\nsources: [s]\ndrivers:\n  capex:\n    fiscal_year: {2025: 150000}\n")
+    t0 = time.perf_counter()
+    assert main(["scenario", str(past)]) == EXIT_BAD_INPUT
+    assert time.perf_counter() - t0 < 20  # rejected before any model is fitted
+    assert "past.yaml, key drivers.capex.fiscal_year.2025: fiscal year 2025 is fully reported" in capsys.readouterr().err
 
 
 @pytest.mark.slow
