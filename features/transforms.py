@@ -348,7 +348,9 @@ def driver_features(
                 f"steps beyond {min(lags)} need future values of driver '{driver}': forecast it "
                 "(forecasting.forecast.forecast) or give a scenario as driver_future"
             )
-        dfut = driver_future[driver_future["unique_id"] == driver] if "unique_id" in driver_future else driver_future
+        dfut = driver_future
+        if "unique_id" in dfut.columns:
+            dfut = dfut[dfut["unique_id"] == driver]
         dfut = dfut[["ds", "y"]].assign(ds=lambda d: pd.to_datetime(d["ds"]))
         missing = sorted(set(fut_ds[: int(h) - min(lags)]) - set(dfut["ds"]))
         if missing:
@@ -410,7 +412,8 @@ class FeatureSet:
 
         return {
             "lags": list(self.lags),
-            "lag_transforms": {1: [RollingMean(window_size=w) for w in self.rolling_mean]} if self.rolling_mean else None,
+            "lag_transforms": ({1: [RollingMean(window_size=w) for w in self.rolling_mean]}
+                               if self.rolling_mean else None),
             "date_features": list(self.date_features) or None,
             "target_transforms": [TARGET_TRANSFORMS[n][0]() for n in self.target],
         }

@@ -136,14 +136,17 @@ def combine(
     return enforce_order(out[output_columns(level)], level)
 
 
-def register_ensemble(name: str, members: Sequence[str], combiner: str = "median", description: str = "") -> ModelSpec:
+def register_ensemble(
+    name: str, members: Sequence[str], combiner: str = "median", description: str = ""
+) -> ModelSpec:
     """Register an ensemble of registered models (one line per ensemble)."""
     if combiner not in COMBINERS:
         raise ValueError(f"ensemble '{name}': combiner must be one of {COMBINERS}, got '{combiner}'")
     return register(
         ModelSpec(name=name, engine="ensemble", family="ensemble", members=tuple(members), min_obs=1,
                   fallback=None, complexity=9, params={"members": ",".join(members), "combiner": combiner},
-                  options={"combiner": combiner}, description=description or f"{combiner} of {', '.join(members)}"),
+                  options={"combiner": combiner},
+                  description=description or f"{combiner} of {', '.join(members)}"),
         replace=True,
     )
 

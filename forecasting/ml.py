@@ -165,7 +165,8 @@ def _fit_predict(df, h, specs, features: FeatureSet, level, season_length, seed)
     # one thread: OpenMP regressors (HistGradientBoosting) are ~20x slower on a busy machine
     with warnings.catch_warnings(), threadpool_limits(1):
         warnings.simplefilter("ignore")
-        mlf.fit(df, prediction_intervals=PredictionIntervals(n_windows=n_windows, h=int(h)) if conformal else None)
+        intervals = PredictionIntervals(n_windows=n_windows, h=int(h)) if conformal else None
+        mlf.fit(df, prediction_intervals=intervals)
         pred = mlf.predict(int(h), level=list(level) if conformal else None)
     pred = pred.sort_values(["unique_id", "ds"]).reset_index(drop=True)
     ivals = interval_columns(level)

@@ -84,7 +84,8 @@ def test_short_series_falls_back_with_a_warning(df):
     spec = _ml("RidgeML")[0]
     short = df[df["unique_id"] == "net_sales_aws"].tail(spec.min_obs - 1).assign(unique_id="short")
     data = pd.concat([df, short], ignore_index=True)
-    with pytest.warns(ShortSeriesWarning, match="series short: .* RidgeML needs; forecasting it with AutoETS"):
+    msg = "series short: .* RidgeML needs; forecasting it with AutoETS"
+    with pytest.warns(ShortSeriesWarning, match=msg):
         fc = forecast_ml(data, 4, [spec])
     s = fc[fc["unique_id"] == "short"]
     assert len(s) == 4 and (s["model"] == "RidgeML").all() and (s["model_used"] == "AutoETS").all()

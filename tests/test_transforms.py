@@ -146,9 +146,10 @@ def test_driver_future_comes_from_the_scenario_not_the_realised_values():
     aws = _series("aws", np.arange(n) * 3.0 + 50)
     full = pd.concat([capex, aws], ignore_index=True)
     cut = full["ds"].iloc[11]  # 12 quarters reported; 4 realised quarters after it
-    scenario = pd.DataFrame({"unique_id": "capex",
-                             "ds": pd.date_range(cut, periods=5, freq="QE")[1:], "y": [-1.0, -2.0, -3.0, -4.0]})
-    train, future = driver_features(full, "aws", "capex", h=4, lags=(1, 2), driver_future=scenario, cutoff=cut)
+    scenario = pd.DataFrame({"unique_id": "capex", "ds": pd.date_range(cut, periods=5, freq="QE")[1:],
+                             "y": [-1.0, -2.0, -3.0, -4.0]})
+    train, future = driver_features(full, "aws", "capex", h=4, lags=(1, 2), driver_future=scenario,
+                                    cutoff=cut)
     # step 1 with lag 1 is the last reported capex; later steps take the scenario
     assert list(future["capex_lag1"]) == [capex["y"].iloc[11], -1.0, -2.0, -3.0]
     assert list(future["capex_lag2"]) == [capex["y"].iloc[10], capex["y"].iloc[11], -1.0, -2.0]
