@@ -72,7 +72,7 @@ class ModelSpec:
 
 REGISTRY: dict[str, ModelSpec] = {}
 #: What `fcf forecast` and `forecast()` use when no models are named.
-DEFAULT_MODELS: list[str] = ["SeasonalNaive", "AutoETS"]
+DEFAULT_MODELS: list[str] = ["SeasonalNaive", "StatsCombo"]
 
 
 def register(spec: ModelSpec, replace: bool = False) -> ModelSpec:
@@ -245,7 +245,7 @@ def _renamed(build, alias):
 _LOADED = False
 #: Modules that register more specs on first use (ML models, ensembles). Each is optional so
 #: a missing extra dependency disables those models instead of breaking the library.
-EXTENSION_MODULES: list[str] = ["forecasting.ml", "forecasting.ensemble"]
+EXTENSION_MODULES: list[str] = ["forecasting.ml", "forecasting.ensemble", "forecasting.extra_models"]
 
 
 def _ensure_loaded() -> None:
