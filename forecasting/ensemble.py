@@ -158,3 +158,7 @@ register_ensemble("MedianEnsemble", STATISTICAL_MEMBERS, "median")
 register_ensemble("WeightedEnsemble", STATISTICAL_MEMBERS, "weighted")
 register_ensemble("MedianStatML", STAT_ML_MEMBERS, "median")
 register_ensemble("WeightedStatML", STAT_ML_MEMBERS, "weighted")
+#: The library default: the exponential-smoothing, Foster and airline models on both scales.
+COMBO_MEMBERS = ("AutoETS", "Foster", "GriffinWatts", "AutoETSLog", "FosterLog", "GriffinWattsLog")
+register_ensemble("StatsCombo", COMBO_MEMBERS, "mean",
+                  "mean of AutoETS, Foster and Griffin-Watts, each on the level and the log scale")
