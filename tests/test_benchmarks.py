@@ -102,3 +102,39 @@ def test_library_seasonal_naive_equals_plain_statsforecast():
     np.testing.assert_allclose(merged["mean_lib"], merged["mean_plain"])
     table = m3.summarize(m3.score(lib, test, train))
     assert table["model"].tolist() == ["SeasonalNaive"]
+
+
+@pytest.mark.slow  # creating the MLflow SQLite store takes 5-30 s on a busy machine
+def test_fcf_benchmark_m3_end_to_end(tmp_path, monkeypatch, capsys):
+    """The command on 5 series: table with library, statsforecast and published rows, CSV, MLflow run."""
+    from mlflow import MlflowClient
+
+    from experiments.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    out = tmp_path / "m3.csv"
+    rc = main(["benchmark", "m3", "--series-limit", "5", "--models", "SeasonalNaive",
+               "--plain", "SeasonalNaive", "--out", str(out)])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "R EAT = mean(ets, auto.arima, thetaf)" in printed and "first 5 series only" in printed
+    table = pd.read_csv(out)
+    assert set(table["kind"]) == {"library", "statsforecast", "published"}
+    lib = table[table["method"] == "library SeasonalNaive"].iloc[0]
+    plain = table[table["method"] == "statsforecast SeasonalNaive"].iloc[0]
+    assert lib["n_series"] == 5 and lib["sMAPE"] == pytest.approx(plain["sMAPE"])
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("benchmarks")
+    (run,) = client.search_runs([exp.experiment_id])
+    assert run.info.status == "FINISHED" and run.data.params["series_limit"] == "5"
+    assert run.data.metrics["smape.library SeasonalNaive"] == pytest.approx(lib["sMAPE"])
+    assert "mase.statsforecast SeasonalNaive" in run.data.metrics
+    assert [a.path for a in client.list_artifacts(run.info.run_id)] == ["m3_quarterly.csv"]
+
+
+def test_fcf_benchmark_without_a_subcommand_prints_help(capsys):
+    from experiments.cli import main
+
+    assert main(["benchmark"]) == 2
+    assert "m3" in capsys.readouterr().out
