@@ -1,0 +1,130 @@
+"""``fcf retrain``: the scheduled quarterly job (cron, CI, ``mlflow run . -e retrain``).
+
+Steps: check the tracking server (exit 3 within seconds when unreachable), take the lock
+``.fcf-retrain.lock`` in the working directory (exit 4 when another retrain holds it, or wait
+``--wait`` seconds), load and validate the data (exit 2 on bad data, before anything is
+logged or registered), stop with exit 0 when a FINISHED retrain of this data vintage exists
+(``--force`` to redo), else backtest the candidates, choose champions, forecast, roll up to
+FCF, log one MLflow parent run, register a new model version and move the alias when the
+gate passes (`experiments.retrain`). SIGTERM is handled like Ctrl-C: the run is marked
+KILLED, no output file is half-written (exit 130).
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import time
+
+from experiments.cli import EXIT_LOCKED, EXIT_TRACKING, CommandError, add_data_options, split_list
+
+
+def add_parser(sub) -> None:
+    from experiments.retrain import DEFAULT_CANDIDATES, LOCK_FILE
+
+    p = sub.add_parser(
+        "retrain",
+        help="scheduled retrain: champions per series, FCF roll-up, new MLflow model version",
+        description=(
+            "Backtest the candidate models, choose a champion per series (lowest MASE over "
+            "horizons 1-4, never one that loses to SeasonalNaive), refit and forecast, roll up to "
+            "FCF, and register the result as a new version of an MLflow pyfunc model. The alias "
+            "moves to it only if it passes the gate against the current champion on the same "
+            "windows. Does nothing (exit 0) when this data vintage was already retrained."
+        ),
+    )
+    add_data_options(p)
+    p.add_argument("--models", default=DEFAULT_CANDIDATES,
+                   help=f"candidate models: names or families (default: {DEFAULT_CANDIDATES}); "
+                        "SeasonalNaive always runs")
+    p.add_argument("--windows", type=int, default=12, help="evaluated backtest cutoffs (default 12)")
+    p.add_argument("--warmup", type=int, default=8,
+                   help="earlier cutoffs that only calibrate intervals/ensembles (default 8)")
+    p.add_argument("--horizon", "-H", type=int, default=4, help="quarters ahead, 1..8 (default 4)")
+    p.add_argument("--tolerance", type=float, default=0.02,
+                   help="gate: the new version may be at most this fraction worse than the current "
+                        "champion on the same windows (default 0.02)")
+    p.add_argument("--model-name", default="amazon-fcf", help="registered model name (default amazon-fcf)")
+    p.add_argument("--alias", default="champion", help="alias the gate moves (default champion)")
+    p.add_argument("--experiment", default="amazon-retrain", help="MLflow experiment (default amazon-retrain)")
+    p.add_argument("--rollup-model", default="best",
+                   help="model of the FCF roll-up nodes; 'best' (default): the non-ensemble candidate "
+                        "with the lowest gm relative MASE")
+    p.add_argument("--rollup-windows", type=int, default=12,
+                   help="past windows whose errors drive the roll-up simulation (default 12)")
+    p.add_argument("--paths", type=int, default=1000, help="roll-up Monte Carlo paths (default 1000)")
+    p.add_argument("--no-rollup", action="store_true",
+                   help="skip the FCF roll-up (when the data lacks the segment/capex/OCF series)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (same seed and data: same numbers)")
+    p.add_argument("--force", action="store_true", help="retrain even if this data vintage was done")
+    p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                   help="wait up to SECONDS for another retrain's lock instead of exiting with 4")
+    p.add_argument("--lock-file", default=LOCK_FILE, help=f"lock file (default ./{LOCK_FILE})")
+    p.add_argument("--out", default="outputs/retrain",
+                   help="folder for champions.csv, forecasts.csv, summary.md (default outputs/retrain)")
+    p.add_argument("--no-plots", action="store_true", help="do not log per-series backtest plots")
+    p.set_defaults(func=run)
+
+
+def _check(args) -> None:
+    if not 1 <= args.horizon <= 8:
+        raise CommandError(f"--horizon {args.horizon}: must be between 1 and 8")
+    if args.windows < 1 or args.warmup < 0:
+        raise CommandError(f"--windows must be >= 1 and --warmup >= 0 (got {args.windows}, {args.warmup})")
+    if not -0.5 < args.tolerance < 1:
+        raise CommandError(f"--tolerance {args.tolerance}: use a fraction such as 0.02")
+    if args.paths < 100:
+        raise CommandError(f"--paths {args.paths}: use at least 100 sample paths")
+    if args.rollup_windows < 2:
+        raise CommandError(f"--rollup-windows {args.rollup_windows}: need at least 2")
+    from forecasting.models import get_spec, resolve
+
+    resolve(split_list(args.models) or args.models)  # unknown names fail here, before any work
+    if args.rollup_model != "best":
+        if get_spec(args.rollup_model).engine == "ensemble":
+            raise CommandError(f"--rollup-model {args.rollup_model}: ensembles cannot forecast the roll-up "
+                               "nodes; name a statistical or ML model")
+
+
+def _sigterm(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def run(args: argparse.Namespace) -> int:
+    from experiments import tracking
+    from experiments.retrain import LockedError, RetrainLock, RetrainSettings, retrain
+
+    t0 = time.perf_counter()
+    _check(args)
+    try:
+        uri = tracking.check_tracking_server(tracking.tracking_uri())
+    except tracking.TrackingError as exc:
+        raise CommandError(str(exc), EXIT_TRACKING) from exc
+    settings = RetrainSettings(
+        data=args.data, series_config=args.series_config, series=split_list(args.series),
+        models=args.models, h=args.horizon, windows=args.windows, warmup=args.warmup,
+        tolerance=args.tolerance, model_name=args.model_name, alias=args.alias,
+        experiment=args.experiment, rollup=not args.no_rollup, rollup_model=args.rollup_model,
+        rollup_windows=args.rollup_windows, rollup_paths=args.paths, seed=args.seed,
+        force=args.force, out=args.out, lock_path=args.lock_file, plots=not args.no_plots)
+    previous = signal.signal(signal.SIGTERM, _sigterm)
+    try:
+        with RetrainLock(args.lock_file, wait_s=args.wait):
+            from tqdm import tqdm
+
+            result = retrain(settings, uri,
+                             progress=lambda it: tqdm(it, desc="cutoffs", unit="cutoff", leave=False))
+    except LockedError as exc:
+        raise CommandError(str(exc), EXIT_LOCKED) from exc
+    except Exception as exc:
+        if tracking.is_tracking_error(exc):
+            raise CommandError(f"the MLflow tracking store at {uri} failed mid-run ({exc}); the run is "
+                               "marked FAILED and the next retrain will redo this vintage",
+                               EXIT_TRACKING) from exc
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if result.summary:
+        print("\n" + result.summary)
+    print(f"fcf retrain: {result.message} ({time.perf_counter() - t0:.1f}s)")
+    return 0
