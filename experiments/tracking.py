@@ -627,3 +627,171 @@ def log_benchmark(
             _quiet_fail(client, run_id)
         raise TrackingError(f"logging benchmark '{name}' to {uri} failed: {exc}") from exc
 # ------------------------------------------------------------------ end of benchmarks section
+
+
+# ------------------------------------------------------------ retrain and model registry (issue 6)
+# Owned by the retrain engineer. One parent run per `fcf retrain` in experiment
+# ``amazon-retrain`` tagged ``fcf.kind=retrain``, ``fcf.vintage``, ``fcf.model_name``; nested
+# under it the backtest run of `log_backtest` (with its child run per model). Parent metrics:
+# ``champion_mase.<series>``, ``champion_rel_mase.<series>``, ``gate.new_score``,
+# ``gate.current_score``, ``gate.passed``, FCF quantiles (`rollup_metrics`: ``fcf.p10``,
+# ``fcf_ttm.p50``... with step = quarter ahead), ``runtime_s``. Tags: ``fcf.gate``,
+# ``fcf.gate_reason``, ``fcf.model_version``. Artifacts: ``model/`` (the pyfunc model,
+# `experiments.pyfunc_model`), ``champions.csv``, ``scores.csv``, ``forecasts.csv``,
+# ``fcf_headline.csv``, ``summary.md``. Each registered version carries the tags
+# ``fcf.champions`` (JSON series -> model), ``fcf.vintage`` and ``fcf.gate``.
+RETRAIN_EXPERIMENT = "amazon-retrain"
+KIND_TAG = "fcf.kind"
+VINTAGE_TAG = "fcf.vintage"
+MODEL_NAME_TAG = "fcf.model_name"
+LOCK_TAG = "fcf.lock"
+CHAMPIONS_TAG = "fcf.champions"
+MODEL_ARTIFACT = "model"
+
+
+def finished_retrain(client, exp_id: str, vintage: str, model_name: str):
+    """The newest FINISHED retrain run of data `vintage` for `model_name`, or None."""
+    flt = (f"tags.`{KIND_TAG}` = 'retrain' and tags.`{VINTAGE_TAG}` = '{vintage}' and "
+           f"tags.`{MODEL_NAME_TAG}` = '{model_name}' and attributes.status = 'FINISHED'")
+    runs = client.search_runs([exp_id], filter_string=flt, max_results=1,
+                              order_by=["attributes.start_time DESC"])
+    return runs[0] if runs else None
+
+
+def close_stale_retrains(client, exp_id: str, lock_path: str) -> list[str]:
+    """Mark KILLED the retrain runs still RUNNING under `lock_path`: the caller holds that lock,
+    so their process died (e.g. SIGKILL) before it could close them. Returns their ids."""
+    flt = (f"tags.`{KIND_TAG}` = 'retrain' and tags.`{LOCK_TAG}` = '{lock_path}' and "
+           "attributes.status = 'RUNNING'")
+    ids = [r.info.run_id for r in client.search_runs([exp_id], filter_string=flt, max_results=100)]
+    for rid in ids:
+        client.set_terminated(rid, status="KILLED")
+    return ids
+
+
+def champion_version(client, name: str, alias: str = "champion"):
+    """The `ModelVersion` behind ``name@alias``, or None when the model or alias does not exist."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
+            return None
+        raise
+
+
+def _pip_requirements() -> list[str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = []
+    for pkg in ("mlflow", "statsforecast", "mlforecast", "hierarchicalforecast", "utilsforecast",
+                "pandas", "numpy", "scikit-learn", "pyyaml", "lightgbm"):
+        try:
+            out.append(f"{pkg}=={version(pkg)}")
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def log_and_register(client, run_id: str, state_json: str, name: str, *, input_h: int,
+                     level: Sequence[int], example_output: pd.DataFrame,
+                     version_tags: Mapping[str, Any] | None = None, description: str = "") -> str:
+    """Save the pyfunc model (state, signature, input example) as the run's ``model/``
+    artifact, register it as a new version of `name` (created if missing); returns the version.
+    Previous versions and aliases are left as they are."""
+    import mlflow.pyfunc
+    from mlflow.exceptions import MlflowException
+
+    from experiments.pyfunc_model import STATE_ARTIFACT, FcfChampionModel, input_example, signature
+
+    import logging
+
+    mlflow_log = logging.getLogger("mlflow")
+    old_level = mlflow_log.level
+    with tempfile.TemporaryDirectory(prefix="fcf-model-") as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # type-hint and cloudpickle advice from MLflow
+        mlflow_log.setLevel(logging.ERROR)
+        state = Path(tmp) / "state.json"
+        state.write_text(state_json, encoding="utf-8")
+        mlflow.pyfunc.save_model(str(Path(tmp) / MODEL_ARTIFACT), python_model=FcfChampionModel(),
+                                 artifacts={STATE_ARTIFACT: str(state)},
+                                 signature=signature(example_output),
+                                 input_example=input_example(input_h, level),
+                                 pip_requirements=_pip_requirements())
+        mlflow_log.setLevel(old_level)
+        client.log_artifacts(run_id, str(Path(tmp) / MODEL_ARTIFACT), MODEL_ARTIFACT)
+    try:
+        client.create_registered_model(name, description="Amazon segment champions and FCF roll-up (fcf retrain)")
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+    mv = client.create_model_version(name, source=f"runs:/{run_id}/{MODEL_ARTIFACT}", run_id=run_id,
+                                     tags={k: str(v) for k, v in (version_tags or {}).items()},
+                                     description=description[:5000])
+    return str(mv.version)
+
+
+def set_alias(client, name: str, alias: str, version: str) -> None:
+    client.set_registered_model_alias(name, alias, str(version))
+
+
+def log_retrain(client, run_id: str, *, champions: pd.DataFrame, scores: pd.DataFrame,
+                forecasts: pd.DataFrame, headline: pd.DataFrame | None, summary: str,
+                verdict: Mapping[str, Any], version: str, backtest_run: str,
+                params: Mapping[str, Any], extra_metrics: Mapping[str, float] | None = None) -> None:
+    """Metrics, params, tags and table artifacts of a retrain parent run (see the section comment)."""
+    from forecasting.bridge import FCF
+    from forecasting.rollup import FCF_TTM
+
+    ms = []
+    for r in champions.itertuples(index=False):
+        ms += [(metric_key("champion_mase", r.unique_id), r.mase, 0),
+               (metric_key("champion_rel_mase", r.unique_id), r.rel_mase, 0)]
+    ms += [("gate.new_score", verdict["new_score"], 0), ("gate.current_score", verdict["current_score"], 0),
+           ("gate.passed", float(bool(verdict["passed"])), 0)]
+    ms += [(metric_key(k), v, 0) for k, v in (extra_metrics or {}).items()]
+    roll = forecasts[forecasts["model"] == "Rollup"]
+    if len(roll):
+        q = roll[["unique_id", "ds", "mean"] + [c for c in roll.columns if c.startswith(("lo-", "hi-"))]]
+        tail = {c: (100 - int(c[3:])) / 2 for c in q.columns if c.startswith(("lo-", "hi-"))}
+        ren = {c: f"p{t:g}" if c.startswith("lo-") else f"p{100 - t:g}" for c, t in tail.items()}
+        ms += rollup_metrics(q[q["unique_id"].isin([FCF, FCF_TTM])].rename(columns=ren))
+    if headline is not None:
+        for step, r in enumerate(headline.itertuples(index=False), start=1):
+            ms += [("fcf_ttm_headline.p10", r.P10, step), ("fcf_ttm_headline.p50", r.P50, step),
+                   ("fcf_ttm_headline.p90", r.P90, step)]
+    log_batch(client, run_id, ms, params=params,
+              tags={"fcf.gate": "passed" if verdict["passed"] else "failed",
+                    "fcf.gate_reason": verdict["reason"], "fcf.model_version": version,
+                    "backtest_run": backtest_run,
+                    "mlflow.note.content": summary[:5000]})
+    with tempfile.TemporaryDirectory(prefix="fcf-retrain-") as tmp:
+        champions.to_csv(Path(tmp) / "champions.csv", index=False)
+        scores.to_csv(Path(tmp) / "scores.csv", index=False)
+        forecasts.to_csv(Path(tmp) / "forecasts.csv", index=False)
+        if headline is not None:
+            headline.to_csv(Path(tmp) / "fcf_headline.csv", index=False)
+        (Path(tmp) / "summary.md").write_text(summary, encoding="utf-8")
+        client.log_artifacts(run_id, tmp)
+
+
+def is_tracking_error(exc: BaseException) -> bool:
+    """True for errors of the tracking store or of the HTTP connection to it (exit code 3)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        from requests.exceptions import ConnectionError as HTTPConnectionError
+    except ImportError:  # pragma: no cover
+        HTTPConnectionError = OSError
+    return isinstance(exc, (TrackingError, MlflowException, HTTPConnectionError))
+
+
+def end_run_status(client, run_id: str, status: str = "FINISHED") -> None:
+    """Close a run as FINISHED, FAILED or KILLED; never masks the error that ended the job."""
+    try:
+        client.set_terminated(run_id, status=status)
+    except Exception:
+        if status == "FINISHED":
+            raise
+# ------------------------------------------------------------ end of retrain and registry section
