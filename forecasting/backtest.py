@@ -140,6 +140,10 @@ def backtest(
             ShortSeriesWarning,
             stacklevel=2,
         )
+    if not results:
+        raise ValueError(
+            f"no backtest window: no series has 2 or more quarters up to the cutoffs {cuts[0].date()} .. "
+            f"{cuts[-1].date()}; use fewer windows (n_windows, warmup_windows) or longer series")
     out = pd.concat(results, ignore_index=True)
     out = out[out["model"].isin([s.name for s in requested])]
     out = out.dropna(subset=["y"])

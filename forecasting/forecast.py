@@ -134,7 +134,8 @@ def forecast(
                                 season_length=season_length, warmup_windows=0, end_offset=1,
                                 intervals=intervals, seed=seed)
         past = pd.DataFrame(columns=["unique_id", "ds", "cutoff", "model", "mean", "y"])
-        if needs_past:
+        # a past window needs a series with 2 quarters before the newest; else keep model intervals
+        if needs_past and (df["ds"] < df["ds"].max()).groupby(df["unique_id"]).sum().ge(2).any():
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ShortSeriesWarning)
                 past = backtest(df, [s.name for s in specs], config, intervals="model", engine=engine)
