@@ -15,6 +15,7 @@ from experiments.cli import EXIT_BAD_INPUT, main
 from features.errors import DataWarning
 from features.loader import read_series_config, shipped_data_dir
 from forecasting.forecast import FORECAST_COLUMNS, ShortSeriesWarning
+from forecasting.models import resolve
 
 REPO = Path(__file__).resolve().parents[1]
 MODELLED = read_series_config().modelled  # the 20 series data/series.csv models
@@ -64,9 +65,13 @@ def test_every_series_in_the_data_is_forecast(cwd, capsys):
     assert list(fc.columns) == FORECAST_COLUMNS
     assert set(fc["unique_id"]) == set(MODELLED)
     assert fc.groupby(["unique_id", "model"]).size().eq(2).all()
-    assert set(fc["model"]) == {"SeasonalNaive", "AutoETS"}
-    # default table shows the non-baseline models only: 20 series x 2 quarters of AutoETS
-    assert sum(" AutoETS" in ln for ln in out.splitlines()) == 40
+    defaults = [s.name for s in resolve(None)]
+    assert list(dict.fromkeys(fc["model"])) == defaults
+    # the default table leaves out the SeasonalNaive baseline: 20 series x 2 quarters per model
+    shown = [m for m in defaults if m != "SeasonalNaive"]
+    table = out.splitlines()[1:-3]
+    assert len(table) == 40 * len(shown)
+    assert all(any(f" {m}" in ln for m in shown) for ln in table)
     assert "wrote fc.csv" in out
     assert sorted(p.name for p in cwd.iterdir()) == ["fc.csv"], "temporary files left behind"
 
@@ -115,7 +120,7 @@ def test_output_is_replaced_atomically(cwd, capsys):
     target.write_text("previous forecast\n")
     code, _, err = run_cli(capsys, "--series", "net_sales_aws", "--horizon", "2", *FAST, "--out", str(target))
     assert code == 0, err
-    assert len(read_out(target)) == 4
+    assert len(read_out(target)) == 2 * len(resolve(None))  # 2 quarters x the default models
     assert sorted(p.name for p in cwd.iterdir()) == ["fc.csv"]
 
 
@@ -129,7 +134,8 @@ def test_user_csv_with_its_own_metric_names(cwd, capsys):
     rows += [f"capex,{pd.Period(d, freq='Q')},{d.date()},{20 + i}" for i, d in enumerate(ends[-6:])]
     path.write_text("\n".join(rows) + "\n")
     with pytest.warns(ShortSeriesWarning, match="series capex: 6 observations"):
-        code, out, err = run_cli(capsys, "--data", str(path), "--horizon", "2", *FAST, "--out", "fc.csv")
+        code, out, err = run_cli(capsys, "--data", str(path), "--horizon", "2", "--models", "AutoETS", *FAST,
+                                 "--out", "fc.csv")
     assert code == 0, err
     assert "2 series, last reported quarter 2023Q4, 2 quarters ahead" in out
     table = out.splitlines()
@@ -151,7 +157,7 @@ def test_unit_mixup_is_a_warning_and_the_forecast_runs(cwd, capsys):
     with pytest.warns(DataWarning, match=f"amzn_quarterly.csv, line {i + 1}, series net_sales_aws: "
                                          "value 1.0219e\\+07 is 984x"):
         code, out, err = run_cli(capsys, "--data", str(path), "--series", "net_sales_aws", "--horizon", "1",
-                                 *FAST)
+                                 "--models", "Naive", *FAST)
     assert code == 0, err
     assert "1 series, last reported quarter 2026Q2, 1 quarters ahead" in out
 
@@ -165,10 +171,12 @@ def _env() -> dict[str, str]:
 
 @pytest.mark.slow
 def test_fcf_forecast_in_a_fresh_process_outside_the_repo(tmp_path):
-    """The default command (conformal intervals) from a folder outside the repository."""
+    """The command with its default conformal intervals from a folder outside the repository
+    (two fast models: the default ensemble refits six members in every calibration window)."""
     assert REPO not in tmp_path.parents
     proc = subprocess.run(
-        [sys.executable, "-m", "experiments.cli", "forecast", "--horizon", "2", "--out", "fc.csv"],
+        [sys.executable, "-m", "experiments.cli", "forecast", "--horizon", "2", "--models", "SeasonalNaive,AutoETS",
+         "--out", "fc.csv"],
         cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -206,7 +214,8 @@ def test_out_that_is_a_directory_fails_before_forecasting(cwd, capsys):
 
 def test_unwritable_out_is_a_clear_error(cwd, capsys):
     (cwd / "file.txt").write_text("not a folder\n")
-    code, out, err = run_cli(capsys, "--series", "net_sales_aws", "-H", "1", *FAST, "--out", "file.txt/fc.csv")
+    code, out, err = run_cli(capsys, "--series", "net_sales_aws", "-H", "1", "--models", "Naive", *FAST,
+                             "--out", "file.txt/fc.csv")
     assert code == EXIT_BAD_INPUT
     assert "cannot write --out file.txt/fc.csv" in err and "Traceback" not in err
     assert sorted(p.name for p in cwd.iterdir()) == ["file.txt"]

@@ -8,10 +8,12 @@ import pytest
 
 from features.loader import load_quarterly
 from forecasting.forecast import FORECAST_COLUMNS, check_series_frame, enforce_order, forecast
-from forecasting.models import DEFAULT_MODELS
+from forecasting.models import DEFAULT_MODELS, resolve
 
 ORDER = ["lo-95", "lo-80", "mean", "hi-80", "hi-95"]
 SERIES = ["net_sales_aws", "free_cash_flow"]
+#: Fast, explicit models (the library default is an ensemble and may change).
+MODELS = ["SeasonalNaive", "AutoETS"]
 
 
 @pytest.fixture(scope="module")
@@ -21,12 +23,12 @@ def two() -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def model_fc(two) -> pd.DataFrame:
-    return forecast(two, h=3, intervals="model")
+    return forecast(two, h=3, models=MODELS, intervals="model")
 
 
 @pytest.fixture(scope="module")
 def conformal_fc(two) -> pd.DataFrame:
-    return forecast(two, h=3, intervals="conformal")
+    return forecast(two, h=3, models=MODELS, intervals="conformal")
 
 
 def assert_ordered(fc: pd.DataFrame) -> None:
@@ -102,14 +104,19 @@ def test_output_columns_and_rows(two, model_fc):
     assert model_fc["ds"].max() == pd.Timestamp("2027-03-31")
     # sorted by series, then the requested model order, then date
     assert list(model_fc.drop_duplicates(["unique_id", "model"])[["unique_id", "model"]].itertuples(
-        index=False, name=None)) == [(s, m) for s in sorted(SERIES) for m in ["SeasonalNaive", "AutoETS"]]
+        index=False, name=None)) == [(s, m) for s in sorted(SERIES) for m in MODELS]
     assert_ordered(model_fc)
 
 
-def test_default_models(model_fc):
-    assert DEFAULT_MODELS == ["SeasonalNaive", "AutoETS"]
-    assert set(model_fc["model"]) == {"SeasonalNaive", "AutoETS"}
+def test_default_models(two, model_fc):
+    assert set(model_fc["model"]) == set(MODELS)
     assert (model_fc["model"] == model_fc["model_used"]).all()
+    fc = forecast(two, h=2, intervals="model")
+    names = [s.name for s in resolve(None)]
+    assert names[0] == "SeasonalNaive" and set(DEFAULT_MODELS) <= set(names)
+    assert list(dict.fromkeys(fc["model"])) == names
+    assert fc.groupby(["unique_id", "model"]).size().eq(2).all()
+    assert_ordered(fc)
 
 
 def test_seasonal_naive_is_always_included(two):
@@ -131,7 +138,7 @@ def test_forecast_does_not_modify_its_input(two):
 
 
 def test_forecasts_are_reproducible(two, model_fc):
-    pd.testing.assert_frame_equal(forecast(two, h=3, intervals="model"), model_fc)
+    pd.testing.assert_frame_equal(forecast(two, h=3, models=MODELS, intervals="model"), model_fc)
 
 
 # --------------------------------------------------------------------------- conformal
@@ -152,3 +159,25 @@ def test_enforce_order_fixes_crossed_intervals():
     fc = pd.DataFrame({"mean": [10.0], "lo-95": [9.0], "lo-80": [9.5], "hi-80": [12.0], "hi-95": [11.0]})
     out = enforce_order(fc.copy())
     assert out[ORDER].iloc[0].tolist() == [9.0, 9.5, 10.0, 12.0, 12.0]
+
+
+@pytest.mark.parametrize("intervals", ["model", "conformal"])
+def test_two_quarter_series_is_forecast_by_naive(intervals):
+    """Too short for any past window: conformal keeps the model's intervals instead of failing
+    ('No objects to concatenate' before the fix)."""
+    df = pd.DataFrame({"unique_id": "new", "ds": pd.to_datetime(["2026-03-31", "2026-06-30"]),
+                       "y": [100.0, 110.0]})
+    with pytest.warns(UserWarning, match="series new: 2 observations"):
+        fc = forecast(df, h=2, models=MODELS, intervals=intervals)
+    assert (fc["model_used"] == "Naive").all() and (fc["mean"] == 110.0).all()
+    assert_ordered(fc)
+    assert (fc["hi-95"] > fc["lo-95"]).all()
+
+
+def test_backtest_without_any_window_says_why():
+    from forecasting.backtest import backtest
+
+    df = pd.DataFrame({"unique_id": "a", "ds": pd.date_range("2022-03-31", periods=3, freq="QE"),
+                       "y": [1.0, 2.0, 3.0]})
+    with pytest.raises(ValueError, match="no backtest window: no series has 2 or more quarters"):
+        backtest(df, "Naive", h=2, n_windows=1, warmup_windows=0)
