@@ -56,6 +56,9 @@ def check_options(args) -> None:
 
     resolve([])  # loads extension models so every registered name is known
     get_spec(args.model)
+    if getattr(args, "series", None):
+        raise CommandError("--series: the roll-up always uses the segment, capex, OCF and FCF series; "
+                           "drop --series")
     if args.method not in ("base", *METHODS):
         raise CommandError(f"--method {args.method}: choose from base, {', '.join(METHODS)}")
     if not 1 <= args.horizon <= 8:

@@ -28,9 +28,8 @@ import pandas as pd
 
 from forecasting.backtest import backtest
 from forecasting.bridge import FCF, NET_CAPEX, OCF, OI, SALES, OCFBridge, free_cash_flow, ttm
-from forecasting.forecast import ShortSeriesWarning, check_series_frame, forecast_base
+from forecasting.forecast import ShortSeriesWarning, check_series_frame, forecast
 from forecasting.hierarchy import DEFAULT_METHOD, METHODS, add_retail, bottom_series, hierarchy_series, reconcile
-from forecasting.models import resolve
 from forecasting.simulate import (
     DEFAULT_PATHS,
     SMOOTHING,
@@ -124,8 +123,8 @@ def forecast_nodes(history: pd.DataFrame, model: str, h: int, n_windows: int,
     df = history[history["unique_id"].isin(nodes)]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ShortSeriesWarning)
-        if origin:
-            fc = forecast_base(df, h, [s for s in resolve([model]) if s.name == model])
+        if origin:  # forecast() also runs ensembles (which calibrate on earlier windows)
+            fc = forecast(df, h=h, models=[model], intervals="model")
             fc["cutoff"] = df["ds"].max()
         else:
             fc = backtest(df, models=[model], h=h, n_windows=n_windows, warmup_windows=0,
