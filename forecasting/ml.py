@@ -9,8 +9,10 @@ target, so series 100x apart in scale and with trends share one model; lags 1-4,
 Intervals: mlforecast's conformal intervals (`PredictionIntervals`, per series and horizon,
 from up to `CONFORMAL_WINDOWS` rolling windows of the model trained once). They need
 ``n_windows * h`` more observations than training does in the *shortest* series of the
-group; when even two windows do not fit, the ML point forecast keeps the interval
-half-widths of the spec's fallback statistical model (which is refit on the same data).
+fit. When two windows do not fit every series, the points still come from the one model
+fitted on all series, and the interval half-widths from a second, conformal fit on the
+series long enough for two windows; a series shorter than that takes the half-widths of
+the spec's fallback statistical model (refit on the same data).
 Either way the backtest and `forecast()` rescale intervals conformally from earlier windows
 (`forecasting.calibration`).
 
@@ -153,12 +155,54 @@ def _fallback(df, h, specs, level, season_length) -> pd.DataFrame:
 
 
 def _fit_predict(df, h, specs, features: FeatureSet, level, season_length, seed) -> pd.DataFrame:
+    """One global fit for the points; intervals as described in the module docstring."""
+    sizes = df.groupby("unique_id").size()
+    need = features.min_train_obs(MIN_TRAIN_ROWS)
+    windows = (sizes - need) // int(h)
+    n_all = min(CONFORMAL_WINDOWS, int(windows.min()))
+    pred = _mlforecast(df, h, specs, features, level, seed, n_all)
+    ivals = interval_columns(level)
+    if n_all < 2:
+        # points from the model on all series; half-widths from a conformal fit on the series
+        # long enough for two windows, else from the fallback statistical model
+        long_ids = windows.index[windows >= 2]
+        width = []
+        if len(long_ids):
+            n_long = min(CONFORMAL_WINDOWS, int(windows[long_ids].min()))
+            wp = _mlforecast(df[df["unique_id"].isin(long_ids)], h, specs, features, level, seed, n_long)
+            width.append(wp)
+        short = df[~df["unique_id"].isin(long_ids)]
+        if len(short):
+            fb = _fallback(short, h, specs, level, season_length)
+            fb = fb.pivot_table(index=["unique_id", "ds"], columns="model", values=["mean"] + ivals)
+            fb.columns = [m if c == "mean" else f"{m}-{c}" for c, m in fb.columns]
+            width.append(fb.reset_index())
+        width = pd.concat(width, ignore_index=True)
+        width = pred[["unique_id", "ds"]].merge(width, on=["unique_id", "ds"], how="left")
+        for spec in specs:
+            for c in ivals:
+                pred[f"{spec.name}-{c}"] = pred[spec.name] + (width[f"{spec.name}-{c}"] - width[spec.name])
+    parts = []
+    for spec in specs:
+        part = pred[["unique_id", "ds"]].copy()
+        part["model"] = spec.name
+        part["model_used"] = spec.name
+        part["mean"] = pred[spec.name].to_numpy(dtype=float)
+        for c in ivals:
+            part[c] = pred[f"{spec.name}-{c}"].to_numpy(dtype=float)
+        if not np.isfinite(part[["mean"] + ivals].to_numpy(dtype=float)).all():
+            raise ValueError(f"{spec.name} returned non-finite forecasts")
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)
+
+
+def _mlforecast(df, h, specs, features: FeatureSet, level, seed, n_windows: int) -> pd.DataFrame:
+    """`MLForecast` fit + recursive predict: ``unique_id, ds, <spec>`` (+ ``<spec>-lo-80``...
+    when ``n_windows >= 2`` conformal windows fit), sorted by series and date."""
     from mlforecast import MLForecast
     from mlforecast.conformal_prediction import PredictionIntervals
     from threadpoolctl import threadpool_limits
 
-    n_min = int(df.groupby("unique_id").size().min())
-    n_windows = min(CONFORMAL_WINDOWS, (n_min - features.min_train_obs(MIN_TRAIN_ROWS)) // int(h))
     models = {s.name: s.build(seed) for s in specs}
     mlf = MLForecast(models=models, freq=FREQ, num_threads=1, **features.mlforecast_kwargs())
     conformal = n_windows >= 2
@@ -168,28 +212,7 @@ def _fit_predict(df, h, specs, features: FeatureSet, level, season_length, seed)
         intervals = PredictionIntervals(n_windows=n_windows, h=int(h)) if conformal else None
         mlf.fit(df, prediction_intervals=intervals)
         pred = mlf.predict(int(h), level=list(level) if conformal else None)
-    pred = pred.sort_values(["unique_id", "ds"]).reset_index(drop=True)
-    ivals = interval_columns(level)
-    parts = []
-    borrowed = None if conformal else _fallback(df, h, specs, level, season_length)
-    for spec in specs:
-        part = pred[["unique_id", "ds"]].copy()
-        part["model"] = spec.name
-        part["model_used"] = spec.name
-        part["mean"] = pred[spec.name].to_numpy(dtype=float)
-        if conformal:
-            for c in ivals:
-                part[c] = pred[f"{spec.name}-{c}"].to_numpy(dtype=float)
-        else:
-            b = borrowed[borrowed["model"] == spec.name].sort_values(["unique_id", "ds"])
-            b = part[["unique_id", "ds"]].merge(b, on=["unique_id", "ds"], how="left")
-            for c in ivals:
-                part[c] = part["mean"].to_numpy() + (b[c] - b["mean"]).to_numpy(dtype=float)
-        vals = part[["mean"] + ivals].to_numpy(dtype=float)
-        if not np.isfinite(vals).all():
-            raise ValueError(f"{spec.name} returned non-finite forecasts")
-        parts.append(part)
-    return pd.concat(parts, ignore_index=True)
+    return pred.sort_values(["unique_id", "ds"]).reset_index(drop=True)
 
 
 # --------------------------------------------------------------------------- built-ins

@@ -104,6 +104,22 @@ def test_too_short_for_conformal_windows_borrows_fallback_widths(df):
     assert np.isfinite(v).all() and (fc["hi-95"] - fc["lo-95"] > 0).all()
 
 
+def test_mixed_lengths_keep_conformal_widths_for_long_series(df):
+    from forecasting.forecast import forecast_stats
+    from forecasting.ml import forecast_ml
+
+    spec = _ml("RidgeML")[0]
+    short = df[df["unique_id"] == "net_sales_aws"].tail(spec.min_obs + 1).assign(unique_id="short")
+    mixed = forecast_ml(pd.concat([df, short], ignore_index=True), 4, [spec])
+    alone = forecast_ml(df, 4, [spec])  # every series long enough: one conformal fit
+    half = lambda f: (f["hi-80"] - f["mean"]).to_numpy()  # noqa: E731
+    long_rows = mixed[mixed["unique_id"] != "short"].reset_index(drop=True)
+    np.testing.assert_allclose(half(long_rows), half(alone), rtol=1e-9)
+    ets = forecast_stats(short, 4, [get_spec("AutoETS")])
+    np.testing.assert_allclose(half(mixed[mixed["unique_id"] == "short"]), half(ets), rtol=1e-9)
+    assert (mixed["model_used"] == "RidgeML").all()
+
+
 def test_a_new_regressor_is_one_line(df):
     from sklearn.linear_model import LinearRegression
 
