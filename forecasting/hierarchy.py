@@ -20,7 +20,14 @@ the summing matrix ``S`` (rows: every node, columns: the 3 bottom series of a tr
 method-specific projection ``P``: ``BottomUp`` (sum the segments), ``MinTrace-ols`` and
 ``MinTrace-wls_struct`` (Wickramasuriya et al. 2019; weights from the number of bottom series
 under each node). These methods need no in-sample residuals, so they work at every backtest
-cutoff. Both trees are reconciled in one call (``S`` is block diagonal).
+cutoff. Both trees are reconciled in one call (``S`` is block diagonal). ``S`` is built here
+rather than by ``hierarchicalforecast.utils.aggregate``, which derives every aggregate from
+the bottom series and would cut the totals' history back to the segments' (2019).
+
+Measured (``fcf rollup --backtest``, AutoETS, 12 cutoffs 2022Q2-2025Q2 plus 8 earlier, h=4):
+node MASE relative to the base forecasts, geometric mean over the 10 nodes: MinTrace-ols 0.960,
+MinTrace-wls_struct 0.960, BottomUp 1.171 (summing the short segment histories loses the
+totals' information).
 """
 
 from __future__ import annotations
