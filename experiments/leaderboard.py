@@ -26,6 +26,8 @@ def leaderboard_view(board: pd.DataFrame) -> pd.DataFrame:
     out = board[["model", "gm_rel_mase", "mean_mase"] + cov].copy()
     out["beats_SeasonalNaive_on"] = [f"{int(k)}/{int(n)} series" for k, n in
                                      zip(board["series_beating_baseline"], board["n_series"])]
+    if "fallback_share" in board.columns:
+        out["fallback"] = [f"{v:.0%}" for v in board["fallback_share"]]
     return out
 
 
@@ -100,7 +102,8 @@ def sections(tables: Mapping[str, pd.DataFrame]) -> list[tuple[str, str, pd.Data
     show = sorted({steps[0], steps[-1]}) if steps else []
     return [
         ("Models", "gm_rel_mase: geometric mean over series of MASE / SeasonalNaive's MASE (below 1 "
-                   "beats the baseline); coverage: share of outcomes inside the interval.",
+                   "beats the baseline); coverage: share of outcomes inside the interval; fallback: "
+                   "share of forecasts made by the model's simpler fallback (short series, failed fits).",
          leaderboard_view(board)),
         ("Per series", "MASE over all horizons; in brackets relative to SeasonalNaive.",
          versus_baseline(tables["series"], "unique_id", models)),

@@ -34,7 +34,7 @@ def series_figure(history: pd.DataFrame, bt: pd.DataFrame, models: Sequence[str]
     fig = Figure(figsize=(9, 2.8 * len(models) + 0.6))
     FigureCanvasAgg(fig)
     axes = fig.subplots(len(models), 1, sharex=True, squeeze=False)[:, 0]
-    fig.subplots_adjust(left=0.11, right=0.98, top=1 - 0.5 / fig.get_figheight(),
+    fig.subplots_adjust(left=0.11, right=0.98, top=1 - 0.7 / fig.get_figheight(),
                         bottom=0.35 / fig.get_figheight(), hspace=0.22)
     first = bt["cutoff"].min() - pd.offsets.QuarterEnd(8)
     hist = history[history["ds"] >= first].sort_values("ds")

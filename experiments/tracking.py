@@ -28,6 +28,7 @@ key                                     step   value
 ``gm_rel_mase``, ``mean_mase``            0      the leaderboard numbers (all horizons)
 ``coverage_80``, ``coverage_95``          0      interval coverage (all rows)
 ``series_beating_baseline``               0      series whose MASE is below SeasonalNaive's
+``fallback_share``                        0      share of forecasts made by a fallback model
 ======================================  =====  ==================================================
 
 The parent run holds the backtest settings, ``gm_rel_mase.<model>`` / ``mean_mase.<model>``
@@ -287,9 +288,13 @@ def backtest_tables(bt: pd.DataFrame, history: pd.DataFrame, config) -> dict[str
 
     level = tuple(config.level)
     points = pointwise(bt, history, level, config.season_length)
+    board = leaderboard(points, level)
+    # share of forecasts a model handed to its fallback (short series, failed or NaN fits)
+    fell_back = (bt["model_used"] != bt["model"]).groupby(bt["model"]).mean()
+    board["fallback_share"] = board["model"].map(fell_back).astype(float)
     return {
         "points": points,
-        "leaderboard": leaderboard(points, level),
+        "leaderboard": board,
         "series": summarize(points, ("unique_id", "model"), level),
         "series_step": summarize(points, ("unique_id", "model", "step"), level),
         "step": summarize(points, ("model", "step"), level),
@@ -330,6 +335,8 @@ def model_metrics(tables: Mapping[str, pd.DataFrame], model: str, level: Sequenc
                 ("smape_all", row["smape"], 0), ("bias_pct", row["bias_pct"], 0),
                 ("yoy_abs_err_pp", row["yoy_abs_err_pp"], 0),
                 ("series_beating_baseline", row["series_beating_baseline"], 0)]
+        if "fallback_share" in row.index:
+            out.append(("fallback_share", row["fallback_share"], 0))
         out += [(f"coverage_{lv}", row[f"coverage_{lv}"], 0) for lv in level]
     return out
 
@@ -694,33 +701,47 @@ def _pip_requirements() -> list[str]:
     return out
 
 
-def log_and_register(client, run_id: str, state_json: str, name: str, *, input_h: int,
-                     level: Sequence[int], example_output: pd.DataFrame,
-                     version_tags: Mapping[str, Any] | None = None, description: str = "") -> str:
-    """Save the pyfunc model (state, signature, input example) as the run's ``model/``
-    artifact, register it as a new version of `name` (created if missing); returns the version.
-    Previous versions and aliases are left as they are."""
+def save_pyfunc(path: str | Path, state_json: str, *, input_h: int, level: Sequence[int],
+                example_output: pd.DataFrame) -> Path:
+    """Save the retrain's pyfunc model (`experiments.pyfunc_model.FcfChampionModel`) to the
+    new folder `path`: the ``state`` artifact, a signature and the one-row input example."""
+    import logging
+
     import mlflow.pyfunc
-    from mlflow.exceptions import MlflowException
 
     from experiments.pyfunc_model import STATE_ARTIFACT, FcfChampionModel, input_example, signature
 
-    import logging
-
+    path = Path(path)
     mlflow_log = logging.getLogger("mlflow")
     old_level = mlflow_log.level
-    with tempfile.TemporaryDirectory(prefix="fcf-model-") as tmp, warnings.catch_warnings():
+    with tempfile.TemporaryDirectory(prefix="fcf-state-") as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # type-hint and cloudpickle advice from MLflow
         mlflow_log.setLevel(logging.ERROR)
-        state = Path(tmp) / "state.json"
-        state.write_text(state_json, encoding="utf-8")
-        mlflow.pyfunc.save_model(str(Path(tmp) / MODEL_ARTIFACT), python_model=FcfChampionModel(),
-                                 artifacts={STATE_ARTIFACT: str(state)},
-                                 signature=signature(example_output),
-                                 input_example=input_example(input_h, level),
-                                 pip_requirements=_pip_requirements())
-        mlflow_log.setLevel(old_level)
-        client.log_artifacts(run_id, str(Path(tmp) / MODEL_ARTIFACT), MODEL_ARTIFACT)
+        try:
+            state = Path(tmp) / "state.json"
+            state.write_text(state_json, encoding="utf-8")
+            mlflow.pyfunc.save_model(str(path), python_model=FcfChampionModel(),
+                                     artifacts={STATE_ARTIFACT: str(state)},
+                                     signature=signature(example_output),
+                                     input_example=input_example(input_h, level),
+                                     pip_requirements=_pip_requirements())
+        finally:
+            mlflow_log.setLevel(old_level)
+    return path
+
+
+def log_and_register(client, run_id: str, state_json: str, name: str, *, input_h: int,
+                     level: Sequence[int], example_output: pd.DataFrame,
+                     version_tags: Mapping[str, Any] | None = None, description: str = "") -> str:
+    """Save the pyfunc model (`save_pyfunc`) as the run's ``model/`` artifact and register it
+    as a new version of `name` (created if missing); returns the version. Previous versions
+    and aliases are left as they are."""
+    from mlflow.exceptions import MlflowException
+
+    with tempfile.TemporaryDirectory(prefix="fcf-model-") as tmp:
+        folder = save_pyfunc(Path(tmp) / MODEL_ARTIFACT, state_json, input_h=input_h, level=level,
+                             example_output=example_output)
+        client.log_artifacts(run_id, str(folder), MODEL_ARTIFACT)
     try:
         client.create_registered_model(name, description="Amazon segment champions and FCF roll-up (fcf retrain)")
     except MlflowException as exc:

@@ -21,6 +21,7 @@ def test_backtest_command_logs_to_local_store(isolated_cwd, capsys):
     out = capsys.readouterr().out
     assert "Leaderboard" in out and "SeasonalNaive" in out and "Naive" in out
     assert "h2 SN MASE" in out  # the per-series table at horizons 1 and 2
+    assert "fallback" in out
     run_id = RUN_ID.search(out).group(1)
     assert "mlflow ui --backend-store-uri sqlite:///" in out
     from mlflow import MlflowClient

@@ -11,6 +11,19 @@ import pytest
 from experiments import tracking
 
 
+@pytest.fixture(scope="module")
+def local_store_cwd(tmp_path_factory):
+    """One working directory, so one ./mlflow.db, for this module's local-store tests (creating
+    an MLflow SQLite store runs its ~50 schema migrations: 5-15 s on a busy machine)."""
+    path = tmp_path_factory.mktemp("local_store")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(path)
+        for var in ("MLFLOW_TRACKING_URI", "MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT"):
+            mp.setenv(var, "")
+            mp.delenv(var)
+        yield path
+
+
 def _read_back(uri: str, parent_id: str, bt, config):
     from mlflow import MlflowClient
 
@@ -34,6 +47,7 @@ def _check_logged(uri: str, parent_id: str, bt, history, config):
     ets = models["AutoETS"]
     assert ets.data.params["h"] == str(config.h) and ets.data.params["n_windows"] == str(config.n_windows)
     assert ets.data.params["family"] == "statistical" and ets.data.params["model.season_length"] == "4"
+    assert ets.data.metrics["fallback_share"] == 0.0  # three long series: AutoETS always fits
     assert parent.data.params["warmup_windows"] == str(config.warmup_windows)
     # tags: vintage, version, best run
     from features.loader import data_vintage
@@ -72,13 +86,13 @@ def test_log_backtest_to_real_server(mlflow_server, small_backtest, isolated_cwd
     assert not (isolated_cwd / "mlflow.db").exists(), "a server run must not write the local store"
 
 
-def test_log_backtest_to_local_sqlite_default(small_backtest, isolated_cwd):
+def test_log_backtest_to_local_sqlite_default(small_backtest, local_store_cwd):
     bt, history, config = small_backtest
     uri = tracking.tracking_uri()
-    assert uri == f"sqlite:///{isolated_cwd.resolve() / 'mlflow.db'}"
+    assert uri == f"sqlite:///{local_store_cwd.resolve() / 'mlflow.db'}"
     parent_id = tracking.log_backtest(bt, history, config)
-    assert (isolated_cwd / "mlflow.db").is_file()
-    assert any((isolated_cwd / "mlartifacts").rglob("leaderboard.html"))
+    assert (local_store_cwd / "mlflow.db").is_file()
+    assert any((local_store_cwd / "mlartifacts").rglob("leaderboard.html"))
     _check_logged(uri, parent_id, bt, history, config)
 
 
@@ -104,7 +118,7 @@ def test_tracking_uri_honours_env(monkeypatch, tmp_path):
     assert tracking.tracking_uri(tmp_path) == f"sqlite:///{tmp_path.resolve() / 'mlflow.db'}"
 
 
-def test_log_batch_chunks_within_mlflow_limits(isolated_cwd):
+def test_log_batch_chunks_within_mlflow_limits(local_store_cwd):
     client = tracking.get_client()
     calls = []
     real = client.log_batch
