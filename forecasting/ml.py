@@ -72,7 +72,7 @@ def register_regressor(
         est = build(0)
         params.update({k: v for k, v in est.get_params().items() if isinstance(v, (int, float, str, bool))})
         params["regressor"] = type(est).__name__
-    except Exception as exc:  # a missing optional library must not break the registry
+    except Exception as exc:  # fail at registration, not at the first forecast
         raise ValueError(f"ML model '{name}': build(seed) failed ({exc})") from exc
     return register(
         ModelSpec(name=name, engine="ml", build=build, family="ml", min_obs=min_obs, fallback=fallback,
