@@ -112,11 +112,11 @@ def check_tracking_server(uri: str | None = None, timeout_s: float = 5.0) -> str
             try:
                 with urllib.request.urlopen(base + path, timeout=left) as resp:
                     if resp.status == 200:
-                        for k, v in FAST_HTTP_ENV.items():
-                            os.environ.setdefault(k, v)
-                        return uri
+                        return _answered(uri)
                     last = f"HTTP {resp.status}"
             except urllib.error.HTTPError as exc:
+                if exc.code in (401, 403):  # up, but needs credentials: MLflow's client sends them
+                    return _answered(uri)
                 last = f"HTTP {exc.code}"
             except (urllib.error.URLError, OSError, ValueError) as exc:
                 last = str(getattr(exc, "reason", exc))
@@ -135,6 +135,12 @@ def check_tracking_server(uri: str | None = None, timeout_s: float = 5.0) -> str
                 f"MLflow tracking store {uri}: folder {folder} does not exist or is not writable; "
                 "run from a writable folder or set MLFLOW_TRACKING_URI"
             )
+    return uri
+
+
+def _answered(uri: str) -> str:
+    for k, v in FAST_HTTP_ENV.items():
+        os.environ.setdefault(k, v)
     return uri
 
 

@@ -111,6 +111,34 @@ def test_unroutable_server_times_out_within_budget():
     assert time.monotonic() - t0 < 4
 
 
+@pytest.mark.parametrize("status, reachable", [(401, True), (503, False), (404, False)])
+def test_server_status_codes(status, reachable, isolated_cwd):
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server naming)
+            self.send_response(status)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    uri = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        if reachable:  # up but asking for credentials: MLflow's client will send them
+            assert tracking.check_tracking_server(uri, timeout_s=2) == uri
+        else:
+            with pytest.raises(tracking.TrackingError, match=f"HTTP {status}"):
+                tracking.check_tracking_server(uri, timeout_s=2)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_tracking_uri_honours_env(monkeypatch, tmp_path):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://example.invalid:5000")
     assert tracking.tracking_uri() == "http://example.invalid:5000"
