@@ -294,24 +294,36 @@ def forecast_stats(
             out = _run_statsforecast(sub, h, used, level, season_length, engine)
         except Exception:
             out = None  # isolate the failing series below
-        for uid in uids:
-            s_sub = sub[sub["unique_id"] == uid]
-            for spec in specs:
-                u = plan[uid][spec.name]
-                block = None if out is None else out[out["unique_id"] == uid]
+        # One frame per spec for all series of the group (they share the plan `key`); only the
+        # series whose forecast failed or has a NaN are refitted one by one down the fallbacks.
+        # (Assembling per series and column cost ~40% of a conformal forecast's time.)
+        for spec in specs:
+            u = plan[uids[0]][spec.name]
+            good: set = set()
+            if out is not None:
                 cols = [u.name] + [f"{u.name}-{c}" for c in ivals]
-                if block is None or not np.isfinite(block[cols].to_numpy(dtype=float)).all():
-                    block, u = _one_series(s_sub, h, u, level, season_length)
-                    cols = [u.name] + [f"{u.name}-{c}" for c in ivals]
-                part = block[["unique_id", "ds"]].copy()
-                part["model"] = spec.name
-                part["model_used"] = u.name
-                part["mean"] = block[cols[0]].to_numpy(dtype=float)
-                for c, src in zip(ivals, cols[1:]):
-                    part[c] = block[src].to_numpy(dtype=float)
-                rows.append(part)
+                finite = pd.Series(np.isfinite(out[cols].to_numpy(dtype=float)).all(axis=1))
+                ok = finite.groupby(out["unique_id"].to_numpy()).all()
+                good = set(ok.index[ok.to_numpy()]) & set(uids)
+                rows.append(_assemble(out[out["unique_id"].isin(good)], spec, u, ivals))
+            for uid in (x for x in uids if x not in good):
+                block, u_used = _one_series(sub[sub["unique_id"] == uid], h, u, level, season_length)
+                rows.append(_assemble(block, spec, u_used, ivals))
     out = pd.concat(rows, ignore_index=True)
+    order = {uid: i for i, uid in enumerate(uid for uids in groups.values() for uid in uids)}
+    rank = {s.name: i for i, s in enumerate(specs)}
+    out = out.iloc[np.lexsort((out["model"].map(rank).to_numpy(), out["unique_id"].map(order).to_numpy()),
+                              )].reset_index(drop=True)  # series, then spec; ds order kept (stable)
     return enforce_order(out, level)
+
+
+def _assemble(block: pd.DataFrame, spec: ModelSpec, used: ModelSpec, ivals: list[str]) -> pd.DataFrame:
+    """statsforecast's wide output of model `used` as rows of the long frame for `spec`."""
+    cols = [used.name] + [f"{used.name}-{c}" for c in ivals]
+    data = {"unique_id": block["unique_id"].to_numpy(), "ds": block["ds"].to_numpy(),
+            "model": spec.name, "model_used": used.name, "mean": block[cols[0]].to_numpy(dtype=float)}
+    data.update({c: block[src].to_numpy(dtype=float) for c, src in zip(ivals, cols[1:])})
+    return pd.DataFrame(data)
 
 
 def enforce_order(out: pd.DataFrame, level: Sequence[int] = LEVELS) -> pd.DataFrame:
