@@ -445,8 +445,13 @@ def load_quarterly(
         available = set(long["unique_id"])
         missing = [s for s in wanted if s not in available]
         if missing:
+            unmodelled = {m for m, p in cfg.model_from.items() if p is None} if cfg is not None else set()
             raise DataValidationError(
                 [
+                    Problem(str(path), f"series '{s}' is validated but not modelled: its model_from in "
+                            f"{Path(cfg.path or CONFIG_FILE).name} is empty (set it to the first quarter to model)",
+                            series=s)
+                    if s in unmodelled else
                     Problem(str(path), f"no modelled series '{s}'{_closest(s, sorted(available))}", series=s)
                     for s in missing
                 ]
