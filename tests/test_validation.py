@@ -469,3 +469,12 @@ def test_model_from_after_the_last_quarter_is_an_error_not_a_silent_drop(tmp_pat
         load_quarterly(path)
     assert_names(e.value, path, last, "net_sales_advertising",
                  "model_from 2027Q1 is after the last reported quarter 2026Q2", "set model_from in series.csv")
+
+
+def test_asking_for_an_unmodelled_series_says_why():
+    with pytest.raises(DataValidationError) as e:
+        load_quarterly(series=["principal_repayments_of_financing_obligations", "net_sales_awz"])
+    first, second = e.value.problems
+    assert first.series == "principal_repayments_of_financing_obligations"
+    assert "validated but not modelled: its model_from in series.csv is empty" in first.problem
+    assert second.problem == "no modelled series 'net_sales_awz' (did you mean 'net_sales_aws'?)"
