@@ -15,6 +15,9 @@ from forecasting.forecast import forecast
 
 distributed = pytest.importorskip("dask.distributed")
 
+#: Starting a 2-process LocalCluster and ~10 small distributed runs: ~25 s idle, more when busy.
+pytestmark = pytest.mark.slow
+
 SERIES = ["net_sales_aws", "operating_income_aws", "free_cash_flow"]
 
 
