@@ -77,6 +77,9 @@ def _check(args) -> None:
         raise CommandError(f"--paths {args.paths}: use at least 100 sample paths")
     if args.rollup_windows < 2:
         raise CommandError(f"--rollup-windows {args.rollup_windows}: need at least 2")
+
+
+def _check_models(args) -> None:
     from forecasting.models import get_spec, resolve
 
     resolve(split_list(args.models) or args.models)  # unknown names fail here, before any work
@@ -98,8 +101,9 @@ def run(args: argparse.Namespace) -> int:
     _check(args)
     try:
         uri = tracking.check_tracking_server(tracking.tracking_uri())
-    except tracking.TrackingError as exc:
-        raise CommandError(str(exc), EXIT_TRACKING) from exc
+    except tracking.TrackingError as exc:  # a retrain cannot run untracked: it registers models
+        raise CommandError(str(exc).replace("; pass --no-track to skip tracking", ""), EXIT_TRACKING) from exc
+    _check_models(args)  # imports the model registry (seconds): after the fast tracking check
     settings = RetrainSettings(
         data=args.data, series_config=args.series_config, series=split_list(args.series),
         models=args.models, h=args.horizon, windows=args.windows, warmup=args.warmup,

@@ -1,0 +1,110 @@
+"""The retrain's pyfunc model: saved with a signature and input example, reloaded, and asked for
+other horizons, levels and a scenario; it recomputes (it does not replay a stored table)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from experiments.retrain import ChampionState, parse_levels, predict_from_state
+
+CHAMPIONS = {"net_sales_aws": "SeasonalNaive", "operating_income_aws": "Naive", "free_cash_flow": "AutoETS"}
+ROLLUP = {"model": "SeasonalNaive", "method": "MinTrace-wls_struct", "n_windows": 4, "n_paths": 200, "seed": 0}
+
+
+@pytest.fixture(scope="module")
+def state():
+    from features.loader import load_quarterly
+
+    return ChampionState(history=load_quarterly(), champions=dict(CHAMPIONS), seed=0, rollup=dict(ROLLUP),
+                         vintage="test")
+
+
+@pytest.fixture(scope="module")
+def saved(state, tmp_path_factory):
+    """``(path, loaded pyfunc, forecasts of the input example computed before saving)``."""
+    import mlflow.pyfunc
+
+    from experiments.tracking import save_pyfunc
+
+    expected = predict_from_state(state, 4, (80, 95))
+    path = tmp_path_factory.mktemp("pyfunc") / "model"
+    save_pyfunc(path, state.to_json(), input_h=4, level=(80, 95), example_output=expected)
+    return path, mlflow.pyfunc.load_model(str(path)), expected
+
+
+def test_signature_and_input_example_are_saved(saved):
+    from mlflow.models import Model
+
+    path, loaded, expected = saved
+    meta = Model.load(str(path))
+    inputs = meta.signature.inputs
+    assert inputs.input_names() == ["horizon", "levels", "scenario"]
+    assert [c.required for c in inputs.inputs] == [True, True, False]
+    assert meta.signature.outputs.input_names() == list(expected.columns)
+    example = meta.load_input_example(str(path))
+    pd.testing.assert_frame_equal(example, pd.DataFrame({"horizon": [4], "levels": ["80,95"]}))
+    assert (path / "artifacts" / "state.json").is_file()
+
+
+def test_reloaded_model_reproduces_the_example_forecasts(saved):
+    path, loaded, expected = saved
+    got = loaded.predict(pd.DataFrame({"horizon": [4], "levels": ["80,95"]}))
+    pd.testing.assert_frame_equal(got, expected)
+    # each series forecast by its champion; the roll-up adds quarterly and TTM FCF
+    series = got[got["model"] != "Rollup"]
+    assert dict(zip(series["unique_id"], series["model"])) == CHAMPIONS
+    assert set(got.loc[got["model"] == "Rollup", "unique_id"]) == {"free_cash_flow", "free_cash_flow_ttm"}
+    assert got.groupby(["unique_id", "model"]).size().eq(4).all()
+
+
+def test_other_horizons_and_levels_are_recomputed(saved, state):
+    _, loaded, expected = saved
+    last = state.history["ds"].max()
+    short = loaded.predict(pd.DataFrame({"horizon": [2], "levels": ["50,90"]}))
+    assert [c for c in short.columns if c[:3] in ("lo-", "hi-")] == ["lo-90", "lo-50", "hi-50", "hi-90"]
+    assert short.groupby(["unique_id", "model"]).size().eq(2).all()
+    assert (short["lo-90"] <= short["lo-50"]).all() and (short["lo-50"] <= short["hi-50"]).all()
+    assert (short["hi-50"] <= short["hi-90"]).all()
+    # the same quarters' point forecasts as the 4-quarter run, for the models without state
+    key = ["unique_id", "model", "ds"]
+    both = short.merge(expected, on=key, suffixes=("", "_h4"))
+    sn = both[both["model"].isin(["SeasonalNaive", "Naive"])]
+    assert len(sn) == 4 and np.allclose(sn["mean"], sn["mean_h4"])
+    # 50% intervals are narrower than 80% ones of the same forecast
+    assert ((both["hi-50"] - both["lo-50"]) < (both["hi-80"] - both["lo-80"])).all()
+    long = loaded.predict(pd.DataFrame({"horizon": [6], "levels": ["95"]}))
+    aws = long[long["unique_id"] == "net_sales_aws"]
+    assert list(aws["ds"]) == list(pd.date_range(last, periods=7, freq="QE")[1:])
+    assert {"lo-95", "hi-95"} <= set(long.columns) and "lo-80" not in long.columns
+
+
+def test_scenario_as_json_adds_scenario_rollup(saved):
+    _, loaded, _ = saved
+    scenario = {"name": "capex_up", "description": "2026 net capex of 260B", "sources": ["test"],
+                "drivers": {"capex": {"fiscal_year": {2026: 260000}}}}
+    got = loaded.predict(pd.DataFrame({"horizon": [2], "levels": ["80"], "scenario": [json.dumps(scenario)]}))
+    assert set(got["model"]) >= {"Rollup", "Rollup:capex_up"}
+    ttm = got[got["unique_id"] == "free_cash_flow_ttm"].pivot(index="ds", columns="model", values="mean")
+    # 2026 capex of 260B is far above the base forecast: lower FCF in 2026Q4
+    assert ttm["Rollup:capex_up"].iloc[-1] < ttm["Rollup"].iloc[-1] - 10_000
+
+
+def test_bad_input_is_rejected(saved):
+    _, loaded, _ = saved
+    with pytest.raises(ValueError, match="exactly one row"):
+        loaded.predict(pd.DataFrame({"horizon": [2, 3], "levels": ["80", "80"]}))
+    with pytest.raises(ValueError, match="between 1 and 8"):
+        loaded.predict(pd.DataFrame({"horizon": [9], "levels": ["80"]}))
+    with pytest.raises(ValueError, match="whole percents"):
+        loaded.predict(pd.DataFrame({"horizon": [2], "levels": ["eighty"]}))
+
+
+def test_parse_levels():
+    assert parse_levels("95, 80") == (80, 95)
+    assert parse_levels(90) == (90,)
+    with pytest.raises(ValueError, match="between 1 and 99"):
+        parse_levels("0,80")
