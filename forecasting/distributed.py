@@ -49,13 +49,14 @@ def check_engine(engine: Any) -> Any:
             if engine == "dask":
                 import dask.distributed  # noqa: F401
         except ImportError as exc:
+            extra = "fcf-forecasting[distributed]" if engine == "dask" else f"fugue[{engine}]"
             raise ValueError(
-                f"engine='{engine}' needs {exc.name}; install it with pip install 'fugue[{engine}]'"
+                f"engine='{engine}' needs {exc.name}; install it with pip install '{extra}'"
             ) from None
     try:
         import fugue  # noqa: F401
     except ImportError:
-        raise ValueError("a distributed engine needs fugue; pip install 'fugue[dask]'") from None
+        raise ValueError("a distributed engine needs fugue; pip install 'fcf-forecasting[distributed]'") from None
     return engine
 
 
