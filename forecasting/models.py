@@ -151,6 +151,13 @@ def fallback_chain(spec: ModelSpec, n_obs: int) -> ModelSpec | None:
 
 
 # --------------------------------------------------------------------------- built-ins
+def checked_arima(**kwargs):
+    """statsforecast ``ARIMA`` that refuses degenerate fits (see `forecasting.arima`)."""
+    from forecasting.arima import CheckedARIMA
+
+    return CheckedARIMA(**kwargs)
+
+
 def _stats(name, factory, family="statistical", min_obs=10, fallback="SeasonalNaive",
            complexity=5, params=None, description=""):
     register(
@@ -171,7 +178,6 @@ def _stats(name, factory, family="statistical", min_obs=10, fallback="SeasonalNa
 
 def _register_statistical() -> None:
     from statsforecast.models import (
-        ARIMA,
         AutoARIMA,
         AutoETS,
         AutoTheta,
@@ -194,15 +200,15 @@ def _register_statistical() -> None:
            params={"season_length": SEASON_LENGTH}, description="seasonal ARIMA chosen by AICc")
     _stats("AutoTheta", lambda m: AutoTheta(season_length=m, alias="AutoTheta"), complexity=4,
            params={"season_length": SEASON_LENGTH}, description="theta family chosen by MSE")
-    _stats("Foster", lambda m: ARIMA(order=(1, 0, 0), seasonal_order=(0, 1, 0), season_length=m,
+    _stats("Foster", lambda m: checked_arima(order=(1, 0, 0), seasonal_order=(0, 1, 0), season_length=m,
                                      include_drift=True, method="ML", alias="Foster"),
            complexity=3, params={"order": "(1,0,0)", "seasonal_order": "(0,1,0)", "drift": True},
            description="Foster (1977): ARIMA(1,0,0)(0,1,0)_4 with drift")
-    _stats("GriffinWatts", lambda m: ARIMA(order=(0, 1, 1), seasonal_order=(0, 1, 1), season_length=m,
+    _stats("GriffinWatts", lambda m: checked_arima(order=(0, 1, 1), seasonal_order=(0, 1, 1), season_length=m,
                                            method="ML", alias="GriffinWatts"),
            complexity=3, params={"order": "(0,1,1)", "seasonal_order": "(0,1,1)"},
            description="Griffin (1977) / Watts (1975): ARIMA(0,1,1)(0,1,1)_4")
-    _stats("BrownRozeff", lambda m: ARIMA(order=(1, 0, 0), seasonal_order=(0, 1, 1), season_length=m,
+    _stats("BrownRozeff", lambda m: checked_arima(order=(1, 0, 0), seasonal_order=(0, 1, 1), season_length=m,
                                           method="ML", alias="BrownRozeff"),
            complexity=3, params={"order": "(1,0,0)", "seasonal_order": "(0,1,1)"},
            description="Brown & Rozeff (1979): ARIMA(1,0,0)(0,1,1)_4")

@@ -69,13 +69,17 @@ def test_model_on_short_and_long_real_series(panel, model):
     spec = get_spec(model)
     used = fc.groupby("unique_id")["model_used"].first()
     sizes = data.groupby("unique_id").size()
+    short = [str(w.message) for w in caught if issubclass(w.category, ShortSeriesWarning)]
+    degenerate = {uid for uid in sizes.index
+                  if any(m.startswith(f"series {uid}:") and "DegenerateFitError" in m for m in short)}
     for uid, n in sizes.items():
-        if n >= spec.min_obs:
+        if uid in degenerate:  # a refused fit (see forecasting/arima.py) falls back, and says so
+            assert used[uid] == fallback_chain(get_spec(spec.fallback), n).name != model
+        elif n >= spec.min_obs:
             assert used[uid] == model, f"{model} on {uid} ({n} quarters) fell back to {used[uid]}"
         else:
             assert used[uid] == fallback_chain(spec, n).name != model
-    short = [str(w.message) for w in caught if issubclass(w.category, ShortSeriesWarning)]
-    expect_warning = (sizes < spec.min_obs).any()
+    expect_warning = (sizes < spec.min_obs).any() or bool(degenerate)
     assert bool(short) == expect_warning, short
     if expect_warning:
         assert any("aws_sales_6q" in m and f"fewer than the {spec.min_obs} {model} needs" in m
@@ -211,3 +215,20 @@ def test_fallback_cycle_is_detected(monkeypatch):
     monkeypatch.setitem(registry.REGISTRY, "CycB", b)
     with pytest.raises(ValueError, match="fallback cycle at model 'CycA'"):
         fallback_chain(a, 10)
+
+
+def test_degenerate_arima_fits_are_refused_and_reported():
+    """statsforecast's Brown-Rozeff fit on total net sales never leaves its start (all
+    coefficients 0): that is SeasonalNaive under another name, so it must fall back visibly."""
+    from forecasting.arima import DegenerateFitError, check_fit
+
+    df = load_quarterly(series=["net_sales_total"])
+    with pytest.warns(ShortSeriesWarning, match="DegenerateFitError"):
+        fc = forecast(df, h=4, models=["BrownRozeff"], intervals="model")
+    br = fc[fc["model"] == "BrownRozeff"]
+    assert set(br["model_used"]) == {"SeasonalNaive"}
+    with pytest.raises(DegenerateFitError, match="non-invertible"):
+        check_fit("X", {"ar1": 0.5, "sma1": -7.8}, differenced=False)
+    with pytest.raises(DegenerateFitError, match="did not move"):
+        check_fit("X", {"ar1": 0.0, "sma1": 0.0}, differenced=False)
+    check_fit("X", {"ma1": 0.0, "sma1": 0.0}, differenced=True)  # ARIMA(0,1,0)(0,1,0): a real model

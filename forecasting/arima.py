@@ -1,0 +1,42 @@
+"""A statsforecast ``ARIMA`` that refuses degenerate fits.
+
+On Amazon's near-unit-root seasonal differences statsforecast 2.1's maximum-likelihood
+optimiser sometimes never leaves its starting point (every coefficient exactly 0; without
+regular differencing the "model" forecast is then SeasonalNaive's under another name:
+Brown-Rozeff on total, North America and International net sales) or returns a non-invertible MA coefficient (|theta| > 1, e.g.
+-7.8 for Brown-Rozeff on AWS net sales). `CheckedARIMA` raises `DegenerateFitError` for such a
+fit; the forecast engine then uses the spec's fallback model and says so in ``model_used``.
+"""
+
+from __future__ import annotations
+
+from statsforecast.models import ARIMA
+
+
+class DegenerateFitError(RuntimeError):
+    """A fitted model is not a usable estimate (raised so the fallback chain takes over)."""
+
+
+class CheckedARIMA(ARIMA):
+    """``statsforecast.models.ARIMA`` with a check of the fitted coefficients."""
+
+    def forecast(self, y, h, X=None, X_future=None, level=None, fitted=False):
+        self.fit(y, X)
+        check_fit(self.alias, self.model_["coef"], differenced=self.order[1] > 0)
+        res = self.predict(h, X_future, level)
+        if fitted:
+            res.update(self.predict_in_sample(level))
+        return res
+
+
+def check_fit(alias: str, coef: dict, differenced: bool) -> None:
+    """Raise `DegenerateFitError` for a non-invertible MA term, or for all-zero coefficients
+    without regular differencing (the model then *is* SeasonalNaive). With d = 1 all-zero
+    coefficients are a real model: last value plus last year's change (Griffin-Watts often
+    lands there on sales and beats SeasonalNaive by far)."""
+    if not differenced and coef and all(float(v) == 0.0 for v in coef.values()):
+        raise DegenerateFitError(
+            f"{alias}: the optimiser did not move (all coefficients 0: identical to SeasonalNaive)")
+    bad = {k: round(float(v), 3) for k, v in coef.items() if "ma" in k and abs(float(v)) > 1}
+    if bad:
+        raise DegenerateFitError(f"{alias}: non-invertible MA coefficient(s) {bad}")
