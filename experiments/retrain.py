@@ -478,7 +478,10 @@ def retrain(s: RetrainSettings, uri: str, say: Callable[[str], None] = print,
     tags = tracking.run_tags(s.data, {"run_kind": "retrain", tracking.KIND_TAG: "retrain",
                                       tracking.VINTAGE_TAG: vintage, tracking.MODEL_NAME_TAG: s.model_name,
                                       tracking.LOCK_TAG: lock_abs, "fcf.pid": os.getpid(),
-                                      "fcf.host": socket.gethostname()})
+                                      "fcf.host": socket.gethostname(),
+                                      # set by `mlflow run` (MLproject): its launcher run
+                                      **({"fcf.launcher_run": os.environ["MLFLOW_RUN_ID"]}
+                                         if os.environ.get("MLFLOW_RUN_ID") else {})})
     parent = tracking.start_run(client, exp_id, f"retrain-{vintage}", tags=tags)
     status = "FAILED"
     try:

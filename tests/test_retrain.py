@@ -266,3 +266,33 @@ def test_bad_data_aborts_before_anything_is_registered(registry, first, tmp_path
     assert code == EXIT_BAD_INPUT, out
     assert "amzn_quarterly.csv" in out and "Traceback" not in out
     assert versions(registry) == before_v and len(runs(registry)) == before_r
+
+
+# ---------------------------------------------------------------------------- scheduling
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_mlproject_entry_points_build_fcf_commands():
+    from mlflow.projects import _project_spec
+
+    project = _project_spec.load_project(str(REPO))
+    assert {"forecast", "backtest", "retrain"} <= set(project._entry_points)
+    cmd = project.get_entry_point("retrain").compute_command(
+        {"windows": "3", "data": "/tmp/my data.csv", "model_name": "x"}, "/tmp")
+    assert "fcf retrain" in cmd and "--windows 3" in cmd and "'/tmp/my data.csv'" in cmd
+    parsed = main.__globals__["build_parser"]().parse_args(
+        ["retrain", "--models", "statistical,ensemble", "--windows", "3", "--warmup", "8", "--horizon", "4",
+         "--tolerance", "0.02", "--model-name", "x", "--rollup-model", "best", "--wait", "0",
+         "--out", "o", "--lock-file", "l"])
+    assert parsed.windows == 3 and parsed.model_name == "x"
+
+
+def test_cron_and_ci_schedules_agree():
+    import yaml
+
+    cron = [ln for ln in (REPO / "ops" / "crontab").read_text().splitlines() if ln and not ln.startswith("#")]
+    assert len(cron) == 1 and cron[0].startswith("0 6 5 2,5,8,11 * ") and "fcf retrain" in cron[0]
+    wf = yaml.safe_load((REPO / ".github" / "workflows" / "quarterly-retrain.yml").read_text())
+    assert wf[True]["schedule"] == [{"cron": "0 6 5 2,5,8,11 *"}]  # YAML reads the key `on` as True
+    steps = " ".join(str(s.get("run", "")) for s in wf["jobs"]["retrain"]["steps"])
+    assert "pip install -q -c constraints.txt -e ." in steps and "fcf retrain" in steps
