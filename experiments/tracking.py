@@ -12,6 +12,8 @@ Sections:
 - generic helpers: `run_tags` (data vintage, library version, git commit), `log_batch`
   (chunks within MLflow's batch limits), `start_run` / `end_run`, `spec_params`;
 - backtests: `log_backtest` -- one parent run per backtest, one nested child run per model.
+- retrain and model registry (end of file): `finished_retrain`, `save_pyfunc`,
+  `log_and_register`, `set_alias`, `champion_version`, `log_retrain` (``fcf retrain``).
 
 Backtest metric keys (child run of each model; ``step`` is the horizon in quarters where
 noted, 0 for scalars):
