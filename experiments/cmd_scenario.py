@@ -59,10 +59,11 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     df = load_quarterly(args.data, args.series_config)
     res = run_scenarios(df, scenarios, h=args.horizon, model=args.model, method=args.method,
-                        n_windows=args.windows, n_paths=args.paths, seed=args.seed)
+                        n_windows=args.windows, n_paths=args.paths, seed=args.seed,
+                        calibrate=not args.no_calibrate)
     origin = pd.Period(res.inputs.origin, freq="Q")
-    print(f"Scenarios from {origin} (model {args.model}, {args.paths} paths, seed {args.seed}); "
-          "USD billions, P50 [P10, P90]\n")
+    print(f"Scenarios from {origin} (model {args.model}, {args.paths} paths, seed {args.seed}, "
+          f"errors scaled x{res.inputs.error_scale:.2f} by calibration); USD billions, P50 [P10, P90]\n")
     for s in scenarios:
         print(f"{s.name}: {s.description}\n  sources: {'; '.join(s.sources)}\n")
     print("Trailing-twelve-month FCF")

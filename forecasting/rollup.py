@@ -70,6 +70,7 @@ class RollupInputs:
     extra_point: dict = field(default_factory=dict)   # series -> (h,) point (e.g. advertising)
     model: str = DEFAULT_MODEL
     method: str = DEFAULT_METHOD
+    error_scale: float = 1.0             # calibration factor on the errors' spread around their mean
 
 
 @dataclass
@@ -209,6 +210,9 @@ def simulate(inputs: RollupInputs, n_paths: int = DEFAULT_PATHS, seed: int = 0,
     the bridge are computed (scenarios, `forecasting.scenarios`).
     """
     E = bootstrap_errors(inputs.errors, n_paths, seed, smoothing)
+    if inputs.error_scale != 1.0:  # widen/narrow the spread around its centre, not the bias
+        centre = E.mean(axis=0, keepdims=True)
+        E = centre + inputs.error_scale * (E - centre)
     n_sim = len(SIMULATED)
     nonneg = [not s.startswith("operating_income") for s in SIMULATED]
     P = sample_paths(inputs.point, inputs.level[:n_sim], E[:, :n_sim, :], nonneg)
@@ -239,8 +243,13 @@ def prepare(df: pd.DataFrame, h: int = 4, model: str = DEFAULT_MODEL, method: st
 
 def rollup(df: pd.DataFrame, h: int = 4, model: str = DEFAULT_MODEL, method: str = DEFAULT_METHOD,
            n_windows: int = 12, n_paths: int = DEFAULT_PATHS, seed: int = 0,
-           bridge_window: int = 16, smoothing: float = SMOOTHING) -> RollupResult:
+           bridge_window: int = 16, smoothing: float = SMOOTHING, calibrate: bool = True,
+           calibration_windows: int = 12) -> RollupResult:
     """Consolidated FCF forecast with quantiles, `h` quarters after the newest reported one.
+
+    With `calibrate` (default) the bootstrapped errors are scaled by `error_scale`, learnt
+    from the roll-up's own backtest over the last `calibration_windows` cutoffs, so that the
+    80% band would have covered 80% of reported FCF there (see `calibration_factor`).
 
     Args:
         df: long frame ``unique_id, ds, y`` of every modelled series (`load_quarterly()`).
@@ -251,9 +260,13 @@ def rollup(df: pd.DataFrame, h: int = 4, model: str = DEFAULT_MODEL, method: str
         `RollupResult`; ``quarterly``/``ttm``: ``unique_id, ds, mean, p2.5 .. p97.5``.
     """
     inputs = prepare(df, h, model, method, n_windows, bridge_window)
+    if calibrate:
+        inputs.error_scale = error_scale(df, h, model, method, calibration_windows, n_paths, seed,
+                                         bridge_window, smoothing)
     sim = simulate(inputs, n_paths, seed, smoothing)
     params = {"h": h, "model": model, "method": method, "n_windows": n_windows, "n_paths": n_paths,
               "seed": seed, "bridge_window": bridge_window, "smoothing": smoothing,
+              "calibrated": calibrate, "error_scale": inputs.error_scale,
               "origin": str(pd.Period(inputs.origin, freq="Q"))}
     return RollupResult(quarterly=sim.quarterly(), ttm=sim.ttm(), drivers=inputs.drivers,
                         simulation=sim, inputs=inputs, params=params)
@@ -264,7 +277,7 @@ def backtest_rollup(df: pd.DataFrame, h: int = 4, model: str = DEFAULT_MODEL,
                     method: str = DEFAULT_METHOD, n_windows: int = 12, min_windows: int = 6,
                     n_paths: int = DEFAULT_PATHS, seed: int = 0, bridge_window: int = 16,
                     smoothing: float = SMOOTHING, methods: Sequence[str] = tuple(METHODS),
-                    progress: Callable | None = None) -> dict:
+                    progress: Callable | None = None, calibrate: bool = True) -> dict:
     """Backtest the FCF roll-up at the last `n_windows` cutoffs against reported FCF.
 
     At each evaluated cutoff c, the error windows are those of cutoffs c' with c' + h <= c
@@ -272,7 +285,10 @@ def backtest_rollup(df: pd.DataFrame, h: int = 4, model: str = DEFAULT_MODEL,
 
     Returns a dict of frames:
         ``backtest``: ``unique_id (free_cash_flow / free_cash_flow_ttm), cutoff, ds, step, y,
-        model ("Rollup" / "SeasonalNaive"), model_used, mean, lo-95, lo-80, hi-80, hi-95``
+        model ("Rollup" / "RollupCalibrated" / "SeasonalNaive"), model_used, mean, lo-95,
+        lo-80, hi-80, hi-95``; ``RollupCalibrated`` (with `calibrate`) scales the errors at
+        each cutoff by `calibration_factor` of the earlier cutoffs' ``Rollup`` rows whose
+        quarter was reported by then (none for the first cutoffs: factor 1)
         (the `forecasting.backtest.backtest` format, for `forecasting.metrics`); the
         seasonal-naive TTM forecast is the last reported TTM (what quarterly seasonal-naive
         forecasts sum to), with conformal intervals;
@@ -286,24 +302,23 @@ def backtest_rollup(df: pd.DataFrame, h: int = 4, model: str = DEFAULT_MODEL,
     recs = {m: reconciled(base, m) for m in dict.fromkeys(["base", *methods, method])}
     past = recs[method]
     cuts = sorted(past["cutoff"].unique())[-n_windows:]
-    rows = []
     fcf_hist = history[history["unique_id"] == FCF][["unique_id", "ds", "y"]]
+    hist_all = pd.concat([fcf_hist, _ttm_frame(fcf_hist)], ignore_index=True)
+    raw_rows, cal_rows = [], []
     iterator = progress(cuts) if progress is not None else cuts
     for c in iterator:
         c = pd.Timestamp(c)
         inputs = build_inputs(history, past[past["cutoff"] == c], past, c, h, method, bridge_window,
                               model, min_windows=min_windows)
-        sim = simulate(inputs, n_paths, seed, smoothing)
-        for qf in (sim.quarterly(), sim.ttm()):
-            qf["cutoff"] = c
-            rows.append(qf)
-    from forecasting.simulate import to_interval_columns
-
-    roll = to_interval_columns(pd.concat(rows, ignore_index=True))
-    roll["mean"] = roll["p50"]  # the point forecast scored is the median path
-    roll["model"] = roll["model_used"] = "Rollup"
-    hist_all = pd.concat([fcf_hist, _ttm_frame(fcf_hist)], ignore_index=True)
-    roll = roll.merge(hist_all, on=["unique_id", "ds"], how="left")
+        raw = _interval_rows(simulate(inputs, n_paths, seed, smoothing), c, "Rollup", hist_all)
+        raw_rows.append(raw)
+        if calibrate:  # learn the scale only from earlier cutoffs' outcomes reported by c
+            known = pd.concat(raw_rows[:-1], ignore_index=True) if len(raw_rows) > 1 else raw.iloc[:0]
+            known = known[known["ds"] <= c].dropna(subset=["y"])
+            inputs.error_scale = calibration_factor(known)
+            cal_rows.append(_interval_rows(simulate(inputs, n_paths, seed, smoothing), c,
+                                           "RollupCalibrated", hist_all))
+    roll = pd.concat(raw_rows + cal_rows, ignore_index=True)
     sn = _seasonal_naive_fcf(hist_all, h, n_windows)
     out = pd.concat([roll, sn], ignore_index=True).dropna(subset=["y"])
     p = pd.PeriodIndex(pd.DatetimeIndex(out["ds"]), freq="Q") - pd.PeriodIndex(pd.DatetimeIndex(out["cutoff"]), freq="Q")
@@ -316,6 +331,56 @@ def backtest_rollup(df: pd.DataFrame, h: int = 4, model: str = DEFAULT_MODEL,
     rec["step"] = [x.n for x in rp]
     return {"backtest": out[cols].sort_values(["unique_id", "model", "cutoff", "ds"]).reset_index(drop=True),
             "history": hist_all, "reconciliation": rec, "node_history": history}
+
+
+def _interval_rows(sim: Simulation, cutoff, model: str, hist_all: pd.DataFrame) -> pd.DataFrame:
+    from forecasting.simulate import to_interval_columns
+
+    qf = pd.concat([sim.quarterly(), sim.ttm()], ignore_index=True)
+    qf["cutoff"] = cutoff
+    rows = to_interval_columns(qf)
+    rows["mean"] = rows["p50"]  # the point forecast scored is the median path
+    rows["model"] = rows["model_used"] = model
+    return rows.merge(hist_all, on=["unique_id", "ds"], how="left")
+
+
+#: Fewest scored outcomes before the roll-up's errors are rescaled.
+MIN_CALIBRATION_ROWS = 8
+
+
+def calibration_factor(rows: pd.DataFrame, level: int = 80) -> float:
+    """Scale for the bootstrapped errors from past roll-up forecasts with reported outcomes.
+
+    Score of a row: |y - P50| over the distance from P50 to the P10 (y below) or P90 (y
+    above) bound; the factor is the split-conformal quantile of the scores at `level`
+    (`forecasting.calibration.conformal_quantile`). `simulate` scales each bootstrapped error's
+    deviation from its mean by it; the bridge is linear, so the FCF band widens (or narrows)
+    around an unchanged centre by about that factor. 1.0 with fewer than
+    `MIN_CALIBRATION_ROWS` rows.
+    """
+    from forecasting.calibration import conformal_quantile
+
+    rows = rows.dropna(subset=["y"])
+    if len(rows) < MIN_CALIBRATION_ROWS:
+        return 1.0
+    below = rows["y"] < rows["mean"]
+    w = np.where(below, rows["mean"] - rows[f"lo-{level}"], rows[f"hi-{level}"] - rows["mean"])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s = np.abs(rows["y"] - rows["mean"]).to_numpy(dtype=float) / w
+    s = s[np.isfinite(s)]
+    q = conformal_quantile(s, level / 100) if len(s) >= MIN_CALIBRATION_ROWS else np.nan
+    return float(q) if np.isfinite(q) and q > 0 else 1.0
+
+
+def error_scale(df: pd.DataFrame, h: int = 4, model: str = DEFAULT_MODEL, method: str = DEFAULT_METHOD,
+                n_windows: int = 12, n_paths: int = DEFAULT_PATHS, seed: int = 0, bridge_window: int = 16,
+                smoothing: float = SMOOTHING) -> float:
+    """`calibration_factor` of an uncalibrated roll-up backtest over the last `n_windows` cutoffs."""
+    res = backtest_rollup(df, h, model, method, n_windows, n_paths=n_paths, seed=seed,
+                          bridge_window=bridge_window, smoothing=smoothing, methods=(method,),
+                          calibrate=False)
+    bt = res["backtest"]
+    return calibration_factor(bt[bt["model"] == "Rollup"])
 
 
 def _ttm_frame(fcf: pd.DataFrame) -> pd.DataFrame:

@@ -52,7 +52,7 @@ import numpy as np
 import pandas as pd
 
 from forecasting.bridge import FCF, NET_CAPEX
-from forecasting.rollup import FCF_TTM, RollupInputs, Simulation, prepare, simulate
+from forecasting.rollup import FCF_TTM, RollupInputs, Simulation, error_scale, prepare, simulate
 from forecasting.simulate import DEFAULT_PATHS, QUANTILES, quantile_frame
 
 TOP_KEYS = ("name", "description", "sources", "drivers", "carry_forward")
@@ -453,7 +453,8 @@ def as_scenario(s) -> Scenario:
 
 def run_scenarios(df: pd.DataFrame, scenarios: Iterable, h: int = 6, model: str = "AutoETS",
                   method: str | None = None, n_windows: int = 12, n_paths: int = DEFAULT_PATHS,
-                  seed: int = 0, inputs: RollupInputs | None = None) -> ScenarioResult:
+                  seed: int = 0, inputs: RollupInputs | None = None,
+                  calibrate: bool = True) -> ScenarioResult:
     """Base case and each scenario, from the same sample paths (same seed: common random numbers).
 
     Args:
@@ -462,6 +463,8 @@ def run_scenarios(df: pd.DataFrame, scenarios: Iterable, h: int = 6, model: str 
         h: quarters ahead; 6 from a Q2 data end covers fiscal 2027.
         inputs: reuse prepared `RollupInputs` (must include the advertising forecast if a
             scenario sets advertising growth).
+        calibrate: scale the simulated errors by the roll-up's calibration factor
+            (`forecasting.rollup.error_scale`), as `rollup` does; ignored with `inputs`.
     """
     from forecasting.hierarchy import DEFAULT_METHOD
 
@@ -477,6 +480,9 @@ def run_scenarios(df: pd.DataFrame, scenarios: Iterable, h: int = 6, model: str 
         extra = (ADVERTISING,) if any(s.needs_advertising for s in parsed) else ()
         inputs = prepare(df, h=h, model=model, method=method or DEFAULT_METHOD,
                          n_windows=n_windows, extra=extra)
+        if calibrate:  # the same calibrated spread as `fcf rollup` (forecasting.rollup.error_scale)
+            inputs.error_scale = error_scale(df, h=h, model=model, method=method or DEFAULT_METHOD,
+                                             n_paths=n_paths, seed=seed)
     for s in parsed:
         check_periods(s, inputs.origin, inputs.ds)
     sims: dict[str, Simulation] = {"base": simulate(inputs, n_paths, seed)}

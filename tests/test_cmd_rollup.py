@@ -9,7 +9,7 @@ import pytest
 
 from experiments.cli import EXIT_BAD_INPUT, EXIT_TRACKING, main
 
-FAST = ["--model", "SeasonalNaive", "--windows", "4", "--paths", "200"]
+FAST = ["--model", "SeasonalNaive", "--windows", "4", "--paths", "200", "--no-calibrate"]
 
 
 @pytest.mark.slow

@@ -72,7 +72,7 @@ def small_backtest(df):
 def test_backtest_rollup_scores_beside_seasonal_naive(small_backtest):
     bt = small_backtest["backtest"]
     assert set(bt["unique_id"]) == {FCF, FCF_TTM}
-    assert set(bt["model"]) == {"Rollup", "SeasonalNaive"}
+    assert set(bt["model"]) == {"Rollup", "RollupCalibrated", "SeasonalNaive"}
     assert set(bt["step"]) == {1, 2}
     assert bt.groupby(["unique_id", "model"]).size().eq(4).all()  # 2 cutoffs x 2 steps
     assert (bt["lo-95"] <= bt["lo-80"]).all() and (bt["hi-80"] <= bt["hi-95"]).all()
@@ -93,3 +93,43 @@ def test_seasonal_naive_ttm_is_last_reported_ttm(small_backtest):
     hist = small_backtest["history"].set_index(["unique_id", "ds"])["y"]
     for r in sn.itertuples():
         assert r.mean == hist[(FCF_TTM, r.cutoff)]
+
+
+def test_calibration_factor_is_the_conformal_quantile_of_side_aware_scores():
+    from forecasting.rollup import calibration_factor
+
+    rows = pd.DataFrame({"mean": 0.0, "lo-80": -1.0, "hi-80": 2.0,
+                         "y": [-0.5, 1.0, -2.0, 4.0, 0.2, -0.1, 3.0, -1.5, 0.0, 1.9]})
+    # scores: 0.5, 0.5, 2, 2, 0.1, 0.1, 1.5, 1.5, 0, 0.95 -> ceil(11 * 0.8) = 9th smallest = 2.0
+    assert calibration_factor(rows) == 2.0
+    assert calibration_factor(rows.iloc[:5]) == 1.0  # too few outcomes: no rescaling
+
+
+def test_calibrated_backtest_learns_only_from_outcomes_reported_by_each_cutoff(df):
+    """At the last cutoff the calibration has enough earlier outcomes to rescale the band; FCF
+    reported after that cutoff (which a leak would read) must not change its rows."""
+    kw = dict(h=2, model="SeasonalNaive", n_windows=6, min_windows=2, n_paths=200, seed=0,
+              methods=("BottomUp",), method="BottomUp")
+    a = backtest_rollup(df, **kw)["backtest"]
+    last = a["cutoff"].max()
+    changed = df.copy()
+    later = (changed["unique_id"] == FCF) & (changed["ds"] > last)
+    changed.loc[later, "y"] = changed.loc[later, "y"] * 3 + 50_000
+    b = backtest_rollup(changed, **kw)["backtest"]
+    cols = ["mean", "lo-80", "hi-80", "lo-95", "hi-95"]
+
+    def at_last(t, model):
+        return t[(t["cutoff"] == last) & (t["model"] == model)].sort_values(["unique_id", "ds"])[cols]
+
+    np.testing.assert_allclose(at_last(a, "RollupCalibrated").to_numpy(), at_last(b, "RollupCalibrated").to_numpy())
+    raw, cal = at_last(a, "Rollup"), at_last(a, "RollupCalibrated")
+    assert not np.allclose((raw["hi-80"] - raw["lo-80"]).to_numpy(), (cal["hi-80"] - cal["lo-80"]).to_numpy())
+
+
+def test_error_scale_widens_the_band_around_the_same_centre(df):
+    inputs = prepare(df, h=2, model="SeasonalNaive", n_windows=4)
+    base = simulate(inputs, 500, 0).quarterly().set_index("ds")
+    inputs.error_scale = 2.0
+    wide = simulate(inputs, 500, 0).quarterly().set_index("ds")
+    assert ((wide["p90"] - wide["p10"]) > 1.5 * (base["p90"] - base["p10"])).all()
+    assert np.allclose(wide["mean"], base["mean"], rtol=0.05, atol=500)
