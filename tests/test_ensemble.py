@@ -105,9 +105,10 @@ def test_missing_member_is_a_clear_error():
 def test_ensembles_are_registered_with_members():
     names = {s.name for s in resolve("ensemble")}
     assert {"MedianEnsemble", "WeightedEnsemble", "WeightedStatML"} <= names
-    stat_ml = get_spec("WeightedStatML")
-    families = {get_spec(m).family for m in stat_ml.members}
-    assert {"statistical", "ml"} <= families
+    for name in ("WeightedStatML", "StatsMLCombo"):
+        families = {get_spec(m).family for m in get_spec(name).members}
+        assert {"statistical", "ml"} <= families
+    assert get_spec("StatsMLCombo").options["combiner"] == "mean"
 
 
 def test_backtest_and_forecast_run_an_ensemble():
