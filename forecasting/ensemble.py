@@ -1,9 +1,10 @@
-"""Forecast combinations: a median ensemble and a weighted ensemble learnt from past errors.
+"""Forecast combinations: median, mean, and weighted by past errors (weights learnt leak-free).
 
 `combine` takes the members' forecasts at one cutoff and returns the ensemble's forecast:
 
 - ``median``: per series and quarter, the median over members of the point forecast and of
   each interval bound;
+- ``mean``: the equal-weight mean of the same;
 - ``weighted``: per series, weights over members proportional to 1 / MAE of the member's
   forecasts in *earlier* windows whose outcome was reported by the cutoff (`past`), shrunk
   towards equal weights when few such rows exist::
