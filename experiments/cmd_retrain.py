@@ -49,7 +49,8 @@ def add_parser(sub) -> None:
     p.add_argument("--experiment", default="amazon-retrain", help="MLflow experiment (default amazon-retrain)")
     p.add_argument("--rollup-model", default="best",
                    help="model of the FCF roll-up nodes; 'best' (default): the non-ensemble candidate "
-                        "with the lowest gm relative MASE")
+                        "with the lowest gm relative MASE (ensembles work but refit every member at "
+                        "each roll-up window and again in every predict)")
     p.add_argument("--rollup-windows", type=int, default=12,
                    help="past windows whose errors drive the roll-up simulation (default 12)")
     p.add_argument("--paths", type=int, default=1000, help="roll-up Monte Carlo paths (default 1000)")
@@ -84,9 +85,7 @@ def _check_models(args) -> None:
 
     resolve(split_list(args.models) or args.models)  # unknown names fail here, before any work
     if args.rollup_model != "best":
-        if get_spec(args.rollup_model).engine == "ensemble":
-            raise CommandError(f"--rollup-model {args.rollup_model}: ensembles cannot forecast the roll-up "
-                               "nodes; name a statistical or ML model")
+        get_spec(args.rollup_model)
 
 
 def _sigterm(signum, frame):

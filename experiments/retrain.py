@@ -191,7 +191,8 @@ def gate(scores: pd.DataFrame, new: Mapping[str, str], current: Mapping[str, str
 
 def rollup_model_of(scores: pd.DataFrame, candidates: Sequence[str]) -> str:
     """The non-ensemble candidate with the lowest gm rel. MASE over the backtested series (the
-    roll-up forecasts every node with one model; ensembles cannot run there)."""
+    roll-up forecasts every node with one model; an ensemble would refit all its members at
+    every roll-up window, in the retrain and again in every `predict`)."""
     from forecasting.models import get_spec
 
     ok = [m for m in candidates if get_spec(m).engine != "ensemble"]

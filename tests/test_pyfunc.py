@@ -11,6 +11,8 @@ import pytest
 
 from experiments.retrain import ChampionState, parse_levels, predict_from_state
 
+pytestmark = pytest.mark.slow  # the module fixture forecasts and saves a model (~10-20 s)
+
 CHAMPIONS = {"net_sales_aws": "SeasonalNaive", "operating_income_aws": "Naive", "free_cash_flow": "AutoETS"}
 ROLLUP = {"model": "SeasonalNaive", "method": "MinTrace-wls_struct", "n_windows": 4, "n_paths": 200, "seed": 0}
 
@@ -20,7 +22,7 @@ def state():
     from features.loader import load_quarterly
 
     return ChampionState(history=load_quarterly(), champions=dict(CHAMPIONS), seed=0, rollup=dict(ROLLUP),
-                         vintage="test")
+                         calibration_windows=6, vintage="test")
 
 
 @pytest.fixture(scope="module")

@@ -206,7 +206,8 @@ def test_champion_alias_reproduces_the_runs_forecasts(registry, first, tmp_path)
     client, name = registry["client"], registry["name"]
     model = mlflow.pyfunc.load_model(f"models:/{name}@champion")
     mv = client.get_model_version_by_alias(name, "champion")
-    stored = pd.read_csv(client.download_artifacts(mv.run_id, "forecasts.csv", str(tmp_path)), parse_dates=["ds"])
+    stored = pd.read_csv(client.download_artifacts(mv.run_id, "forecasts.csv", str(tmp_path)), parse_dates=["ds"],
+                         float_precision="round_trip")
     got = model.predict(model.input_example)
     pd.testing.assert_frame_equal(got, stored)
     assert set(got["model"]) >= {"Rollup"} and got["unique_id"].nunique() == 4
