@@ -46,7 +46,8 @@ def add_parser(sub) -> None:
                         "champion on the same windows (default 0.02)")
     p.add_argument("--model-name", default="amazon-fcf", help="registered model name (default amazon-fcf)")
     p.add_argument("--alias", default="champion", help="alias the gate moves (default champion)")
-    p.add_argument("--experiment", default="amazon-retrain", help="MLflow experiment (default amazon-retrain)")
+    p.add_argument("--experiment", default="amazon-retrain",
+                   help="MLflow experiment (default amazon-retrain)")
     p.add_argument("--rollup-model", default="best",
                    help="model of the FCF roll-up nodes; 'best' (default): the non-ensemble candidate "
                         "with the lowest gm relative MASE (ensembles work but refit every member at "

@@ -53,7 +53,8 @@ class FcfChampionModel(mlflow.pyfunc.PythonModel):
             self.load_context(context)
         frame = pd.DataFrame(model_input)
         if len(frame) != 1:
-            raise ValueError(f"model input must have exactly one row (horizon, levels[, scenario]); got {len(frame)}")
+            raise ValueError("model input must have exactly one row (horizon, levels[, scenario]); "
+                             f"got {len(frame)}")
         if "horizon" not in frame.columns:
             raise ValueError(f"model input needs a 'horizon' column; got columns {list(frame.columns)}")
         row = frame.iloc[0]

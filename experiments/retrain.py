@@ -79,7 +79,8 @@ class RetrainLock:
                         f"or pass --wait SECONDS to queue behind it") from None
                 time.sleep(self.poll_s)
         os.ftruncate(fd, 0)
-        os.write(fd, f"pid={os.getpid()} host={socket.gethostname()} started={time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}\n".encode())
+        started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        os.write(fd, f"pid={os.getpid()} host={socket.gethostname()} started={started}\n".encode())
         self.fd_ = fd
         return self
 
@@ -184,7 +185,8 @@ def gate(scores: pd.DataFrame, new: Mapping[str, str], current: Mapping[str, str
     passed = bool(new_score <= limit)
     verdict = "passed" if passed else "failed"
     reason = (f"gate {verdict}: new gm rel. MASE {new_score:.4f} vs current {cur_score:.4f} "
-              f"(limit {limit:.4f} = current x (1 + {tolerance:g})) on the same windows, {len(common)} series")
+              f"(limit {limit:.4f} = current x (1 + {tolerance:g})) on the same windows, "
+              f"{len(common)} series")
     return {"passed": passed, "new_score": new_score, "current_score": cur_score, "tolerance": tolerance,
             "n_series": len(common), "reason": reason}
 
@@ -253,7 +255,8 @@ def parse_levels(levels) -> tuple[int, ...]:
     try:
         out = sorted({int(float(p)) for p in parts})
     except (TypeError, ValueError):
-        raise ValueError(f"levels {levels!r}: give whole percents separated by commas, e.g. '80,95'") from None
+        raise ValueError(f"levels {levels!r}: give whole percents separated by commas, "
+                         "e.g. '80,95'") from None
     if not out or any(not 1 <= v <= 99 for v in out):
         raise ValueError(f"levels {levels!r}: each level must be a whole percent between 1 and 99")
     return tuple(out)
@@ -272,7 +275,8 @@ def parse_scenario(scenario):
         try:
             return json.loads(text)
         except json.JSONDecodeError as exc:
-            raise ValueError(f"scenario is not valid JSON ({exc}); pass a JSON object or a YAML file path") from None
+            raise ValueError(f"scenario is not valid JSON ({exc}); pass a JSON object or a YAML "
+                             "file path") from None
     return text
 
 
@@ -362,7 +366,8 @@ def summary_markdown(info: Mapping[str, Any], champions: pd.DataFrame, headline:
     lines = [f"# Retrain {info['vintage']}", "",
              f"- data: {info['data']} (last quarter {info['last_quarter']}, sha256 {info['sha256'][:12]})",
              f"- backtest: {info['n_series']} series x {len(info['candidates'])} candidates "
-             f"({', '.join(info['candidates'])}), {info['windows']} windows + {info['warmup']} warm-up, h={info['h']}",
+             f"({', '.join(info['candidates'])}), {info['windows']} windows + {info['warmup']} warm-up, "
+             f"h={info['h']}",
              f"- gate: **{'passed' if g['passed'] else 'failed'}**: {g['reason']}",
              f"- registered model: `{info['model_name']}` version {info.get('version', '?')}; alias "
              f"`{info['alias']}` -> version {info.get('alias_version', 'none')}",

@@ -751,7 +751,8 @@ def log_and_register(client, run_id: str, state_json: str, name: str, *, input_h
                              example_output=example_output)
         client.log_artifacts(run_id, str(folder), MODEL_ARTIFACT)
     try:
-        client.create_registered_model(name, description="Amazon segment champions and FCF roll-up (fcf retrain)")
+        client.create_registered_model(
+            name, description="Amazon segment champions and FCF roll-up (fcf retrain)")
     except MlflowException as exc:
         if exc.error_code != "RESOURCE_ALREADY_EXISTS":
             raise

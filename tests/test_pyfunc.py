@@ -14,7 +14,8 @@ from experiments.retrain import ChampionState, parse_levels, predict_from_state
 pytestmark = pytest.mark.slow  # the module fixture forecasts and saves a model (~10-20 s)
 
 CHAMPIONS = {"net_sales_aws": "SeasonalNaive", "operating_income_aws": "Naive", "free_cash_flow": "AutoETS"}
-ROLLUP = {"model": "SeasonalNaive", "method": "MinTrace-wls_struct", "n_windows": 4, "n_paths": 200, "seed": 0}
+ROLLUP = {"model": "SeasonalNaive", "method": "MinTrace-wls_struct", "n_windows": 4, "n_paths": 200,
+          "seed": 0}
 
 
 @pytest.fixture(scope="module")

@@ -170,8 +170,9 @@ def first(registry):
     # a retrain killed with SIGKILL leaves its run RUNNING; the next holder of the lock closes it
     client = registry["client"]
     exp_id = client.get_experiment_by_name(registry["experiment"]).experiment_id
+    lock = str((registry["work"] / LOCK_FILE).resolve())
     ghost = client.create_run(exp_id, tags={"fcf.kind": "retrain", "fcf.vintage": "x",
-                                            "fcf.lock": str((registry["work"] / LOCK_FILE).resolve())}).info.run_id
+                                            "fcf.lock": lock}).info.run_id
     t0 = time.perf_counter()
     code, out = fcf(*registry["args"])
     assert code == 0, out
@@ -192,7 +193,8 @@ def test_first_retrain_registers_version_1_as_champion(registry, first):
     arts = {a.path for a in client.list_artifacts(mv.run_id)}
     assert {"model", "forecasts.csv", "champions.csv", "summary.md"} <= arts
     out = first["out"]
-    for text in ("Champions", "gate: **passed**", "version 1", "trailing-twelve-month FCF", "P10", "run time"):
+    for text in ("Champions", "gate: **passed**", "version 1", "trailing-twelve-month FCF", "P10",
+                 "run time"):
         assert text in out
     for f in ("champions.csv", "forecasts.csv", "summary.md"):
         assert (registry["work"] / "outputs" / "retrain" / f).is_file()
@@ -206,8 +208,8 @@ def test_champion_alias_reproduces_the_runs_forecasts(registry, first, tmp_path)
     client, name = registry["client"], registry["name"]
     model = mlflow.pyfunc.load_model(f"models:/{name}@champion")
     mv = client.get_model_version_by_alias(name, "champion")
-    stored = pd.read_csv(client.download_artifacts(mv.run_id, "forecasts.csv", str(tmp_path)), parse_dates=["ds"],
-                         float_precision="round_trip")
+    path = client.download_artifacts(mv.run_id, "forecasts.csv", str(tmp_path))
+    stored = pd.read_csv(path, parse_dates=["ds"], float_precision="round_trip")
     got = model.predict(model.input_example)
     pd.testing.assert_frame_equal(got, stored)
     assert set(got["model"]) >= {"Rollup"} and got["unique_id"].nunique() == 4
