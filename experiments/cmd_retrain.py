@@ -13,6 +13,7 @@ KILLED, no output file is half-written (exit 130).
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import time
 
@@ -104,6 +105,8 @@ def run(args: argparse.Namespace) -> int:
     except tracking.TrackingError as exc:  # a retrain cannot run untracked: it registers models
         raise CommandError(str(exc).replace("; pass --no-track to skip tracking", ""), EXIT_TRACKING) from exc
     _check_models(args)  # imports the model registry (seconds): after the fast tracking check
+    for var in ("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"):
+        os.environ.setdefault(var, "false" if "PROGRESS" in var else "true")  # quiet cron/CI logs
     settings = RetrainSettings(
         data=args.data, series_config=args.series_config, series=split_list(args.series),
         models=args.models, h=args.horizon, windows=args.windows, warmup=args.warmup,

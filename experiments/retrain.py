@@ -386,6 +386,8 @@ def summary_markdown(info: Mapping[str, Any], champions: pd.DataFrame, headline:
                   "| quarter | P10 | P50 | P90 |", "|---|---:|---:|---:|"]
         for r in headline.itertuples(index=False):
             lines.append(f"| {r.quarter} | {r.P10 / 1e3:,.1f} | {r.P50 / 1e3:,.1f} | {r.P90 / 1e3:,.1f} |")
+    else:
+        lines += ["", "FCF roll-up: skipped (--no-rollup); the model forecasts the series only."]
     return "\n".join(lines) + "\n"
 
 
@@ -470,8 +472,20 @@ def retrain(s: RetrainSettings, uri: str, say: Callable[[str], None] = print,
     if not series:
         raise ValueError(f"no series to retrain: none has {min_len} quarters; name series with --series")
     df = full[full["unique_id"].isin(series)].reset_index(drop=True)
+    if s.rollup:
+        from forecasting.rollup import driver_frame
+
+        try:
+            driver_frame(full)
+        except ValueError as exc:
+            raise ValueError(f"{exc}; or pass --no-rollup to register the series forecasts only") from None
     current = tracking.champion_version(client, s.model_name, s.alias)
-    cur_map = json.loads(current.tags.get(tracking.CHAMPIONS_TAG, "{}")) if current is not None else None
+    cur_map = None
+    if current is not None:
+        cur_map = json.loads(current.tags.get(tracking.CHAMPIONS_TAG, "{}"))
+        if not cur_map:
+            say(f"{s.model_name}@{s.alias} (version {current.version}) has no {tracking.CHAMPIONS_TAG} tag: "
+                "it was not registered by fcf retrain, so the gate has nothing to compare against")
     scored_only = []
     for m in sorted(set((cur_map or {}).values()) - set(candidates)):
         try:
