@@ -214,7 +214,8 @@ class ChampionState:
         champions: series -> champion model.
         seed, season_length, calibration_windows: as in `forecasting.forecast.forecast`.
         rollup: `forecasting.rollup.rollup` settings (``model, method, n_windows, n_paths,
-            seed``); empty: no roll-up.
+            seed, calibrate``: spread calibrated on the roll-up's own backtest, as ``fcf
+            rollup`` does); empty: no roll-up.
     """
 
     history: pd.DataFrame
@@ -332,7 +333,8 @@ def predict_from_state(state: ChampionState, horizon: int = 4, levels=(80, 95), 
             warnings.simplefilter("ignore", ShortSeriesWarning)
             res = run_scenarios(hist, [parsed] if parsed is not None else [], h=h, model=r["model"],
                                 method=r["method"], n_windows=int(r["n_windows"]),
-                                n_paths=int(r["n_paths"]), seed=int(r["seed"]))
+                                n_paths=int(r["n_paths"]), seed=int(r["seed"]),
+                                calibrate=bool(r.get("calibrate", True)))
         for name, sim in res.simulations.items():
             label = "Rollup" if name == "base" else f"Rollup:{name}"
             sims[name] = sim
@@ -519,7 +521,7 @@ def retrain(s: RetrainSettings, uri: str, say: Callable[[str], None] = print,
         if s.rollup:
             model = rollup_model_of(scores, candidates) if s.rollup_model == "best" else s.rollup_model
             rollup_cfg = {"model": model, "method": s.rollup_method, "n_windows": s.rollup_windows,
-                          "n_paths": s.rollup_paths, "seed": s.seed}
+                          "n_paths": s.rollup_paths, "seed": s.seed, "calibrate": True}
         state = ChampionState(history=full, champions=new_map, seed=s.seed,
                               season_length=config.season_length,
                               calibration_windows=s.calibration_windows, rollup=rollup_cfg, vintage=vintage)
