@@ -541,8 +541,6 @@ def retrain(s: RetrainSettings, uri: str, say: Callable[[str], None] = print,
                                              tracking.VINTAGE_TAG: vintage,
                                              "fcf.gate": "passed" if verdict["passed"] else "failed"},
             description=f"champions of data vintage {vintage}; {verdict['reason']}")
-        if verdict["passed"]:
-            tracking.set_alias(client, s.model_name, s.alias, version)
         alias_version = current.version if (current is not None and not verdict["passed"]) else (
             version if verdict["passed"] else None)
         info.update(version=version, alias_version=alias_version, runtime_s=time.perf_counter() - t0)
@@ -560,6 +558,8 @@ def retrain(s: RetrainSettings, uri: str, say: Callable[[str], None] = print,
             write_csv(champs, Path(s.out) / "champions.csv")
             write_csv(fc, Path(s.out) / "forecasts.csv")
             write_text(summary, Path(s.out) / "summary.md")
+        if verdict["passed"]:  # last: the alias never points at a version whose run is incomplete
+            tracking.set_alias(client, s.model_name, s.alias, version)
         status = "FINISHED"
         msg = (f"registered {s.model_name} version {version}; "
                + (f"alias '{s.alias}' -> version {version}" if verdict["passed"]
