@@ -85,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     from features.errors import DataValidationError
 
+    original_format = warnings.formatwarning
+    warnings.formatwarning = _format_warning  # printed warnings read as messages, not code
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("default")
@@ -102,6 +104,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("fcf: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        warnings.formatwarning = original_format
+
+
+def _format_warning(message, category, filename, lineno, line=None) -> str:
+    return f"fcf: {category.__name__}: {message}\n"
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -72,7 +72,7 @@ class ModelSpec:
 
 REGISTRY: dict[str, ModelSpec] = {}
 #: What `fcf forecast` and `forecast()` use when no models are named.
-DEFAULT_MODELS: list[str] = ["SeasonalNaive", "StatsCombo"]
+DEFAULT_MODELS: list[str] = ["SeasonalNaive", "StatsMLCombo"]
 
 
 def register(spec: ModelSpec, replace: bool = False) -> ModelSpec:
