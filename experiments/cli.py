@@ -67,6 +67,24 @@ def add_data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--series", help="comma-separated series to use (default: every modelled series)")
 
 
+def checked_tracking_uri(no_track: bool = False, untracked_hint: bool = True) -> str | None:
+    """The tracking URI after a fast reachability check (None with ``--no-track``).
+
+    Commands call it before any heavy work, so a dead server fails in seconds with exit code
+    3. `untracked_hint=False` drops the "pass --no-track" advice (for commands that cannot
+    run untracked, such as the retrain, which registers models).
+    """
+    if no_track:
+        return None
+    from experiments import tracking
+
+    try:
+        return tracking.check_tracking_server(tracking.tracking_uri())
+    except tracking.TrackingError as exc:
+        message = str(exc) if untracked_hint else str(exc).replace("; pass --no-track to skip tracking", "")
+        raise CommandError(message, EXIT_TRACKING) from exc
+
+
 def split_list(text: str | None) -> list[str] | None:
     return [t.strip() for t in text.split(",") if t.strip()] if text else None
 

@@ -14,7 +14,7 @@ import time
 
 import pandas as pd
 
-from experiments.cli import EXIT_TRACKING, CommandError, add_data_options, split_list
+from experiments.cli import EXIT_TRACKING, CommandError, add_data_options, checked_tracking_uri, split_list
 
 #: The headline set: series with at least 27 contiguous quarters that the FCF roll-up uses.
 CORE_SERIES = (
@@ -115,12 +115,7 @@ def run(args: argparse.Namespace) -> int:
     if args.windows < 1 or args.warmup < 0:
         raise CommandError(f"--windows must be >= 1 and --warmup >= 0 (got {args.windows}, {args.warmup})")
     t0 = time.perf_counter()
-    uri = None
-    if not args.no_track:
-        try:
-            uri = tracking.check_tracking_server(tracking.tracking_uri())
-        except tracking.TrackingError as exc:
-            raise CommandError(str(exc), EXIT_TRACKING) from exc
+    uri = checked_tracking_uri(args.no_track)
     names = split_list(args.series)
     explicit = names if names and names != ["all"] else None
     df = load_quarterly(args.data, args.series_config, explicit)

@@ -17,7 +17,7 @@ import os
 import signal
 import time
 
-from experiments.cli import EXIT_LOCKED, EXIT_TRACKING, CommandError, add_data_options, split_list
+from experiments.cli import EXIT_LOCKED, EXIT_TRACKING, CommandError, add_data_options, checked_tracking_uri, split_list
 
 
 def add_parser(sub) -> None:
@@ -100,10 +100,7 @@ def run(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     _check(args)
-    try:
-        uri = tracking.check_tracking_server(tracking.tracking_uri())
-    except tracking.TrackingError as exc:  # a retrain cannot run untracked: it registers models
-        raise CommandError(str(exc).replace("; pass --no-track to skip tracking", ""), EXIT_TRACKING) from exc
+    uri = checked_tracking_uri(untracked_hint=False)  # a retrain cannot run untracked: it registers models
     _check_models(args)  # imports the model registry (seconds): after the fast tracking check
     for var in ("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"):
         os.environ.setdefault(var, "false" if "PROGRESS" in var else "true")  # quiet cron/CI logs

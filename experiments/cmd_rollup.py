@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from experiments.cli import EXIT_TRACKING, CommandError, add_data_options
+from experiments.cli import EXIT_TRACKING, CommandError, add_data_options, checked_tracking_uri
 
 DEFAULT_OUT = "outputs/rollup"
 
@@ -44,7 +44,8 @@ def add_rollup_options(p: argparse.ArgumentParser, horizon: int) -> None:
                    help="model for every segment node and capex (default AutoETS)")
     p.add_argument("--method", default="MinTrace-wls_struct",
                    help="reconciliation: BottomUp, MinTrace-ols, MinTrace-wls_struct (default) or base")
-    p.add_argument("--windows", type=int, default=12, help="past windows whose errors drive the simulation (default 12)")
+    p.add_argument("--windows", type=int, default=12,
+                   help="past windows whose errors drive the simulation (default 12)")
     p.add_argument("--paths", type=int, default=1000, help="Monte Carlo sample paths (default 1000)")
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed: same quantiles)")
     p.add_argument("--no-calibrate", action="store_true",
@@ -92,12 +93,7 @@ def run(args: argparse.Namespace) -> int:
     from experiments.io import write_csv
 
     check_options(args)
-    uri = None
-    if not args.no_track:
-        try:
-            uri = tracking.check_tracking_server(tracking.tracking_uri())
-        except tracking.TrackingError as exc:
-            raise CommandError(str(exc), EXIT_TRACKING) from exc
+    uri = checked_tracking_uri(args.no_track)
     t0 = time.perf_counter()
     df = load_quarterly(args.data, args.series_config)
     res = rollup(df, h=args.horizon, model=args.model, method=args.method, n_windows=args.windows,

@@ -50,8 +50,8 @@ def fan_chart(
             x = pd.DatetimeIndex([hist.index[-1], *q["ds"]]) if len(hist) else pd.DatetimeIndex(q["ds"])
             last = [hist.iloc[-1]] if len(hist) else []
 
-            def col(name):
-                return [*last, *(q[name].to_numpy() / 1e3)]
+            def col(name):  # used within this iteration only
+                return [*last, *(q[name].to_numpy() / 1e3)]  # noqa: B023
 
             if i == 0:
                 ax.fill_between(x, col("p5"), col("p95"), color=c, alpha=0.15, lw=0, label=f"{label} P5-P95")

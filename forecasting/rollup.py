@@ -321,13 +321,15 @@ def backtest_rollup(df: pd.DataFrame, h: int = 4, model: str = DEFAULT_MODEL,
     roll = pd.concat(raw_rows + cal_rows, ignore_index=True)
     sn = _seasonal_naive_fcf(hist_all, h, n_windows)
     out = pd.concat([roll, sn], ignore_index=True).dropna(subset=["y"])
-    p = pd.PeriodIndex(pd.DatetimeIndex(out["ds"]), freq="Q") - pd.PeriodIndex(pd.DatetimeIndex(out["cutoff"]), freq="Q")
+    p = (pd.PeriodIndex(pd.DatetimeIndex(out["ds"]), freq="Q")
+         - pd.PeriodIndex(pd.DatetimeIndex(out["cutoff"]), freq="Q"))
     out["step"] = [x.n for x in p]
     cols = ["unique_id", "cutoff", "ds", "step", "y", "model", "model_used", "mean",
             "lo-95", "lo-80", "hi-80", "hi-95"]
     rec = pd.concat([r.assign(method=m) for m, r in recs.items()], ignore_index=True)
     rec = rec.merge(history, on=["unique_id", "ds"], how="left").dropna(subset=["y"])
-    rp = pd.PeriodIndex(pd.DatetimeIndex(rec["ds"]), freq="Q") - pd.PeriodIndex(pd.DatetimeIndex(rec["cutoff"]), freq="Q")
+    rp = (pd.PeriodIndex(pd.DatetimeIndex(rec["ds"]), freq="Q")
+          - pd.PeriodIndex(pd.DatetimeIndex(rec["cutoff"]), freq="Q"))
     rec["step"] = [x.n for x in rp]
     return {"backtest": out[cols].sort_values(["unique_id", "model", "cutoff", "ds"]).reset_index(drop=True),
             "history": hist_all, "reconciliation": rec, "node_history": history}

@@ -248,7 +248,7 @@ def check_periods(scenario: Scenario, origin: pd.Timestamp, ds: pd.DatetimeIndex
     last_rep = pd.Period(origin, freq="Q")
     last_fc = pd.Period(ds.max(), freq="Q")
     years = set(scenario.capex_year) | set(scenario.aws_growth) | set(scenario.advertising_growth)
-    for seg, m in scenario.operating_margin.items():
+    for m in scenario.operating_margin.values():
         years |= set(m)
     for y in sorted(years):
         if (y == last_rep.year and last_rep.quarter == 4) or y < last_rep.year:
@@ -428,8 +428,8 @@ class ScenarioResult:
                 cols = np.flatnonzero(ds.year == y)
                 rep = hist[hist.index.year == y]
 
-                def fy(s):
-                    return float(rep[s].sum()) + float(sim.paths[s][:, cols].mean(axis=0).sum())
+                def fy(s):  # used within this iteration only
+                    return float(rep[s].sum()) + float(sim.paths[s][:, cols].mean(axis=0).sum())  # noqa: B023
 
                 prev_cols = np.flatnonzero(ds.year == y - 1)
                 prev = float(hist[hist.index.year == y - 1]["net_sales_aws"].sum()) + float(

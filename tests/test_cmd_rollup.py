@@ -55,7 +55,8 @@ def test_scenario_bad_file_exits_2_naming_file_and_key(isolated_cwd, capsys):
     t0 = time.perf_counter()
     assert main(["scenario", str(past)]) == EXIT_BAD_INPUT
     assert time.perf_counter() - t0 < 20  # rejected before any model is fitted
-    assert "past.yaml, key drivers.capex.fiscal_year.2025: fiscal year 2025 is fully reported" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "past.yaml, key drivers.capex.fiscal_year.2025: fiscal year 2025 is fully reported" in err
 
 
 @pytest.mark.slow

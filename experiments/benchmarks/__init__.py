@@ -9,15 +9,9 @@ from __future__ import annotations
 
 def tracking_uri_or_fail(no_track: bool) -> str | None:
     """The checked tracking URI, None with ``--no-track``; a dead store exits with code 3."""
-    if no_track:
-        return None
-    from experiments import tracking
-    from experiments.cli import EXIT_TRACKING, CommandError
+    from experiments.cli import checked_tracking_uri
 
-    try:
-        return tracking.check_tracking_server(tracking.tracking_uri())
-    except tracking.TrackingError as exc:
-        raise CommandError(f"{exc} (or pass --no-track)", EXIT_TRACKING) from exc
+    return checked_tracking_uri(no_track)
 
 
 def log(uri: str | None, name: str, table, params: dict, metrics: dict | None = None) -> str | None:
