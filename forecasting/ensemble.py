@@ -24,7 +24,6 @@ cannot leak realised outcomes into the weights.
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Sequence
 
 import numpy as np
@@ -167,8 +166,6 @@ register_ensemble("StatsCombo", COMBO_MEMBERS, "mean",
 #: StatsCombo plus the four global ML models: on the 11 core series (12 windows, h=4, one run)
 #: the ML members lower the geometric-mean relative MASE from 0.513 to 0.484 (ElasticNetML
 #: alone: 0.525); chosen among six candidate mixes on those same windows.
-#: (LightGBMML is left out where LightGBM is not installed.)
-STATS_ML_COMBO_MEMBERS = COMBO_MEMBERS + ("ElasticNetML", "RidgeML", "HistGBML") + (
-    ("LightGBMML",) if importlib.util.find_spec("lightgbm") else ())
+STATS_ML_COMBO_MEMBERS = COMBO_MEMBERS + ("ElasticNetML", "RidgeML", "HistGBML", "LightGBMML")
 register_ensemble("StatsMLCombo", STATS_ML_COMBO_MEMBERS, "mean",
                   "mean of StatsCombo's six statistical models and the four global ML models")

@@ -229,14 +229,17 @@ def _register_builtins() -> None:
         max_iter=100, learning_rate=0.05, max_leaf_nodes=8, min_samples_leaf=10, early_stopping=False,
         random_state=seed), complexity=8,
         description="global histogram gradient boosting (scikit-learn) on the same features")
-    try:
-        from lightgbm import LGBMRegressor
-    except ImportError:  # optional: LightGBM not installed disables LightGBMML only
-        return
-    register_regressor("LightGBMML", lambda seed: LGBMRegressor(
-        n_estimators=100, learning_rate=0.05, num_leaves=8, min_child_samples=10, subsample=1.0,
-        random_state=seed, n_jobs=1, deterministic=True, verbose=-1), complexity=8,
-        description="global LightGBM on the same features")
+    register_regressor("LightGBMML", _lightgbm, complexity=8,
+                       description="global LightGBM on the same features")
+
+
+def _lightgbm(seed: int):
+    """LightGBM is a core dependency (a member of the default model): imported when used, so a
+    broken install fails here, loudly, instead of silently changing the default ensemble."""
+    from lightgbm import LGBMRegressor
+
+    return LGBMRegressor(n_estimators=100, learning_rate=0.05, num_leaves=8, min_child_samples=10,
+                         subsample=1.0, random_state=seed, n_jobs=1, deterministic=True, verbose=-1)
 
 
 _register_builtins()
