@@ -94,7 +94,7 @@ def _read_csv(path: Path, required: tuple[str, ...], optional: tuple[str, ...]) 
     """Read a CSV as strings and check its columns; the frame gets a 1-based ``lineno_``."""
     name = str(path)
     if not path.is_file():
-        raise DataValidationError(Problem(name, "file not found"))
+        raise DataValidationError(Problem(name, f"file not found (looked for {path.resolve()})"))
     try:
         # blank lines are kept (then dropped below) so that row numbers stay file line numbers
         raw = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True,
