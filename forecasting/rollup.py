@@ -232,10 +232,19 @@ def simulate(inputs: RollupInputs, n_paths: int = DEFAULT_PATHS, seed: int = 0,
 
 
 def prepare(df: pd.DataFrame, h: int = 4, model: str = DEFAULT_MODEL, method: str = DEFAULT_METHOD,
-            n_windows: int = 12, bridge_window: int = 16, extra: Sequence[str] = ()) -> RollupInputs:
-    """`RollupInputs` at the newest reported quarter of `df` (all modelled series)."""
+            n_windows: int = 12, bridge_window: int = 16, extra: Sequence[str] = (),
+            past: pd.DataFrame | None = None) -> RollupInputs:
+    """`RollupInputs` at the newest reported quarter of `df` (all modelled series).
+
+    `past`: reconciled node forecasts at earlier cutoffs already computed with the same model,
+    method and horizon (``node_past`` of `backtest_rollup`); its last `n_windows` cutoffs are
+    reused instead of refitting them.
+    """
     history = driver_frame(df, extra)
-    past = reconciled(forecast_nodes(history, model, h, n_windows, end_offset=h, extra=extra), method)
+    if past is None:
+        past = reconciled(forecast_nodes(history, model, h, n_windows, end_offset=h, extra=extra), method)
+    else:
+        past = past[past["cutoff"].isin(sorted(past["cutoff"].unique())[-n_windows:])]
     now = reconciled(forecast_nodes(history, model, h, 0, None, extra=extra, origin=True), method)
     return build_inputs(history, now, past, history["ds"].max(), h, method, bridge_window, model,
                         min_windows=min(4, n_windows), extra=extra)
@@ -259,10 +268,13 @@ def rollup(df: pd.DataFrame, h: int = 4, model: str = DEFAULT_MODEL, method: str
     Returns:
         `RollupResult`; ``quarterly``/``ttm``: ``unique_id, ds, mean, p2.5 .. p97.5``.
     """
-    inputs = prepare(df, h, model, method, n_windows, bridge_window)
+    past = None
+    scale = 1.0
     if calibrate:
-        inputs.error_scale = error_scale(df, h, model, method, calibration_windows, n_paths, seed,
-                                         bridge_window, smoothing)
+        scale, past = calibration_run(df, h, model, method, calibration_windows, n_paths, seed,
+                                      bridge_window, smoothing)
+    inputs = prepare(df, h, model, method, n_windows, bridge_window, past=past)
+    inputs.error_scale = scale
     sim = simulate(inputs, n_paths, seed, smoothing)
     params = {"h": h, "model": model, "method": method, "n_windows": n_windows, "n_paths": n_paths,
               "seed": seed, "bridge_window": bridge_window, "smoothing": smoothing,
@@ -332,7 +344,7 @@ def backtest_rollup(df: pd.DataFrame, h: int = 4, model: str = DEFAULT_MODEL,
           - pd.PeriodIndex(pd.DatetimeIndex(rec["cutoff"]), freq="Q"))
     rec["step"] = [x.n for x in rp]
     return {"backtest": out[cols].sort_values(["unique_id", "model", "cutoff", "ds"]).reset_index(drop=True),
-            "history": hist_all, "reconciliation": rec, "node_history": history}
+            "history": hist_all, "reconciliation": rec, "node_history": history, "node_past": past}
 
 
 def _interval_rows(sim: Simulation, cutoff, model: str, hist_all: pd.DataFrame) -> pd.DataFrame:
@@ -374,15 +386,16 @@ def calibration_factor(rows: pd.DataFrame, level: int = 80) -> float:
     return float(q) if np.isfinite(q) and q > 0 else 1.0
 
 
-def error_scale(df: pd.DataFrame, h: int = 4, model: str = DEFAULT_MODEL, method: str = DEFAULT_METHOD,
-                n_windows: int = 12, n_paths: int = DEFAULT_PATHS, seed: int = 0, bridge_window: int = 16,
-                smoothing: float = SMOOTHING) -> float:
-    """`calibration_factor` of an uncalibrated roll-up backtest over the last `n_windows` cutoffs."""
+def calibration_run(df: pd.DataFrame, h: int = 4, model: str = DEFAULT_MODEL, method: str = DEFAULT_METHOD,
+                    n_windows: int = 12, n_paths: int = DEFAULT_PATHS, seed: int = 0, bridge_window: int = 16,
+                    smoothing: float = SMOOTHING) -> tuple[float, pd.DataFrame]:
+    """`calibration_factor` of an uncalibrated roll-up backtest over the last `n_windows`
+    cutoffs, and that backtest's reconciled node forecasts (for `prepare` to reuse)."""
     res = backtest_rollup(df, h, model, method, n_windows, n_paths=n_paths, seed=seed,
                           bridge_window=bridge_window, smoothing=smoothing, methods=(method,),
                           calibrate=False)
     bt = res["backtest"]
-    return calibration_factor(bt[bt["model"] == "Rollup"])
+    return calibration_factor(bt[bt["model"] == "Rollup"]), res["node_past"]
 
 
 def _ttm_frame(fcf: pd.DataFrame) -> pd.DataFrame:

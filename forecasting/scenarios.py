@@ -52,7 +52,7 @@ import numpy as np
 import pandas as pd
 
 from forecasting.bridge import FCF, NET_CAPEX
-from forecasting.rollup import FCF_TTM, RollupInputs, Simulation, error_scale, prepare, simulate
+from forecasting.rollup import FCF_TTM, RollupInputs, Simulation, calibration_run, prepare, simulate
 from forecasting.simulate import DEFAULT_PATHS, QUANTILES, quantile_frame
 
 TOP_KEYS = ("name", "description", "sources", "drivers", "carry_forward")
@@ -464,7 +464,7 @@ def run_scenarios(df: pd.DataFrame, scenarios: Iterable, h: int = 6, model: str 
         inputs: reuse prepared `RollupInputs` (must include the advertising forecast if a
             scenario sets advertising growth).
         calibrate: scale the simulated errors by the roll-up's calibration factor
-            (`forecasting.rollup.error_scale`), as `rollup` does; ignored with `inputs`.
+            (`forecasting.rollup.calibration_run`), as `rollup` does; ignored with `inputs`.
     """
     from forecasting.hierarchy import DEFAULT_METHOD
 
@@ -478,11 +478,13 @@ def run_scenarios(df: pd.DataFrame, scenarios: Iterable, h: int = 6, model: str 
         for s in parsed:  # fail before any model is fitted
             check_periods(s, origin, ds)
         extra = (ADVERTISING,) if any(s.needs_advertising for s in parsed) else ()
-        inputs = prepare(df, h=h, model=model, method=method or DEFAULT_METHOD,
-                         n_windows=n_windows, extra=extra)
-        if calibrate:  # the same calibrated spread as `fcf rollup` (forecasting.rollup.error_scale)
-            inputs.error_scale = error_scale(df, h=h, model=model, method=method or DEFAULT_METHOD,
-                                             n_paths=n_paths, seed=seed)
+        method = method or DEFAULT_METHOD
+        scale, past = 1.0, None
+        if calibrate:  # the same calibrated spread as `fcf rollup` (forecasting.rollup.calibration_run)
+            scale, past = calibration_run(df, h=h, model=model, method=method, n_paths=n_paths, seed=seed)
+            past = None if extra else past  # advertising is not among the backtest's nodes
+        inputs = prepare(df, h=h, model=model, method=method, n_windows=n_windows, extra=extra, past=past)
+        inputs.error_scale = scale
     for s in parsed:
         check_periods(s, inputs.origin, inputs.ds)
     sims: dict[str, Simulation] = {"base": simulate(inputs, n_paths, seed)}
