@@ -84,6 +84,8 @@ def backtest(
     config: BacktestConfig | None = None,
     progress: Callable[[Iterable], Iterable] | None = None,
     engine=None,
+    n_jobs: int | None = None,
+    cache: bool | None = False,
     **overrides,
 ) -> pd.DataFrame:
     """Rolling-origin backtest of `models` on `df` (see the module docstring).
@@ -92,10 +94,14 @@ def backtest(
         df: long frame ``unique_id, ds, y``.
         models: names, a family, ``"all"`` or None (defaults); SeasonalNaive always runs.
         config: a `BacktestConfig`; keyword `overrides` replace its fields (``h=8``...).
-        progress: wraps the cutoff iterator (``tqdm.tqdm``) for a progress bar.
+        progress: wraps the iterator over finished cutoffs (``tqdm.tqdm``) for a progress bar.
         engine: where the statistical models are fitted at each cutoff: None (this process),
             ``"dask"``, a ``dask.distributed.Client`` or another Fugue engine (see
             `forecasting.distributed`). Results equal the local ones.
+        n_jobs: local worker processes, one cutoff per task (see `forecasting.parallel`; None:
+            ``FCF_N_JOBS`` or every core). Results equal a one-process run.
+        cache: reuse base forecasts of cutoffs already fitted on the same rows
+            (`forecasting.cache`); off by default so a backtest measures a cold run.
     """
     config = config or BacktestConfig()
     if overrides:
@@ -109,30 +115,13 @@ def backtest(
     specs = with_members(requested)
     n_total = config.n_windows + config.warmup_windows
     cuts = cutoffs(df, config.h, n_total, config.step_size, config.end_offset)
-    first_eval = cuts[config.warmup_windows]
-    results: list[pd.DataFrame] = []
-    past = pd.DataFrame()
+    windows = cutoff_windows(df, cuts)
+    bases = base_at_cutoffs(windows, specs, config, engine=engine, n_jobs=n_jobs, cache=cache, progress=progress)
     seen_warnings: dict[str, None] = {}
-    iterator = progress(cuts) if progress is not None else cuts
-    for cut in iterator:
-        train = df[df["ds"] <= cut]
-        sizes = train.groupby("unique_id").size()
-        train = train[train["unique_id"].isin(sizes[sizes >= 2].index)]
-        if train.empty:
-            continue
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", ShortSeriesWarning)
-            fc = forecast_base(train, config.h, specs, config.level, config.season_length, config.seed,
-                               engine=engine)
-        for w in caught:
-            seen_warnings.setdefault(str(w.message).split(":")[0] + ": " + _model_of(str(w.message)), None)
-        fc["cutoff"] = cut
-        fc = fc.merge(df, on=["unique_id", "ds"], how="left")
-        known = past[past["ds"] <= cut] if len(past) else past
-        raw = post_process(fc, specs, config, train, known, calibrate=False)
-        past = pd.concat([past, raw], ignore_index=True)  # calibration learns from raw intervals
-        if cut >= first_eval:
-            results.append(_calibrate(raw, config, train, known))
+    for _, msgs in bases:
+        for message in msgs:
+            seen_warnings.setdefault(message.split(":")[0] + ": " + _model_of(message), None)
+    _, results = replay(df, windows, [fc for fc, _ in bases], specs, config, first_eval=cuts[config.warmup_windows])
     if seen_warnings:
         warnings.warn(
             "some series were too short for some models at early cutoffs and were forecast by a "
@@ -146,10 +135,77 @@ def backtest(
             f"{cuts[-1].date()}; use fewer windows (n_windows, warmup_windows) or longer series")
     out = pd.concat(results, ignore_index=True)
     out = out[out["model"].isin([s.name for s in requested])]
-    out = out.dropna(subset=["y"])
+    return finish(out, config)
+
+
+def finish(out: pd.DataFrame, config: BacktestConfig) -> pd.DataFrame:
+    """Rows with a reported outcome, a ``step`` column, the backtest's column order."""
+    out = out.dropna(subset=["y"]).copy()
     out["step"] = _quarters_between(out["cutoff"], out["ds"])
     cols = ["unique_id", "cutoff", "ds", "step", "y"] + output_columns(config.level)[2:]
     return out[cols].sort_values(["unique_id", "model", "cutoff", "ds"]).reset_index(drop=True)
+
+
+def cutoff_windows(df: pd.DataFrame, cuts: Iterable[pd.Timestamp]) -> list[tuple[pd.Timestamp, pd.DataFrame]]:
+    """``(cutoff, rows up to it)`` for each cutoff, keeping series with 2+ quarters by then;
+    cutoffs where no series has 2 quarters are left out."""
+    out = []
+    for cut in cuts:
+        train = df[df["ds"] <= cut]
+        sizes = train.groupby("unique_id").size()
+        train = train[train["unique_id"].isin(sizes[sizes >= 2].index)]
+        if not train.empty:
+            out.append((cut, train))
+    return out
+
+
+def base_at_cutoffs(windows, specs, config: BacktestConfig, engine=None, n_jobs: int | None = None,
+                    cache: bool | None = False, progress=None) -> list[tuple[pd.DataFrame, list[str]]]:
+    """`forecast_base` at each window's cutoff: ``(forecasts, fallback warning messages)`` in order.
+
+    Locally the cutoffs run in parallel processes and may be cached (`forecasting.parallel`);
+    with a cluster `engine` they run one after the other, each distributed over the cluster."""
+    from forecasting.distributed import is_distributed
+
+    if not is_distributed(engine):
+        from forecasting.parallel import base_forecasts
+
+        return base_forecasts([t for _, t in windows], config.h, specs, config.level, config.season_length,
+                              config.seed, n_jobs=n_jobs, cache=cache, progress=progress)
+    out = []
+    iterator = progress(windows) if progress is not None else windows
+    for _, train in iterator:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ShortSeriesWarning)
+            fc = forecast_base(train, config.h, specs, config.level, config.season_length, config.seed,
+                               engine=engine)
+        out.append((fc, [str(w.message) for w in caught if issubclass(w.category, ShortSeriesWarning)]))
+    return out
+
+
+def replay(df: pd.DataFrame, windows, bases: list[pd.DataFrame], specs, config: BacktestConfig,
+           first_eval: pd.Timestamp | None = None) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
+    """The learned post-steps, cutoff after cutoff, each from earlier cutoffs' known outcomes.
+
+    Args:
+        windows: ``(cutoff, rows up to it)`` pairs, oldest first; `bases` their base forecasts.
+        first_eval: cutoffs from this one on are returned calibrated (None: none are).
+    Returns:
+        ``(past, evaluated)``: every cutoff's uncalibrated rows with ``cutoff`` and ``y`` (what
+        later cutoffs learn from), and the calibrated frames of the evaluated cutoffs.
+    """
+    results: list[pd.DataFrame] = []
+    past = pd.DataFrame()
+    for (cut, train), base in zip(windows, bases):
+        fc = base.copy()
+        fc["cutoff"] = cut
+        fc = fc.merge(df, on=["unique_id", "ds"], how="left")
+        known = past[past["ds"] <= cut] if len(past) else past
+        raw = post_process(fc, specs, config, train, known, calibrate=False)
+        past = pd.concat([past, raw], ignore_index=True)  # calibration learns from raw intervals
+        if first_eval is not None and cut >= first_eval:
+            results.append(_calibrate(raw, config, train, known))
+    return past, results
 
 
 def post_process(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import warnings
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -23,6 +24,19 @@ from forecasting.models import SEASON_LENGTH, ModelSpec, fallback_chain, get_spe
 
 LEVELS: tuple[int, ...] = (80, 95)
 FREQ = "QE"
+#: Ensemble combiners that learn from earlier windows (`forecasting.ensemble`).
+PAST_COMBINERS = ("weighted", "select")
+
+
+def past_windows(specs: Sequence[ModelSpec], calibration_windows: int, intervals: str) -> int:
+    """Rolling windows `forecast()` fits before the newest origin: `calibration_windows` for
+    conformal intervals or weighted ensembles, at least each selecting ensemble's ``windows``."""
+    n = calibration_windows if intervals == "conformal" or any(
+        s.options.get("combiner") == "weighted" for s in specs) else 0
+    for s in specs:
+        if s.engine == "ensemble" and s.options.get("combiner") == "select":
+            n = max(n, int(s.options.get("windows", calibration_windows)))
+    return max(n, 1)
 
 
 class ShortSeriesWarning(UserWarning):
@@ -83,6 +97,8 @@ def forecast(
     intervals: str = "conformal",
     calibration_windows: int = 12,
     engine=None,
+    n_jobs: int | None = None,
+    cache: bool | None = None,
 ) -> pd.DataFrame:
     """Forecast `h` quarters ahead for every series with every requested model.
 
@@ -101,6 +117,10 @@ def forecast(
         engine: where the statistical models are fitted: None (this process), ``"dask"``, a
             ``dask.distributed.Client`` or another Fugue engine (see `forecasting.distributed`);
             a Dask data frame `df` selects ``"dask"``. Results equal the local ones.
+        n_jobs: local worker processes fitting the newest origin and the past windows side by
+            side (None: ``FCF_N_JOBS`` or every core; see `forecasting.parallel`).
+        cache: reuse past windows fitted on the same rows by an earlier call, from the
+            data-vintage cache (`forecasting.cache`; None: on unless ``FCF_CACHE=0``).
 
     Returns:
         The long forecast frame described in the module docstring.
@@ -122,23 +142,41 @@ def forecast(
     df = check_series_frame(df)
     requested = resolve(models)
     specs = with_members(requested)
-    out = forecast_base(df, h, specs, level, season_length, seed, engine=engine)
-    # Past windows' errors are needed only to calibrate intervals or learn ensemble weights: a
-    # mean/median ensemble with the models' own intervals skips the 12 extra refits of every member.
+    # Past windows' errors are needed only to calibrate intervals or learn ensemble weights or
+    # choices: a mean/median ensemble with the models' own intervals skips the refits.
     needs_past = intervals == "conformal" or any(
-        s.engine == "ensemble" and s.options.get("combiner", "median") == "weighted" for s in specs)
-    if needs_past or any(s.engine == "ensemble" for s in specs):
-        from forecasting.backtest import BacktestConfig, backtest, post_process
+        s.engine == "ensemble" and s.options.get("combiner", "median") in PAST_COMBINERS for s in specs)
+    if not (needs_past or any(s.engine == "ensemble" for s in specs)):
+        out = forecast_base(df, h, specs, level, season_length, seed, engine=engine)
+    else:
+        from forecasting.backtest import (
+            BacktestConfig,
+            base_at_cutoffs,
+            cutoff_windows,
+            cutoffs,
+            finish,
+            post_process,
+            replay,
+        )
 
-        config = BacktestConfig(h=h, n_windows=calibration_windows, level=tuple(level),
-                                season_length=season_length, warmup_windows=0, end_offset=1,
-                                intervals=intervals, seed=seed)
-        past = pd.DataFrame(columns=["unique_id", "ds", "cutoff", "model", "mean", "y"])
+        config = BacktestConfig(h=h, n_windows=past_windows(specs, calibration_windows, intervals),
+                                level=tuple(level), season_length=season_length, warmup_windows=0,
+                                end_offset=1, intervals=intervals, seed=seed)
+        raw_config = replace(config, intervals="model")
+        windows = []
         # a past window needs a series with 2 quarters before the newest; else keep model intervals
         if needs_past and (df["ds"] < df["ds"].max()).groupby(df["unique_id"]).sum().ge(2).any():
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ShortSeriesWarning)
-                past = backtest(df, [s.name for s in specs], config, intervals="model", engine=engine)
+            windows = cutoff_windows(df, cutoffs(df, h, config.n_windows, 1, end_offset=1))
+        # the newest origin and the past windows are fitted together (in parallel, see forecasting.parallel)
+        bases = base_at_cutoffs(windows + [(df["ds"].max(), df)], specs, raw_config, engine=engine,
+                                n_jobs=n_jobs, cache=cache)
+        out, messages = bases[-1]
+        for message in messages:
+            warnings.warn(message, ShortSeriesWarning, stacklevel=2)
+        past = pd.DataFrame(columns=["unique_id", "ds", "cutoff", "model", "mean", "y"])
+        if windows:
+            rows, _ = replay(df, windows, [fc for fc, _ in bases[:-1]], specs, raw_config)
+            past = finish(rows, raw_config)
         out["cutoff"] = df["ds"].max()
         out["y"] = np.nan
         out = post_process(out, specs, config, df, past)
@@ -290,16 +328,14 @@ def forecast_stats(
     for key, uids in groups.items():
         sub = df[df["unique_id"].isin(uids)]
         used = list({name: get_spec(name) for name in key}.values())
-        try:
-            out = _run_statsforecast(sub, h, used, level, season_length, engine)
-        except Exception:
-            out = None  # isolate the failing series below
+        outs = _run_group(sub, h, used, level, season_length, engine)
         # One frame per spec for all series of the group (they share the plan `key`); only the
         # series whose forecast failed or has a NaN are refitted one by one down the fallbacks.
         # (Assembling per series and column cost ~40% of a conformal forecast's time.)
         for spec in specs:
             u = plan[uids[0]][spec.name]
             good: set = set()
+            out = outs.get(u.name)
             if out is not None:
                 cols = [u.name] + [f"{u.name}-{c}" for c in ivals]
                 finite = pd.Series(np.isfinite(out[cols].to_numpy(dtype=float)).all(axis=1))
@@ -315,6 +351,28 @@ def forecast_stats(
     out = out.iloc[np.lexsort((out["model"].map(rank).to_numpy(), out["unique_id"].map(order).to_numpy()),
                               )].reset_index(drop=True)  # series, then spec; ds order kept (stable)
     return enforce_order(out, level)
+
+
+def _run_group(sub, h, used: list[ModelSpec], level, season_length, engine=None) -> dict[str, pd.DataFrame | None]:
+    """statsforecast's wide output for each spec in `used` on the series of `sub`.
+
+    One run for all specs; if it raises (a model failing on one series stops statsforecast's
+    whole call), one run per spec, so only the failing spec's series are refitted one by one
+    (`_one_series`) instead of every spec on every series of the group. A spec whose own run
+    fails maps to None."""
+    try:
+        out = _run_statsforecast(sub, h, used, level, season_length, engine)
+        return {s.name: out for s in used}
+    except Exception:
+        if len(used) == 1:
+            return {used[0].name: None}
+    outs: dict[str, pd.DataFrame | None] = {}
+    for s in used:
+        try:
+            outs[s.name] = _run_statsforecast(sub, h, [s], level, season_length, engine)
+        except Exception:
+            outs[s.name] = None
+    return outs
 
 
 def _assemble(block: pd.DataFrame, spec: ModelSpec, used: ModelSpec, ivals: list[str]) -> pd.DataFrame:

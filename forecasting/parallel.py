@@ -1,0 +1,128 @@
+"""Base forecasts at many cutoffs: one task per cutoff, run in parallel processes, cached.
+
+A rolling-origin backtest (and `forecast()`'s calibration windows) fits every model at every
+cutoff on the rows up to that cutoff; the cutoffs are independent of each other, so they run
+in parallel, one task per cutoff, on ``n_jobs`` worker processes. Each task is exactly
+`forecasting.forecast.forecast_base` on that cutoff's rows, so the forecasts equal those of a
+sequential run; only the order of work changes. Workers are forked from the calling process
+(they share its imported modules and its model registry, including models registered at run
+time); where ``fork`` is not available the tasks run in this process.
+
+``n_jobs``: None reads ``FCF_N_JOBS``, else uses every core this process may run on; 1 runs
+in this process. A task whose result is in the data-vintage cache (`forecasting.cache`) is
+not run at all.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+
+from forecasting.forecast import ShortSeriesWarning, forecast_base
+from forecasting.models import ModelSpec, get_spec
+
+
+@dataclass(frozen=True)
+class Task:
+    """One cutoff's work: the rows up to it and what to fit (specs by name)."""
+
+    train: pd.DataFrame
+    h: int
+    specs: tuple[str, ...]
+    level: tuple[int, ...]
+    season_length: int
+    seed: int
+
+
+def default_jobs(n_jobs: int | None = None) -> int:
+    """`n_jobs`, else ``FCF_N_JOBS``, else the cores this process may use (at least 1)."""
+    if n_jobs is None:
+        env = os.environ.get("FCF_N_JOBS", "").strip()
+        if env:
+            try:
+                n_jobs = int(env)
+            except ValueError:
+                raise ValueError(f"FCF_N_JOBS must be a whole number of processes, got '{env}'") from None
+        else:
+            try:
+                n_jobs = len(os.sched_getaffinity(0))
+            except AttributeError:
+                n_jobs = os.cpu_count() or 1
+    if n_jobs < 1:
+        raise ValueError(f"n_jobs must be >= 1, got {n_jobs}")
+    return int(n_jobs)
+
+
+def run_task(task: Task) -> tuple[pd.DataFrame, list[str]]:
+    """`forecast_base` on one cutoff's rows; returns the forecasts and the fallback warnings."""
+    specs = [get_spec(n) for n in task.specs]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ShortSeriesWarning)
+        fc = forecast_base(task.train, task.h, specs, task.level, task.season_length, task.seed)
+    return fc, [str(w.message) for w in caught if issubclass(w.category, ShortSeriesWarning)]
+
+
+def _worker_init() -> None:
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)  # two processes on two cores: no nested BLAS/OpenMP threads
+
+
+def base_forecasts(
+    trains: Sequence[pd.DataFrame],
+    h: int,
+    specs: Sequence[ModelSpec],
+    level: Sequence[int],
+    season_length: int,
+    seed: int,
+    n_jobs: int | None = None,
+    cache: bool | None = False,
+    progress: Callable[[Iterable], Iterable] | None = None,
+) -> list[tuple[pd.DataFrame, list[str]]]:
+    """Base forecasts of `specs` on each frame of `trains` (one per cutoff), in order.
+
+    Args:
+        trains: the rows up to each cutoff (long frames ``unique_id, ds, y``).
+        n_jobs: worker processes (see the module docstring).
+        cache: read and write the data-vintage cache (None: on unless ``FCF_CACHE=0``).
+        progress: wraps the iterator over finished tasks (``tqdm.tqdm``) for a progress bar.
+    Returns:
+        per cutoff ``(forecasts, messages)``: `forecast_base`'s frame and the text of the
+        `ShortSeriesWarning`s it raised (the caller decides whether to show them).
+    """
+    from forecasting import cache as vcache
+
+    use_cache = vcache.enabled(cache)
+    names = tuple(s.name for s in specs)
+    tasks = [Task(t, int(h), names, tuple(level), int(season_length), int(seed)) for t in trains]
+    results: list[tuple[pd.DataFrame, list[str]] | None] = [None] * len(tasks)
+    keys: list[str | None] = [None] * len(tasks)
+    if use_cache:
+        for i, t in enumerate(tasks):
+            keys[i] = vcache.key(t.train, h, specs, level, season_length, seed)
+            results[i] = vcache.load(keys[i])
+    todo = [i for i, r in enumerate(results) if r is None]
+    jobs = min(default_jobs(n_jobs), len(todo))
+    wrap = progress or (lambda it: it)
+    if jobs <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+        for i in wrap(todo):
+            results[i] = run_task(tasks[i])
+    else:
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        # longest first: the last cutoffs have the most rows, so the workers finish together
+        order = sorted(todo, key=lambda i: -len(tasks[i].train))
+        ctx = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init) as pool:
+            futures = {pool.submit(run_task, tasks[i]): i for i in order}
+            for fut in wrap(as_completed(futures)):
+                results[futures[fut]] = fut.result()
+    if use_cache:
+        for i in todo:
+            vcache.save(keys[i], results[i])
+    return results  # type: ignore[return-value]
