@@ -31,12 +31,18 @@ key                                     step   value
 ``coverage_80``, ``coverage_95``          0      interval coverage (all rows)
 ``series_beating_baseline``               0      series whose MASE is below SeasonalNaive's
 ``fallback_share``                        0      share of forecasts made by a fallback model
+``chosen_share.<candidate>``              0      selecting ensembles: share of series x cutoffs
+                                                 where the candidate was chosen
 ======================================  =====  ==================================================
+
+A selecting ensemble's child run also has a param ``chosen.<series>`` (the candidate chosen at
+the last cutoff and its members) and the artifact ``choices.csv`` (``model, unique_id,
+cutoff, chosen, members``: every series and cutoff); the parent run holds the same table.
 
 The parent run holds the backtest settings, ``gm_rel_mase.<model>`` / ``mean_mase.<model>``
 for comparison, a ``best_run`` tag naming the best child run (lowest ``gm_rel_mase``) and
-the artifacts: ``backtest.csv``, ``pointwise.csv``, ``leaderboard.md`` / ``.html`` and
-``plots/<series>.png``.
+the artifacts: ``backtest.csv``, ``pointwise.csv``, ``leaderboard.md`` / ``.html``,
+``plots/<series>.png`` and, when a selecting ensemble ran, ``choices.csv``.
 """
 
 from __future__ import annotations
@@ -297,10 +303,16 @@ def backtest_tables(bt: pd.DataFrame, history: pd.DataFrame, config) -> dict[str
     level = tuple(config.level)
     points = pointwise(bt, history, level, config.season_length)
     board = leaderboard(points, level)
-    # share of forecasts a model handed to its fallback (short series, failed or NaN fits)
-    fell_back = (bt["model_used"] != bt["model"]).groupby(bt["model"]).mean()
+    from forecasting.selection import choices
+
+    # share of forecasts a model handed to its fallback (short series, failed or NaN fits); a
+    # selecting ensemble's model_used names the candidate it chose, which is no fallback
+    chosen = choices(bt)
+    selector = bt["model"].isin(set(chosen["model"]))
+    fell_back = ((bt["model_used"] != bt["model"]) & ~selector).groupby(bt["model"]).mean()
     board["fallback_share"] = board["model"].map(fell_back).astype(float)
     return {
+        "choices": chosen,
         "points": points,
         "leaderboard": board,
         "series": summarize(points, ("unique_id", "model"), level),
@@ -349,6 +361,38 @@ def model_metrics(tables: Mapping[str, pd.DataFrame], model: str, level: Sequenc
     return out
 
 
+def _model_choices(tables: Mapping[str, pd.DataFrame], model: str) -> pd.DataFrame:
+    chosen = tables.get("choices")
+    if chosen is None or not len(chosen):
+        return pd.DataFrame(columns=["model", "unique_id", "cutoff", "chosen", "members"])
+    return chosen[chosen["model"] == model]
+
+
+def choice_metrics(chosen: pd.DataFrame) -> list[tuple]:
+    """``chosen_share.<candidate>``: share of series x cutoffs where a selecting ensemble chose it."""
+    if not len(chosen):
+        return []
+    share = chosen["chosen"].value_counts(normalize=True)
+    return [(metric_key("chosen_share", c), float(v), 0) for c, v in share.items()]
+
+
+def choice_params(chosen: pd.DataFrame) -> dict[str, str]:
+    """``chosen.<series>``: the candidate chosen at the last cutoff, with its members."""
+    if not len(chosen):
+        return {}
+    last = chosen.sort_values("cutoff").groupby("unique_id").tail(1)
+    return {metric_key("chosen", r.unique_id): f"{r.chosen} ({r.members})"[:MAX_PARAM_LENGTH]
+            for r in last.itertuples(index=False)}
+
+
+def log_table(client, run_id: str, table: pd.DataFrame, name: str) -> None:
+    """Log `table` as the CSV artifact `name` of run `run_id`."""
+    with tempfile.TemporaryDirectory(prefix="fcf-table-") as tmp:
+        path = Path(tmp) / name
+        table.to_csv(path, index=False)
+        client.log_artifact(run_id, str(path))
+
+
 def write_backtest_artifacts(bt: pd.DataFrame, history: pd.DataFrame, tables: Mapping[str, pd.DataFrame],
                              folder: str | Path, level: Sequence[int] = (80, 95), plots: bool = True) -> Path:
     """Write the parent run's artifacts into `folder` (tables, leaderboards, one PNG per series)."""
@@ -359,6 +403,8 @@ def write_backtest_artifacts(bt: pd.DataFrame, history: pd.DataFrame, tables: Ma
     bt.to_csv(folder / "backtest.csv", index=False)
     tables["points"].to_csv(folder / "pointwise.csv", index=False)
     tables["leaderboard"].to_csv(folder / "leaderboard.csv", index=False)
+    if len(tables.get("choices", ())):
+        tables["choices"].to_csv(folder / "choices.csv", index=False)
     (folder / "leaderboard.md").write_text(leaderboard_markdown(tables), encoding="utf-8")
     (folder / "leaderboard.html").write_text(leaderboard_html(tables), encoding="utf-8")
     if plots:
@@ -439,8 +485,12 @@ def _log_backtest(bt, history, config, experiment, uri, data_path, run_name, tab
                                tags={**tags, "run_kind": "backtest-model", "model": model,
                                      "family": spec.family})
             children[model] = run_id
-            log_batch(client, run_id, model_metrics(tables, model, level),
-                      params={**spec_params(spec), **config.as_params(), "n_series": len(series)})
+            chosen = _model_choices(tables, model)
+            log_batch(client, run_id, model_metrics(tables, model, level) + choice_metrics(chosen),
+                      params={**spec_params(spec), **config.as_params(), "n_series": len(series),
+                              **choice_params(chosen)})
+            if len(chosen):
+                log_table(client, run_id, chosen, "choices.csv")
             end_run(client, run_id)
         best = lb["gm_rel_mase"].astype(float).idxmin() if lb["gm_rel_mase"].notna().any() else BASELINE
         parent_metrics = []

@@ -226,7 +226,8 @@ def post_process(
             from forecasting.ensemble import combine
 
             members = fc[fc["model"].isin(spec.members)]
-            comb = combine(members, spec, config.level, history=train, past=past)
+            comb = combine(members, spec, config.level, history=train, past=past,
+                           season_length=config.season_length)
             comb["cutoff"] = fc["cutoff"].iloc[0]
             comb = comb.merge(fc[["unique_id", "ds", "y"]].drop_duplicates(["unique_id", "ds"]),
                               on=["unique_id", "ds"], how="left")

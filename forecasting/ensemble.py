@@ -1,4 +1,5 @@
-"""Forecast combinations: median, mean, and weighted by past errors (weights learnt leak-free).
+"""Forecast combinations: median, mean, weighted by past errors, or selected per series
+(weights and choices learnt leak-free).
 
 `combine` takes the members' forecasts at one cutoff and returns the ensemble's forecast:
 
@@ -14,7 +15,9 @@
   with n the number of past rows per member of that series and k = `SHRINKAGE`. With no
   past rows the weights are equal (the plain mean). Point forecasts and interval bounds are
   combined with the same weights; intervals are recalibrated afterwards
-  (`forecasting.calibration`).
+  (`forecasting.calibration`);
+- ``select``: per series, the candidate combination with the lowest error on earlier windows
+  (`forecasting.selection`).
 
 The cutoff of each series is the quarter before its first forecast quarter. `combine` never
 reads the ``y`` column of the members' forecasts, nor any row of `past` whose quarter is
@@ -34,7 +37,7 @@ from forecasting.models import ModelSpec, register
 
 #: Pseudo-count of past rows pulling the learnt weights toward equal weights.
 SHRINKAGE = 8.0
-COMBINERS = ("median", "mean", "weighted")
+COMBINERS = ("median", "mean", "weighted", "select")
 
 
 def series_cutoffs(members_fc: pd.DataFrame) -> pd.Series:
@@ -97,18 +100,21 @@ def combine(
     level: Sequence[int] = LEVELS,
     history: pd.DataFrame | None = None,
     past: pd.DataFrame | None = None,
+    season_length: int = 4,
 ) -> pd.DataFrame:
     """Combine the members' forecasts at one cutoff into the ensemble `spec`.
 
     Args:
         members_fc: forecasts of the members, ``unique_id, ds, model, mean, lo-*, hi-*``
             (other columns, including a realised ``y``, are ignored).
-        spec: an ensemble spec; ``options["combiner"]`` is ``median`` (default), ``mean`` or
-            ``weighted``.
-        history: the training frame (unused by these combiners; part of the interface).
-        past: earlier windows' forecasts with outcomes, for ``weighted``.
+        spec: an ensemble spec; ``options["combiner"]`` is ``median`` (default), ``mean``,
+            ``weighted`` or ``select`` (`forecasting.selection`).
+        history: the training frame (scales the errors ``select`` compares).
+        past: earlier windows' forecasts with outcomes, for ``weighted`` and ``select``.
+        season_length: seasonal period of the MASE scale used by ``select``.
     Returns:
-        ``output_columns(level)`` with ``model`` = ``model_used`` = ``spec.name``.
+        ``output_columns(level)`` with ``model`` = ``model_used`` = ``spec.name`` (``select``:
+        ``model_used`` = the candidate chosen for the series).
     """
     combiner = spec.options.get("combiner", "median")
     if combiner not in COMBINERS:
@@ -119,6 +125,10 @@ def combine(
     if missing:
         raise ValueError(f"ensemble '{spec.name}': no forecasts of member(s) {missing}; "
                          "run the members first (forecasting.models.with_members)")
+    if combiner == "select":
+        from forecasting.selection import select
+
+        return select(fc, spec, level, history=history, past=past, season_length=season_length)
     fc = fc[["unique_id", "ds", "model"] + cols]
     if combiner == "median":
         out = fc.groupby(["unique_id", "ds"], sort=True)[cols].median().reset_index()
@@ -141,6 +151,9 @@ def register_ensemble(
     name: str, members: Sequence[str], combiner: str = "median", description: str = ""
 ) -> ModelSpec:
     """Register an ensemble of registered models (one line per ensemble)."""
+    if combiner == "select":
+        raise ValueError(f"ensemble '{name}': a selecting ensemble is registered with "
+                         "forecasting.selection.register_selector (it needs candidates)")
     if combiner not in COMBINERS:
         raise ValueError(f"ensemble '{name}': combiner must be one of {COMBINERS}, got '{combiner}'")
     return register(
