@@ -11,6 +11,7 @@ spec's fallback model and says so in ``model_used``.
 
 from __future__ import annotations
 
+import numpy as np
 from statsforecast.models import ARIMA
 
 
@@ -19,11 +20,24 @@ class DegenerateFitError(RuntimeError):
 
 
 class CheckedARIMA(ARIMA):
-    """``statsforecast.models.ARIMA`` with a check of the fitted coefficients."""
+    """``statsforecast.models.ARIMA`` with a check of the fitted coefficients.
+
+    ``on_degenerate``: ``"raise"`` (default) raises `DegenerateFitError`; ``"nan"`` returns NaN
+    forecasts instead, so that in a statsforecast run over many series only the degenerate
+    series are marked (statsforecast stops the whole run at the first exception) and the
+    forecast engine refits just those, one by one, with ``"raise"``.
+    """
+
+    on_degenerate = "raise"
 
     def forecast(self, y, h, X=None, X_future=None, level=None, fitted=False):
         self.fit(y, X)
-        check_fit(self.alias, self.model_["coef"], differenced=self.order[1] > 0)
+        try:
+            check_fit(self.alias, self.model_["coef"], differenced=self.order[1] > 0)
+        except DegenerateFitError:
+            if self.on_degenerate != "nan":
+                raise
+            return _nan_forecast(h, level, len(y) if fitted else 0)
         res = self.predict(h, X_future, level)
         if fitted:
             res.update(self.predict_in_sample(level))
@@ -41,3 +55,16 @@ def check_fit(alias: str, coef: dict, differenced: bool) -> None:
     bad = {k: round(float(v), 3) for k, v in coef.items() if "ma" in k and abs(float(v)) > 1}
     if bad:
         raise DegenerateFitError(f"{alias}: non-invertible MA coefficient(s) {bad}")
+
+
+def _nan_forecast(h: int, level, n_fitted: int) -> dict:
+    """statsforecast's forecast dictionary filled with NaN (a refused fit)."""
+    lv = sorted(level or [])
+    # the key order of statsforecast's own result (its output columns follow it)
+    keys = ["mean"] + [f"lo-{x}" for x in reversed(lv)] + [f"hi-{x}" for x in lv]
+    res = {k: np.full(h, np.nan) for k in keys}
+    if n_fitted:
+        res["fitted"] = np.full(n_fitted, np.nan)
+        for k in keys[1:]:
+            res[f"fitted-{k}"] = np.full(n_fitted, np.nan)
+    return res

@@ -276,7 +276,12 @@ def _run_scale(sub: pd.DataFrame, h: int, used: list[ModelSpec], level, season_l
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             return statsforecast_forecast(sub, [s.build(season_length) for s in used], h, level, FREQ, engine)
-    sf = StatsForecast(models=[s.build(season_length) for s in used], freq=FREQ, n_jobs=1)
+    models = [s.build(season_length) for s in used]
+    if len(sub["unique_id"].unique()) > 1:
+        for m in models:  # a refused ARIMA fit marks its series with NaN instead of stopping the run
+            if hasattr(m, "on_degenerate"):
+                m.on_degenerate = "nan"
+    sf = StatsForecast(models=models, freq=FREQ, n_jobs=1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         warnings.simplefilter("ignore", RuntimeWarning)
