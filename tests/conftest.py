@@ -118,3 +118,12 @@ def small_backtest(small_frame):
     config = BacktestConfig(h=3, n_windows=3, warmup_windows=2, models=("SeasonalNaive", "Naive", "AutoETS"))
     bt = backtest(small_frame, list(config.models), config)
     return bt, small_frame, config
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _forecast_cache(tmp_path_factory):
+    """forecast()'s data-vintage cache goes to a folder of this test session, not the user's."""
+    path = tmp_path_factory.mktemp("fcf_cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FCF_CACHE_DIR", str(path))
+        yield path

@@ -1,0 +1,161 @@
+"""Cutoffs fitted in parallel processes and the data-vintage cache give the sequential results."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from forecasting import cache as vcache
+from forecasting.backtest import BacktestConfig, backtest
+from forecasting.forecast import ShortSeriesWarning, forecast, forecast_base
+from forecasting.models import resolve
+from forecasting.parallel import base_forecasts, default_jobs
+
+MODELS = ["SeasonalNaive", "AutoETS", "Foster", "RidgeML"]
+
+
+def _panel(n=26, seed=0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    ds = pd.date_range(end="2024-12-31", periods=n, freq="QE")
+    t = np.arange(n)
+    parts = []
+    for k, uid in enumerate(("a", "b", "c")):
+        y = 500 + 20 * k + 6 * t + 25 * np.sin(np.pi * t / 2 + k) + rng.normal(0, 4, n)
+        parts.append(pd.DataFrame({"unique_id": uid, "ds": ds, "y": y}))
+    short = pd.DataFrame({"unique_id": "short", "ds": ds[-9:], "y": 50 + rng.normal(0, 1, 9)})
+    return pd.concat(parts + [short], ignore_index=True)
+
+
+@pytest.fixture()
+def cache_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("FCF_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("FCF_CACHE", raising=False)
+    return tmp_path / "cache"
+
+
+def test_parallel_backtest_equals_the_one_process_run():
+    df = _panel()
+    config = BacktestConfig(h=3, n_windows=4, warmup_windows=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ShortSeriesWarning)
+        one = backtest(df, MODELS, config, n_jobs=1)
+        two = backtest(df, MODELS, config, n_jobs=2)
+    pd.testing.assert_frame_equal(one, two, check_exact=True)
+    assert set(one["model"]) == set(MODELS)
+
+
+def test_fallback_warnings_come_back_from_the_workers():
+    df = _panel()
+    specs = resolve(["AutoETS"])
+    trains = [df[df["ds"] <= c] for c in pd.date_range(end="2024-12-31", periods=3, freq="QE")]
+    out = base_forecasts(trains, 2, specs, (80, 95), 4, 0, n_jobs=2)
+    assert len(out) == 3
+    for fc, messages in out:
+        assert any(m.startswith("series short:") and "forecasting it with SeasonalNaive" in m for m in messages)
+        assert set(fc.loc[(fc["unique_id"] == "short") & (fc["model"] == "AutoETS"), "model_used"]) == {
+            "SeasonalNaive"}
+
+
+def test_same_seed_same_numbers_for_the_default_and_for_forecast(cache_dir):
+    """Same data and seed: identical numbers, whatever the number of processes or the cache."""
+    df = _panel()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ShortSeriesWarning)
+        a = forecast(df, h=2, models=MODELS, calibration_windows=4, n_jobs=1, cache=False)
+        b = forecast(df, h=2, models=MODELS, calibration_windows=4, n_jobs=2, cache=True)
+        c = forecast(df, h=2, models=MODELS, calibration_windows=4, n_jobs=2, cache=True)  # from the cache
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
+    pd.testing.assert_frame_equal(a, c, check_exact=True)
+    assert len(list(cache_dir.rglob("*.pkl"))) == 5  # four windows and the newest origin
+
+
+def test_cache_key_follows_the_rows_models_and_settings(cache_dir):
+    df = _panel()
+    specs = resolve(MODELS)
+    k = vcache.key(df, 2, specs, (80, 95), 4, 0)
+    assert k == vcache.key(df.copy(), 2, specs, (80, 95), 4, 0)
+    changed = df.copy()
+    changed.loc[5, "y"] += 1e-9
+    assert k != vcache.key(changed, 2, specs, (80, 95), 4, 0)
+    assert k != vcache.key(df, 3, specs, (80, 95), 4, 0)
+    assert k != vcache.key(df, 2, specs, (80,), 4, 0)
+    assert k != vcache.key(df, 2, specs, (80, 95), 4, 1)
+    assert k != vcache.key(df, 2, resolve(["AutoETS"]), (80, 95), 4, 0)
+
+
+def test_a_window_is_read_from_the_cache_not_refitted(cache_dir):
+    df = _panel()
+    specs = resolve(["SeasonalNaive", "AutoETS"])
+    train = df[df["ds"] <= "2024-06-30"]
+    [(first, _)] = base_forecasts([train], 2, specs, (80, 95), 4, 0, n_jobs=1, cache=True)
+    [path] = list(cache_dir.rglob("*.pkl"))
+    marked = first.copy()
+    marked["mean"] = -1.0  # a cached entry is returned as stored
+    with open(path, "wb") as f:
+        pickle.dump((marked, ["note"]), f)
+    [(again, msgs)] = base_forecasts([train], 2, specs, (80, 95), 4, 0, n_jobs=1, cache=True)
+    assert (again["mean"] == -1.0).all() and msgs == ["note"]
+    [(fresh, _)] = base_forecasts([train], 2, specs, (80, 95), 4, 0, n_jobs=1, cache=False)
+    pd.testing.assert_frame_equal(fresh, first)
+
+
+def test_a_broken_cache_entry_is_refitted_and_rewritten(cache_dir):
+    df = _panel()
+    specs = resolve(["SeasonalNaive"])
+    train = df[df["ds"] <= "2024-06-30"]
+    [(first, _)] = base_forecasts([train], 2, specs, (80, 95), 4, 0, cache=True)
+    [path] = list(cache_dir.rglob("*.pkl"))
+    path.write_bytes(b"not a pickle")
+    [(again, _)] = base_forecasts([train], 2, specs, (80, 95), 4, 0, cache=True)
+    pd.testing.assert_frame_equal(again, first)
+    assert pickle.loads(path.read_bytes())[0].equals(first)
+
+
+def test_cache_switches(monkeypatch, tmp_path):
+    monkeypatch.setenv("FCF_CACHE", "0")
+    assert not vcache.enabled() and vcache.enabled(True)
+    monkeypatch.setenv("FCF_CACHE", "1")
+    assert vcache.enabled() and not vcache.enabled(False)
+    monkeypatch.setenv("FCF_CACHE_DIR", str(tmp_path / "x"))
+    assert vcache.cache_dir() == tmp_path / "x"
+    monkeypatch.delenv("FCF_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert vcache.cache_dir() == tmp_path / "xdg" / "fcf-forecasting"
+
+
+def test_jobs_setting(monkeypatch):
+    monkeypatch.setenv("FCF_N_JOBS", "3")
+    assert default_jobs() == 3 and default_jobs(1) == 1
+    monkeypatch.setenv("FCF_N_JOBS", "two")
+    with pytest.raises(ValueError, match="FCF_N_JOBS must be a whole number"):
+        default_jobs()
+    monkeypatch.delenv("FCF_N_JOBS")
+    assert default_jobs() == len(os.sched_getaffinity(0))
+    with pytest.raises(ValueError, match="n_jobs must be >= 1"):
+        default_jobs(0)
+
+
+def test_a_refused_arima_fit_in_a_group_refits_only_its_series():
+    """Amazon's total net sales: Brown-Rozeff's fit does not move (refused); the other series
+    of the same statsforecast run keep the values a one-series run gives them."""
+    from features.loader import load_quarterly
+
+    df = load_quarterly(series=["net_sales_total", "net_sales_aws", "operating_cash_flow"])
+    specs = resolve(["BrownRozeff"])
+    with pytest.warns(ShortSeriesWarning, match="DegenerateFitError"):
+        group = forecast_base(df, 4, specs)
+    br = group[group["model"] == "BrownRozeff"].set_index(["unique_id", "ds"])
+    assert set(br.loc["net_sales_total", "model_used"]) == {"SeasonalNaive"}
+    assert set(br.loc["operating_cash_flow", "model_used"]) == {"BrownRozeff"}
+    for uid in ("net_sales_aws", "operating_cash_flow"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ShortSeriesWarning)
+            alone = forecast_base(df[df["unique_id"] == uid], 4, specs)
+        alone = alone[alone["model"] == "BrownRozeff"].set_index(["unique_id", "ds"])
+        cols = ["model_used", "mean", "lo-95", "lo-80", "hi-80", "hi-95"]
+        pd.testing.assert_frame_equal(br.loc[[uid], cols], alone[cols], check_exact=True)
