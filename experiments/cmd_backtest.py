@@ -2,9 +2,9 @@
 
 Default series: the 11 core series (segment sales and operating income, operating cash flow,
 net capex, FCF) when the data holds them, else every series; in both cases only series with
-at least ``windows + horizon + 10`` quarters, so the first evaluated cutoff has 10 quarters
-to fit on. ``--series all`` takes every long-enough series. Skipped series are printed with
-the reason.
+at least ``windows + horizon + 10 + shift`` quarters, so the first evaluated cutoff has 10
+quarters to fit on. ``--shift N`` moves every cutoff N quarters earlier (an earlier hold-out).
+``--series all`` takes every long-enough series. Skipped series are printed with the reason.
 """
 
 from __future__ import annotations
@@ -59,6 +59,9 @@ def add_parser(sub) -> None:
                    help=f"quarters ahead, 1..{MAX_HORIZON} (default 4)")
     p.add_argument("--warmup", type=int, default=8,
                    help="earlier cutoffs used only to calibrate intervals/ensembles (default 8)")
+    p.add_argument("--shift", type=int, default=0,
+                   help="move every cutoff this many quarters earlier (default 0; 12 with --windows 12: the "
+                        "12 windows before the default ones, a hold-out no model was chosen on)")
     p.add_argument("--intervals", choices=["conformal", "model"], default="conformal",
                    help="calibrated conformal intervals (default) or the models' own")
     p.add_argument("--experiment", default=None, help="MLflow experiment (default amazon-backtest)")
@@ -90,7 +93,7 @@ def select_series(df: pd.DataFrame, requested: list[str] | None, min_len: int) -
             skipped.append("not core series (add with --series NAME,... or --series all): "
                            + ", ".join(extra))
     keep = [s for s in pool if sizes[s] >= min_len]
-    skipped += [f"{s}: {sizes[s]} quarters, fewer than windows + horizon + {MIN_EXTRA_QUARTERS} = {min_len}"
+    skipped += [f"{s}: {sizes[s]} quarters, fewer than windows + horizon + {MIN_EXTRA_QUARTERS} (+ shift) = {min_len}"
                 for s in pool if sizes[s] < min_len]
     return keep, skipped
 
@@ -112,14 +115,15 @@ def run(args: argparse.Namespace) -> int:
 
     if not 1 <= args.horizon <= MAX_HORIZON:
         raise CommandError(f"--horizon must be between 1 and {MAX_HORIZON}, got {args.horizon}")
-    if args.windows < 1 or args.warmup < 0:
-        raise CommandError(f"--windows must be >= 1 and --warmup >= 0 (got {args.windows}, {args.warmup})")
+    if args.windows < 1 or args.warmup < 0 or args.shift < 0:
+        raise CommandError(f"--windows must be >= 1, --warmup and --shift >= 0 "
+                           f"(got {args.windows}, {args.warmup}, {args.shift})")
     t0 = time.perf_counter()
     uri = checked_tracking_uri(args.no_track)
     names = split_list(args.series)
     explicit = names if names and names != ["all"] else None
     df = load_quarterly(args.data, args.series_config, explicit)
-    min_len = args.windows + args.horizon + MIN_EXTRA_QUARTERS
+    min_len = args.windows + args.horizon + MIN_EXTRA_QUARTERS + args.shift
     series, skipped = select_series(df, names, min_len)
     if skipped:
         print("series skipped or flagged:\n  " + "\n  ".join(skipped))
@@ -129,9 +133,11 @@ def run(args: argparse.Namespace) -> int:
     df = df[df["unique_id"].isin(series)].reset_index(drop=True)
     specs = resolve(split_list(args.models) or args.models)
     config = BacktestConfig(h=args.horizon, n_windows=args.windows, warmup_windows=args.warmup,
-                            intervals=args.intervals, models=tuple(s.name for s in specs))
+                            intervals=args.intervals, models=tuple(s.name for s in specs),
+                            end_offset=args.horizon + args.shift if args.shift else None)
+    shifted = f", cutoffs {args.shift} quarters earlier" if args.shift else ""
     print(f"backtest: {len(series)} series x {len(specs)} models ({', '.join(config.models)}), "
-          f"{args.windows} windows + {args.warmup} warm-up, h={args.horizon}, intervals={args.intervals}")
+          f"{args.windows} windows + {args.warmup} warm-up, h={args.horizon}, intervals={args.intervals}{shifted}")
     bt = backtest(df, list(config.models), config,
                   progress=lambda it: tqdm(it, desc="cutoffs", unit="cutoff", leave=False))
     t_bt = time.perf_counter() - t0

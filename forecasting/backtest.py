@@ -147,13 +147,16 @@ def finish(out: pd.DataFrame, config: BacktestConfig) -> pd.DataFrame:
 
 
 def cutoff_windows(df: pd.DataFrame, cuts: Iterable[pd.Timestamp]) -> list[tuple[pd.Timestamp, pd.DataFrame]]:
-    """``(cutoff, rows up to it)`` for each cutoff, keeping series with 2+ quarters by then;
-    cutoffs where no series has 2 quarters are left out."""
+    """``(cutoff, rows up to it)`` for each cutoff, keeping the series with 2+ quarters by then
+    and a reported quarter after it (a series that ended earlier has nothing to score there);
+    cutoffs where no series is kept are left out."""
     out = []
+    last = df.groupby("unique_id")["ds"].max()
     for cut in cuts:
         train = df[df["ds"] <= cut]
         sizes = train.groupby("unique_id").size()
-        train = train[train["unique_id"].isin(sizes[sizes >= 2].index)]
+        keep = sizes.index[(sizes >= 2).to_numpy() & (last.reindex(sizes.index) > cut).to_numpy()]
+        train = train[train["unique_id"].isin(keep)]
         if not train.empty:
             out.append((cut, train))
     return out

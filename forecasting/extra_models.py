@@ -9,7 +9,10 @@ Registered on first `forecasting.models.resolve` (listed in ``EXTENSION_MODULES`
   et al. (2016); ``AutoCES``: complex exponential smoothing (Svetunkov & Kourentzes).
 - ``EATEnsemble``: the equal-weight mean of AutoETS, AutoARIMA and Theta, the "EAT"
   benchmark of Hyndman (2018) (M3 quarterly, R `forecast`: sMAPE 9.01 / MASE 1.064);
-  ``FastEnsemble``: the mean of AutoETS, Theta and AutoTheta, without the slow AutoARIMA.
+  ``FastEnsemble``: the mean of AutoETS, Theta and AutoTheta, without the slow AutoARIMA;
+  ``ETSThetaCombo``: the mean of AutoETS and DynamicOptimizedTheta (the EAT idea without
+  AutoARIMA, whose ~145 s per M3 fit on two cores rules it out of a selection that refits at
+  every window); ``ThetaCombo``: the mean of Theta and DynamicOptimizedTheta.
 
 statsforecast 2.1 needs at least 2 seasons (8 quarters) to test for seasonality; shorter
 series fall back to SeasonalNaive like the other fitted models.
@@ -23,6 +26,11 @@ from forecasting.models import SEASON_LENGTH, ModelSpec, register
 EAT_MEMBERS = ("AutoETS", "AutoARIMA", "Theta")
 #: The same idea without AutoARIMA (which takes ~90% of the time): ETS and two thetas.
 FAST_MEMBERS = ("AutoETS", "Theta", "AutoTheta")
+#: ETS and the dynamic optimised theta: the best pair of the M3 development windows (the
+#: first candidate of AutoCombo, see `forecasting.selection`).
+ETS_THETA_MEMBERS = ("AutoETS", "DynamicOptimizedTheta")
+#: The theta family: the standard and the dynamic optimised theta method.
+THETA_MEMBERS = ("Theta", "DynamicOptimizedTheta")
 
 
 def _theta_family() -> None:
@@ -54,6 +62,9 @@ def _ensembles() -> None:
                       "mean of AutoETS, AutoARIMA and Theta (Hyndman 2018's EAT benchmark)")
     register_ensemble("FastEnsemble", FAST_MEMBERS, "mean",
                       "mean of AutoETS, Theta and AutoTheta (EAT without the slow AutoARIMA)")
+    register_ensemble("ETSThetaCombo", ETS_THETA_MEMBERS, "mean",
+                      "mean of AutoETS and the dynamic optimised theta model")
+    register_ensemble("ThetaCombo", THETA_MEMBERS, "mean", "mean of the standard and the dynamic optimised theta")
 
 
 _theta_family()

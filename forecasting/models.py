@@ -72,7 +72,7 @@ class ModelSpec:
 
 REGISTRY: dict[str, ModelSpec] = {}
 #: What `fcf forecast` and `forecast()` use when no models are named.
-DEFAULT_MODELS: list[str] = ["SeasonalNaive", "StatsMLCombo"]
+DEFAULT_MODELS: list[str] = ["SeasonalNaive", "AutoCombo"]
 
 
 def register(spec: ModelSpec, replace: bool = False) -> ModelSpec:
@@ -251,7 +251,8 @@ def _renamed(build, alias):
 _LOADED = False
 #: Modules that register more specs on first use (ML models, ensembles). Each is optional so
 #: a missing extra dependency disables those models instead of breaking the library.
-EXTENSION_MODULES: list[str] = ["forecasting.ml", "forecasting.ensemble", "forecasting.extra_models"]
+EXTENSION_MODULES: list[str] = ["forecasting.ml", "forecasting.ensemble", "forecasting.extra_models",
+                                 "forecasting.selection"]
 
 
 def _ensure_loaded() -> None:

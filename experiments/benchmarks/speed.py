@@ -1,21 +1,26 @@
-"""Speed benchmark: ratios measured in one run, not timed assertions.
+"""Speed benchmark: before/after ratios measured in one run, not timed assertions.
 
-``fcf benchmark speed`` measures, on this machine and its current load:
+``fcf benchmark speed`` measures, on this machine and its current load, each target twice:
+"before" is the computation as the library ran it until now (one process, every rolling
+window refitted at every call), "after" as it runs now (the cutoffs of a backtest and of
+`forecast()`'s past windows fitted side by side on every core, `forecasting.parallel`; past
+windows read back from the data-vintage cache, `forecasting.cache`). The forecasts are the
+same numbers either way (tests/test_parallel.py); only the time differs.
 
-1. a fresh process vs a warm one: ``fcf forecast`` in a subprocess with empty on-disk caches,
-   then a second subprocess with those caches filled; plus the import time of the library alone.
-   The caches are Python's bytecode (``PYTHONPYCACHEPREFIX`` pointed at a new folder, so every
-   module is compiled again, as after a fresh install) and numba's (``NUMBA_CACHE_DIR``).
-   Note: statsforecast 2.x no longer uses numba (its models are a compiled C++ extension,
-   ``statsforecast._lib``) and numba is not installed here, so there is no JIT warm-up left to
-   cache; what stays is import and bytecode-compilation time;
-2. the Amazon pipeline end to end: the rolling-origin backtest of the core series and the
-   FCF roll-up (`forecasting.rollup`, timed only if that module exists);
-3. M3 quarterly series per second with AutoETS, statsforecast ``n_jobs=1`` vs ``n_jobs=-1``
-   (all cores).
+1. ``forecast``: ``fcf forecast`` of the shipped data with calibrated intervals and the
+   default model, in a fresh process: one process without cache (before), all cores with an
+   empty cache (after, cold), and again with the cache that run filled (after, warm);
+2. ``amazon``: the Amazon protocol backtest of the default (11 core series, 12 windows + 8
+   warm-up, h = 4) on one process vs all cores, and the FCF roll-up (if `forecasting.rollup`
+   exists);
+3. ``m3``: the default on the M3 quarterly series (h = 8, the run of ``fcf benchmark m3``):
+   one process vs all cores (``--m3-series`` to time fewer than all 756);
+4. ``startup``: a fresh process vs a warm one (bytecode caches; ``fcf forecast --models
+   AutoETS``) and the import time of the library.
 
-Every figure is a wall-clock time of this run; the ratios (cold/warm, series per second with
-all cores / one core) are what carries over to other machines.
+Every figure is a wall-clock time of this run; ``cpu_s`` figures add the CPU time of the
+process and its workers, which a busy machine does not inflate. The ratios are what carries
+over to other machines.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -38,96 +44,150 @@ CORE_SERIES = (
     "operating_income_total", "operating_cash_flow",
     "purchases_of_property_and_equipment_net_of_proceeds", "free_cash_flow",
 )
-FORECAST_ARGS = ("forecast", "--models", "AutoETS")
+STARTUP_ARGS = ("forecast", "--models", "AutoETS")
 IMPORTS = "import forecasting.forecast, forecasting.backtest, statsforecast.models, experiments.cli"
+PARTS = ("forecast", "amazon", "m3", "startup")
 
 
 def _fcf_command() -> list[str]:
     return [sys.executable, "-m", "experiments.cli"]
 
 
-def _timed_run(argv: list[str], env: dict[str, str]) -> float:
+def _timed_run(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall and CPU seconds (the child and its workers) of a subprocess."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.run(argv, env=env, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2])
     secs = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} failed with exit code {proc.returncode}:\n{proc.stderr[-2000:]}")
-    return secs
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return secs, cpu
 
 
-def cold_vs_warm(forecast_args: tuple[str, ...] = FORECAST_ARGS) -> dict[str, float]:
-    """Wall seconds of ``fcf forecast`` in a fresh process with empty, then warm on-disk caches.
+class _Clock:
+    """Wall and CPU seconds of a block run in this process (CPU includes joined workers)."""
 
-    Returns ``cold_s``, ``warm_s``, ``cold_over_warm``, ``warm_import_s`` (a process that only
-    imports the library, warm) and its share of the warm run, and the cache files written.
-    """
-    with tempfile.TemporaryDirectory(prefix="fcf-cold-") as cache:
-        numba_dir, pyc_dir = Path(cache) / "numba", Path(cache) / "pyc"
-        env = {**os.environ, "NUMBA_CACHE_DIR": str(numba_dir), "PYTHONPYCACHEPREFIX": str(pyc_dir),
-               "PYTHONWARNINGS": "ignore"}
-        env.pop("PYTHONDONTWRITEBYTECODE", None)  # else the warm run would be as cold as the first
-        cold = _timed_run(_fcf_command() + list(forecast_args), env)
-        n_pyc = sum(len(f) for _, _, f in os.walk(pyc_dir))
-        n_numba = sum(len(f) for _, _, f in os.walk(numba_dir))
-        warm = _timed_run(_fcf_command() + list(forecast_args), env)
-        import_s = _timed_run([sys.executable, "-c", IMPORTS], env)
-    return {"cold_s": cold, "warm_s": warm, "cold_over_warm": cold / warm, "warm_import_s": import_s,
-            "import_share_of_warm": import_s / warm, "bytecode_files_written": float(n_pyc),
-            "numba_cache_files_written": float(n_numba)}
+    def __enter__(self):
+        self.t0 = time.perf_counter()
+        self.c0 = _cpu()
+        return self
+
+    def __exit__(self, *exc):
+        self.wall = time.perf_counter() - self.t0
+        self.cpu = _cpu() - self.c0
+
+
+def _cpu() -> float:
+    s, c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime
+
+
+def forecast_command(models: str | None = None) -> dict[str, float]:
+    """``fcf forecast`` (calibrated intervals, default model unless `models`) in fresh processes:
+    one process without cache (before), all cores with an empty cache, then with it filled."""
+    extra = ["--models", models] if models else []
+    with tempfile.TemporaryDirectory(prefix="fcf-speed-cache-") as cache:
+        base = {**os.environ, "PYTHONWARNINGS": "ignore", "FCF_CACHE_DIR": cache}
+        base.pop("FCF_N_JOBS", None)
+        before, before_cpu = _timed_run(_fcf_command() + ["forecast"] + extra,
+                                        {**base, "FCF_N_JOBS": "1", "FCF_CACHE": "0"})
+        cold, cold_cpu = _timed_run(_fcf_command() + ["forecast"] + extra, {**base, "FCF_CACHE": "1"})
+        warm, warm_cpu = _timed_run(_fcf_command() + ["forecast"] + extra, {**base, "FCF_CACHE": "1"})
+    return {"before_one_process_s": before, "before_cpu_s": before_cpu,
+            "after_cold_s": cold, "after_cold_cpu_s": cold_cpu, "after_warm_s": warm, "after_warm_cpu_s": warm_cpu,
+            "before_over_after_cold": before / cold, "before_over_after_warm": before / warm}
 
 
 def amazon_pipeline(n_windows: int = 12, warmup_windows: int = 8, models: str | None = None) -> dict[str, float]:
-    """Wall seconds of the core-series backtest and of the FCF roll-up (if `forecasting.rollup` exists)."""
+    """The core-series backtest of the default, one process vs all cores; the FCF roll-up."""
     import warnings
 
     from features.loader import load_quarterly
     from forecasting.backtest import backtest
+    from forecasting.parallel import default_jobs
 
-    out: dict[str, float] = {}
-    t0 = time.perf_counter()
     df = load_quarterly(series=list(CORE_SERIES))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        bt = backtest(df, models, n_windows=n_windows, warmup_windows=warmup_windows)
-    out["backtest_s"] = time.perf_counter() - t0
-    out["backtest_rows"] = float(len(bt))
+    out: dict[str, float] = {"cores": float(default_jobs())}
+    results = {}
+    for jobs, key in ((1, "before_one_process"), (None, "after_all_cores")):
+        with warnings.catch_warnings(), _Clock() as clock:
+            warnings.simplefilter("ignore")
+            results[key] = backtest(df, models, n_windows=n_windows, warmup_windows=warmup_windows, n_jobs=jobs,
+                                    cache=False)
+        out[f"backtest_{key}_s"], out[f"backtest_{key}_cpu_s"] = clock.wall, clock.cpu
+    out["backtest_before_over_after"] = out["backtest_before_one_process_s"] / out["backtest_after_all_cores_s"]
+    out["backtest_same_numbers"] = float(results["before_one_process"].equals(results["after_all_cores"]))
+    out["backtest_rows"] = float(len(results["after_all_cores"]))
     if importlib.util.find_spec("forecasting.rollup") is None:
         return out
     from forecasting.rollup import rollup
 
-    t0 = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        rollup(load_quarterly(), n_windows=n_windows)
-    out["rollup_s"] = time.perf_counter() - t0
+    saved = os.environ.get("FCF_CACHE")
+    os.environ["FCF_CACHE"] = "0"  # a cold roll-up, like the backtest
+    try:
+        with warnings.catch_warnings(), _Clock() as clock:
+            warnings.simplefilter("ignore")
+            rollup(load_quarterly(), n_windows=n_windows)
+    finally:
+        if saved is None:
+            os.environ.pop("FCF_CACHE", None)
+        else:
+            os.environ["FCF_CACHE"] = saved
+    out["rollup_s"] = clock.wall
     return out
 
 
-def m3_throughput(n_series: int = 200, model: str = "AutoETS") -> dict[str, float]:
-    """M3 quarterly series per second with `model`, statsforecast ``n_jobs=1`` vs ``-1``."""
-    from experiments.benchmarks.m3 import load_m3, run_plain
+def m3_default(n_series: int | None = None, models: str | None = None, before: bool = True) -> dict[str, float]:
+    """The default on M3 quarterly through `forecast()` (as ``fcf benchmark m3`` runs it):
+    one process (before) vs all cores (after), no cache."""
+    import warnings
+
+    from experiments.benchmarks.m3 import load_m3
+    from forecasting.forecast import forecast
+    from forecasting.parallel import default_jobs
 
     train, _ = load_m3(series_limit=n_series)
-    run_plain(train[train["unique_id"].isin(train["unique_id"].unique()[:3])], model)  # numba warm-up
-    out: dict[str, float] = {"n_series": float(train["unique_id"].nunique()), "cores": float(os.cpu_count() or 1)}
-    for jobs, key in ((1, "one_core"), (-1, "all_cores")):
-        t0 = time.perf_counter()
-        run_plain(train, model, n_jobs=jobs)
-        secs = time.perf_counter() - t0
-        out[f"{key}_s"] = secs
-        out[f"{key}_series_per_s"] = out["n_series"] / secs
-    out["all_over_one"] = out["all_cores_series_per_s"] / out["one_core_series_per_s"]
+    train = train[["unique_id", "ds", "y"]]
+    out: dict[str, float] = {"n_series": float(train["unique_id"].nunique()), "cores": float(default_jobs())}
+    runs = ((1, "before_one_process"), (None, "after_all_cores")) if before else ((None, "after_all_cores"),)
+    fcs = {}
+    for jobs, key in runs:
+        with warnings.catch_warnings(), _Clock() as clock:
+            warnings.simplefilter("ignore")
+            fcs[key] = forecast(train, h=8, models=models, intervals="model", n_jobs=jobs, cache=False)
+        out[f"{key}_s"], out[f"{key}_cpu_s"] = clock.wall, clock.cpu
+    if before:
+        out["before_over_after"] = out["before_one_process_s"] / out["after_all_cores_s"]
+        out["same_numbers"] = float(fcs["before_one_process"].equals(fcs["after_all_cores"]))
     return out
 
 
-def measure(parts=("startup", "amazon", "m3"), n_windows: int = 12, warmup_windows: int = 8,
-            n_series: int = 200, log=print) -> pd.DataFrame:
+def cold_vs_warm(forecast_args: tuple[str, ...] = STARTUP_ARGS) -> dict[str, float]:
+    """Wall seconds of ``fcf forecast`` in a fresh process with empty, then warm bytecode caches,
+    and of a process that only imports the library."""
+    with tempfile.TemporaryDirectory(prefix="fcf-cold-") as cache:
+        pyc_dir = Path(cache) / "pyc"
+        env = {**os.environ, "PYTHONPYCACHEPREFIX": str(pyc_dir), "PYTHONWARNINGS": "ignore", "FCF_CACHE": "0"}
+        env.pop("PYTHONDONTWRITEBYTECODE", None)  # else the warm run would be as cold as the first
+        cold, _ = _timed_run(_fcf_command() + list(forecast_args), env)
+        n_pyc = sum(len(f) for _, _, f in os.walk(pyc_dir))
+        warm, _ = _timed_run(_fcf_command() + list(forecast_args), env)
+        import_s, _ = _timed_run([sys.executable, "-c", IMPORTS], env)
+    return {"cold_s": cold, "warm_s": warm, "cold_over_warm": cold / warm, "warm_import_s": import_s,
+            "import_share_of_warm": import_s / warm, "bytecode_files_written": float(n_pyc)}
+
+
+def measure(parts=PARTS, n_windows: int = 12, warmup_windows: int = 8, m3_series: int | None = None,
+            models: str | None = None, log=print) -> pd.DataFrame:
     """Run the selected measurements; one row per figure: ``part, figure, value``."""
     rows = []
     steps = {
+        "forecast": lambda: forecast_command(models),
+        "amazon": lambda: amazon_pipeline(n_windows, warmup_windows, models),
+        "m3": lambda: m3_default(m3_series, models),
         "startup": lambda: cold_vs_warm(),
-        "amazon": lambda: amazon_pipeline(n_windows, warmup_windows),
-        "m3": lambda: m3_throughput(n_series),
     }
     for part in parts:
         if part not in steps:
@@ -140,12 +200,15 @@ def measure(parts=("startup", "amazon", "m3"), n_windows: int = 12, warmup_windo
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--parts", default="startup,amazon,m3",
-                   help="what to measure: startup (cold vs warm process), amazon (backtest + roll-up), "
-                        "m3 (series per second, one core vs all); default all three")
+    p.add_argument("--parts", default=",".join(PARTS),
+                   help="what to measure: forecast (fcf forecast before/after, cold and warm cache), amazon "
+                        "(backtest of the default, one process vs all cores; roll-up), m3 (the default on M3, "
+                        "one process vs all cores), startup (cold vs warm process); default all four "
+                        "(~20 minutes on 2 cores, most of it the one-process M3 run)")
+    p.add_argument("--models", help="time these models instead of the library default (comma list)")
     p.add_argument("--n-windows", type=int, default=12, help="backtest windows of the Amazon part (default 12)")
     p.add_argument("--warmup-windows", type=int, default=8, help="warm-up windows of the Amazon part (default 8)")
-    p.add_argument("--series", type=int, default=200, help="M3 series for the throughput part (default 200)")
+    p.add_argument("--m3-series", type=int, help="M3 series for the m3 part (default all 756)")
     p.add_argument("--out", help="write the figures to this CSV (atomically)")
     p.add_argument("--no-track", action="store_true", help="do not log the run to MLflow")
 
@@ -156,7 +219,7 @@ def run(args: argparse.Namespace) -> int:
 
     uri = tracking_uri_or_fail(args.no_track)
     parts = [x.strip() for x in args.parts.split(",") if x.strip()]
-    table = measure(parts, args.n_windows, args.warmup_windows, args.series)
+    table = measure(parts, args.n_windows, args.warmup_windows, args.m3_series, args.models)
     shown = table.copy()
     shown["value"] = shown["value"].map(lambda v: f"{v:,.2f}")
     print()
@@ -167,7 +230,8 @@ def run(args: argparse.Namespace) -> int:
         write_csv(table, args.out)
         print(f"wrote {args.out}")
     params = {"benchmark": "speed", "parts": ",".join(parts), "n_windows": args.n_windows,
-              "warmup_windows": args.warmup_windows, "m3_series": args.series, "cores": os.cpu_count()}
+              "warmup_windows": args.warmup_windows, "m3_series": args.m3_series or 756,
+              "models": args.models or "default", "cores": os.cpu_count()}
     log(uri, "speed", table, params, {f"{r.part}.{r.figure}": r.value for r in table.itertuples()})
     return 0
 
