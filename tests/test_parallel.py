@@ -61,17 +61,21 @@ def test_fallback_warnings_come_back_from_the_workers():
             "SeasonalNaive"}
 
 
-def test_same_seed_same_numbers_for_the_default_and_for_forecast(cache_dir):
-    """Same data and seed: identical numbers, whatever the number of processes or the cache."""
+def test_same_seed_same_numbers_for_the_default(cache_dir):
+    """The library default (AutoCombo, with its ML members) on the same data and seed: identical
+    numbers, whatever the number of processes or the cache."""
+    from forecasting.selection import WINDOWS
+
     df = _panel()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ShortSeriesWarning)
-        a = forecast(df, h=2, models=MODELS, calibration_windows=4, n_jobs=1, cache=False)
-        b = forecast(df, h=2, models=MODELS, calibration_windows=4, n_jobs=2, cache=True)
-        c = forecast(df, h=2, models=MODELS, calibration_windows=4, n_jobs=2, cache=True)  # from the cache
+        a = forecast(df, h=2, calibration_windows=4, n_jobs=1, cache=False)
+        b = forecast(df, h=2, calibration_windows=4, n_jobs=2, cache=True)
+        c = forecast(df, h=2, calibration_windows=4, n_jobs=2, cache=True)  # from the cache
+    assert set(a["model"]) == {"SeasonalNaive", "AutoCombo"}
     pd.testing.assert_frame_equal(a, b, check_exact=True)
     pd.testing.assert_frame_equal(a, c, check_exact=True)
-    assert len(list(cache_dir.rglob("*.pkl"))) == 5  # four windows and the newest origin
+    assert len(list(cache_dir.rglob("*.pkl"))) == WINDOWS + 1  # the selection's windows and the newest origin
 
 
 def test_cache_key_follows_the_rows_models_and_settings(cache_dir):
