@@ -11,6 +11,10 @@ earlier windows. ``warmup_windows`` extra cutoffs run before the evaluated ones,
 cutoff a post-step only sees rows of earlier cutoffs whose quarter ``ds`` is on or before the
 current cutoff, i.e. outcomes that were reported by then. Warm-up rows are not returned.
 
+The cutoffs are independent, so their base forecasts run side by side in worker processes
+(`forecasting.parallel`, ``n_jobs``); the learned post-steps then replay the cutoffs in order.
+A cutoff keeps the series with 2+ quarters up to it and a reported quarter after it.
+
 Output: the forecast frame (`forecasting.forecast.output_columns`) plus ``cutoff``,
 ``step`` (1..h quarters ahead) and ``y`` (the reported value), one row per series x cutoff x
 model x step for which a reported value exists.

@@ -16,7 +16,8 @@ Location: ``$FCF_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/fcf-forecasting`` (d
 ``~/.cache/fcf-forecasting``): a user cache folder outside the repository. ``FCF_CACHE=0``
 turns the cache off. Entries are pickled frames written atomically (temporary file, then
 rename), so a killed process never leaves a half-written entry; an unreadable entry is
-ignored and rewritten. Delete the folder to clear it.
+ignored and rewritten. The folder is kept under ``FCF_CACHE_MAX_MB`` megabytes (default 500):
+after a write, the entries used least recently are removed. Delete the folder to clear it.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from pathlib import Path
 import pandas as pd
 
 FORMAT = 1
+#: Default size limit of the cache folder, in megabytes (``FCF_CACHE_MAX_MB``).
+MAX_MB = 500
 #: Packages whose versions are part of every key.
 PACKAGES = ("numpy", "pandas", "statsforecast", "mlforecast", "scikit-learn", "lightgbm", "coreforecast")
 
@@ -107,6 +110,10 @@ def load(k: str) -> tuple[pd.DataFrame, list[str]] | None:
         return None
     if not (isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], pd.DataFrame)):
         return None
+    try:
+        os.utime(path)  # recently used: pruned last
+    except OSError:
+        pass
     return value
 
 
@@ -125,3 +132,32 @@ def save(k: str, value: tuple[pd.DataFrame, list[str]]) -> None:
             raise
     except OSError:
         return
+
+
+def prune(max_mb: float | None = None) -> int:
+    """Remove the least recently used entries until the folder holds at most `max_mb` megabytes
+    (default ``FCF_CACHE_MAX_MB`` or `MAX_MB`); returns the number of entries removed."""
+    if max_mb is None:
+        try:
+            max_mb = float(os.environ.get("FCF_CACHE_MAX_MB", MAX_MB))
+        except ValueError:
+            max_mb = MAX_MB
+    entries = []
+    for path in cache_dir().glob("*/*.pkl"):
+        try:
+            st = path.stat()
+        except OSError:
+            continue
+        entries.append((st.st_mtime, st.st_size, path))
+    total = sum(size for _, size, _ in entries)
+    removed = 0
+    for _, size, path in sorted(entries):
+        if total <= max_mb * 1e6:
+            break
+        try:
+            path.unlink()
+        except OSError:
+            continue
+        total -= size
+        removed += 1
+    return removed

@@ -122,7 +122,8 @@ def base_forecasts(
             futures = {pool.submit(run_task, tasks[i]): i for i in order}
             for fut in wrap(as_completed(futures)):
                 results[futures[fut]] = fut.result()
-    if use_cache:
+    if use_cache and todo:
         for i in todo:
             vcache.save(keys[i], results[i])
+        vcache.prune()
     return results  # type: ignore[return-value]

@@ -163,3 +163,21 @@ def test_a_refused_arima_fit_in_a_group_refits_only_its_series():
         alone = alone[alone["model"] == "BrownRozeff"].set_index(["unique_id", "ds"])
         cols = ["model_used", "mean", "lo-95", "lo-80", "hi-80", "hi-95"]
         pd.testing.assert_frame_equal(br.loc[[uid], cols], alone[cols], check_exact=True)
+
+
+def test_the_cache_keeps_within_its_size_limit(cache_dir, monkeypatch):
+    import time
+
+    df = _panel()
+    specs = resolve(["SeasonalNaive"])
+    trains = [df[df["ds"] <= c] for c in pd.date_range(end="2024-12-31", periods=3, freq="QE")]
+    base_forecasts(trains, 2, specs, (80, 95), 4, 0, n_jobs=1, cache=True)
+    paths = sorted(cache_dir.rglob("*.pkl"))
+    assert len(paths) == 3
+    for i, p in enumerate(paths):  # oldest first
+        os.utime(p, (time.time() - 100 + i, time.time() - 100 + i))
+    size = paths[0].stat().st_size
+    assert vcache.prune(max_mb=2.5 * size / 1e6) == 1
+    assert not paths[0].exists() and paths[1].exists() and paths[2].exists()
+    vcache.load(vcache.key(trains[0], 2, specs, (80, 95), 4, 0))  # a miss
+    assert vcache.prune(max_mb=1e-9) == 2 and not list(cache_dir.rglob("*.pkl"))
