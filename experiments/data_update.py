@@ -153,7 +153,8 @@ def _all_rows(rows: pd.DataFrame) -> Merge:
 
 def _write_checked(tmp: Path, text: str, target: Path) -> None:
     """Write `text` to `tmp` and validate it as the loader would read `target`."""
-    tmp.write_text(text, encoding="utf-8")
+    with open(tmp, "w", encoding="utf-8", newline="") as f:
+        f.write(text)
     config = target.parent / CONFIG_FILE
     try:
         with warnings.catch_warnings(record=True) as caught:

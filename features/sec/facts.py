@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pandas as pd
 
@@ -51,6 +52,16 @@ def _finish(rows: list[dict]) -> pd.DataFrame:
         drop=True)
 
 
+def _root_tag(path: Path) -> str | None:
+    """Local name of the document's root element; None when it is not XML."""
+    try:
+        for _, elem in ElementTree.iterparse(path, events=("start",)):
+            return elem.tag.rsplit("}", 1)[-1]
+    except ElementTree.ParseError:
+        return None
+    return None
+
+
 def facts_from_xbrl(instance: str | Path, accession: str, filed: str | None = None,
                     form: str | None = None) -> pd.DataFrame:
     """Facts of one filing's XBRL instance document (see the module docstring for the columns).
@@ -66,8 +77,7 @@ def facts_from_xbrl(instance: str | Path, accession: str, filed: str | None = No
     path = Path(instance)
     if not path.is_file():
         raise DataValidationError(Problem(str(path), f"XBRL instance not found (looked for {path.resolve()})"))
-    head = path.read_bytes()[:4000]
-    if b"xbrl" not in head.lower():
+    if _root_tag(path) != "xbrl":
         raise DataValidationError(Problem(str(path), "not an XBRL instance document (no <xbrl> root element)"))
     try:
         xbrl = XBRL.from_files(instance_file=path)

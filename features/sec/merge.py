@@ -3,7 +3,9 @@
 For each metric and quarter the filings give (`features.sec.quarters.quarterly_rows`):
 
 - not in the file: a new row (the original, ``vintage`` empty);
-- in the file with the same value (its latest vintage): nothing, values are never repeated;
+- in the file with the same value (its latest vintage), or one that differs only by the
+  rounding of a value derived from a sum of rounded quarters (`quarters.Value`): nothing,
+  values are never repeated;
 - in the file with another value: a restatement, a new row whose ``vintage`` is the filing
   date from which the new value is known. Existing rows are never edited. If the file's
   latest row for that quarter already has a vintage on or after that date, the file is
@@ -23,7 +25,7 @@ from pathlib import Path
 import pandas as pd
 
 from features.errors import DataValidationError, Problem
-from features.sec.quarters import ASOF, ROW_COLUMNS, usd_of
+from features.sec.quarters import ASOF, ROW_COLUMNS, TOLERANCE, usd_of
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,8 @@ class Merge:
 def read_file_rows(path: str | Path) -> tuple[list[str], pd.DataFrame, str]:
     """The data file's header, its rows as text (plus ``lineno_``) and its whole text."""
     path = Path(path)
-    text = path.read_text(encoding="utf-8")
+    with open(path, encoding="utf-8", newline="") as f:  # keep \r\n line ends as they are
+        text = f.read()
     reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
     try:
         header = [h.strip() for h in next(reader)]
@@ -93,7 +96,7 @@ def merge_rows(existing: pd.DataFrame, new: pd.DataFrame) -> Merge:
             append.append(row)
             continue
         usd, vintage = have[key]
-        if usd == usd_of(r["value_musd"]):
+        if abs(usd - usd_of(r["value_musd"])) <= int(r.get(TOLERANCE) or 0):
             unchanged += 1
             continue
         when = r.get(ASOF) or r["vintage"]

@@ -34,8 +34,10 @@ from features.calendar import fiscal_quarter, period_end, quarter, quarter_label
 from features.sec.mapping import CompanyMapping, MetricMap
 
 ROW_COLUMNS = ["metric", "fiscal_quarter", "period_end", "value_musd", "source", "vintage"]
-#: `quarterly_rows` also returns ``asof``: the filing date at which the row's value was first known.
+#: `quarterly_rows` also returns ``asof``: the filing date at which the row's value was first known,
+#: and ``tolerance``: USD by which a value may differ from another derivation by rounding alone.
 ASOF = "asof"
+TOLERANCE = "tolerance"
 ANNUAL_COLUMNS = ["metric", "fiscal_year", "period_end", "value_musd", "source"]
 _YTD_LABEL = {1: "Q1", 2: "6M YTD", 3: "9M YTD", 4: "FY"}
 
@@ -55,10 +57,27 @@ class Version:
 
 @dataclass(frozen=True)
 class Value:
-    """A computed quarter value (USD) and where it came from."""
+    """A computed quarter value (USD), where it came from, and its rounding tolerance (USD).
+
+    A value filed as such, or the difference of two filed year-to-date values, is exact
+    (``tol`` 0). One derived by subtracting a sum of quarters, each rounded to the filing's
+    unit, may differ from a derivation from the nine-month figure by a unit or two (Amazon's
+    quarters can differ from its fiscal year by 1-2 million): such a difference is rounding,
+    not a restatement.
+    """
 
     usd: int
     source: str
+    tol: int = 0
+
+
+def _unit(values) -> int:
+    """The largest power of ten (up to a million) that divides every non-zero value."""
+    unit = 1_000_000
+    for v in values:
+        while v and unit > 1 and v % unit:
+            unit //= 10
+    return unit
 
 
 def musd(usd: int) -> str:
@@ -160,8 +179,9 @@ def _quarter_values(mf: _MetricFacts, asof: pd.Timestamp, year_end_month: int,
                     where.add("data file")
             if len(parts) == len(earlier):
                 span = "Q1" if q == 2 else f"Q1-Q{q - 1}"
+                tol = (len(parts) // 2 + 1) * _unit([cur.value, *parts])
                 quarters[p] = Value(cur.value - sum(parts), f"derived: {_YTD_LABEL[q]} from {cur.cite()} minus "
-                                                            f"{span} ({' and '.join(sorted(where))})")
+                                                            f"{span} ({' and '.join(sorted(where))})", tol)
     return quarters, years
 
 
@@ -169,7 +189,8 @@ def _formula(m: MetricMap, values: dict[str, dict]) -> dict:
     inputs = [(sign, values.get(name, {})) for sign, name in m.formula]
     keys = set.intersection(*(set(v) for _, v in inputs)) if inputs else set()
     text = " ".join(("- " if s < 0 else ("+ " if i else "")) + n for i, (s, n) in enumerate(m.formula))
-    return {k: Value(sum(s * v[k].usd for s, v in inputs), f"derived: {text}") for k in keys}
+    return {k: Value(sum(s * v[k].usd for s, v in inputs), f"derived: {text}", sum(v[k].tol for _, v in inputs))
+            for k in keys}
 
 
 def _state(mapping: CompanyMapping, indexed: dict[str, _MetricFacts], asof: pd.Timestamp,
@@ -202,7 +223,8 @@ def quarterly_rows(facts: pd.DataFrame, mapping: CompanyMapping, history: bool =
             quarter from a year-to-date fact when the earlier quarters are not in the facts.
 
     Returns rows sorted by metric (mapping order), quarter and vintage; ``value_musd`` is exact
-    text; column ``asof`` is the filing date from which the row's value was known.
+    text; column ``asof`` is the filing date from which the row's value was known, ``tolerance``
+    the rounding tolerance in USD (see `Value`).
     """
     known = dict(known or {})
     indexed = _index(facts, mapping)
@@ -216,21 +238,21 @@ def quarterly_rows(facts: pd.DataFrame, mapping: CompanyMapping, history: bool =
         for name in mapping.metrics:
             for p, v in q_values.get(name, {}).items():
                 before = current.get((name, p))
-                if before == v.usd:
+                if before is not None and abs(before - v.usd) <= v.tol:
                     continue
                 current[(name, p)] = v.usd
                 vintage = "" if before is None or d == pd.Timestamp.min else d.strftime("%Y-%m-%d")
                 rows.append({"metric": name, "period": p, "fiscal_quarter": quarter_label(p, mapping.label_style),
                              "period_end": period_end(p).strftime("%Y-%m-%d"), "value_musd": musd(v.usd),
                              "source": v.source, "vintage": vintage,
-                             ASOF: "" if d == pd.Timestamp.min else d.strftime("%Y-%m-%d")})
-    out = pd.DataFrame(rows, columns=["period", *ROW_COLUMNS, ASOF])
+                             ASOF: "" if d == pd.Timestamp.min else d.strftime("%Y-%m-%d"), TOLERANCE: v.tol})
+    out = pd.DataFrame(rows, columns=["period", *ROW_COLUMNS, ASOF, TOLERANCE])
     if out.empty:
-        return out[[*ROW_COLUMNS, ASOF]]
+        return out[[*ROW_COLUMNS, ASOF, TOLERANCE]]
     order = {m: i for i, m in enumerate(mapping.metrics)}
     out["order_"] = out["metric"].map(order)
     out = out.sort_values(["order_", "period", ASOF], kind="stable")
-    return out[[*ROW_COLUMNS, ASOF]].reset_index(drop=True)
+    return out[[*ROW_COLUMNS, ASOF, TOLERANCE]].reset_index(drop=True)
 
 
 def annual_rows(facts: pd.DataFrame, mapping: CompanyMapping) -> pd.DataFrame:
