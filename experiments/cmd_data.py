@@ -61,9 +61,5 @@ def run_update(args: argparse.Namespace) -> int:
                              filings=args.filings, companyfacts=args.companyfacts, dry_run=args.dry_run)
     except EdgarError as exc:
         raise CommandError(f"{exc}; the data file is unchanged", exc.exit_code) from exc
-    except ValueError as exc:
-        if type(exc) is ValueError:
-            raise CommandError(str(exc)) from exc
-        raise
     print(f"fcf data update: {result.message}")
     return 0

@@ -18,16 +18,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from experiments.edgar import EdgarClient, EdgarError
+from experiments.edgar import QUARTERLY_FORMS, EdgarClient, EdgarError
 from experiments.io import atomic_write
 from features.errors import DataValidationError, DataWarning, Problem
 from features.loader import CONFIG_FILE, default_quarterly_path, read_quarterly
 from features.sec.facts import empty_facts, facts_from_companyfacts, facts_from_xbrl
 from features.sec.mapping import MAPPING_FILE, CompanyMapping, read_mapping
 from features.sec.merge import Merge, merge_rows, read_file_rows, render
-from features.sec.quarters import missing_metrics, quarterly_rows
+from features.sec.quarters import ROW_COLUMNS, missing_metrics, quarterly_rows
 
-NEW_FILE_HEADER = ["metric", "fiscal_quarter", "period_end", "value_musd", "source", "vintage"]
+NEW_FILE_HEADER = ROW_COLUMNS
 
 
 @dataclass
@@ -123,15 +123,18 @@ def update_data(path: str | Path | None = None, *, mapping: str | Path | None = 
         client = client or EdgarClient(user_agent)
         facts, seen = _fetch(mapping_obj, client, ticker, filings, say)
         source = f"SEC EDGAR ({mapping_obj.ticker or ticker})"
-    check_facts(facts if len(facts) else empty_facts(), mapping_obj, source)
+    facts = facts[facts["form"].isin(QUARTERLY_FORMS)] if len(facts) else empty_facts()
+    check_facts(facts, mapping_obj, source)
     existing = path.is_file()
-    rows = quarterly_rows(facts, mapping_obj, history=not existing, known=known)
+    # replay filing by filing, so a restated value's vintage is the date of the filing that restated it
+    rows = quarterly_rows(facts, mapping_obj, history=True, known=known)
     if existing:
         header, file_rows, text = read_file_rows(path)
-    else:
-        header, file_rows, text = NEW_FILE_HEADER, pd.DataFrame(columns=[*NEW_FILE_HEADER, "lineno_"]), ""
-        text = ",".join(header) + "\n"
-    merged = merge_rows(file_rows, rows) if existing else _all_rows(rows)
+        merged = merge_rows(file_rows, rows)
+    else:  # a new file keeps the whole history: originals and restatements
+        header, text = NEW_FILE_HEADER, ",".join(NEW_FILE_HEADER) + "\n"
+        merged = Merge(rows[ROW_COLUMNS].reset_index(drop=True), rows.iloc[0:0][ROW_COLUMNS], 0,
+                       rows.iloc[0:0][ROW_COLUMNS])
     if merged.append.empty:
         msg = f"no new filing: {path} already holds every value the filings give ({merged.unchanged} checked)"
         if len(merged.stale):
@@ -142,13 +145,6 @@ def update_data(path: str | Path | None = None, *, mapping: str | Path | None = 
         atomic_write(path, lambda tmp: _write_checked(tmp, new_text, path))
     status = "updated" if existing else "created"
     return UpdateResult(status, path, merged, seen, describe(merged, path, status, dry_run))
-
-
-def _all_rows(rows: pd.DataFrame) -> Merge:
-    from features.sec.quarters import ROW_COLUMNS
-
-    return Merge(rows[ROW_COLUMNS].reset_index(drop=True), rows.iloc[0:0][ROW_COLUMNS], 0,
-                 rows.iloc[0:0][ROW_COLUMNS])
 
 
 def _write_checked(tmp: Path, text: str, target: Path) -> None:

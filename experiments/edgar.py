@@ -18,6 +18,7 @@ Endpoints (``base_url`` replaces both hosts, for a mirror or a test server)::
 from __future__ import annotations
 
 import gzip
+import http.client
 import json
 import os
 import re
@@ -114,7 +115,7 @@ class EdgarClient:
                 encoding = (resp.headers.get("Content-Encoding") or "").lower()
         except urllib.error.HTTPError as exc:
             raise self._http_error(url, exc.code) from None
-        except (urllib.error.URLError, socket.timeout, ConnectionError, OSError) as exc:
+        except (urllib.error.URLError, socket.timeout, OSError, http.client.HTTPException) as exc:
             reason = getattr(exc, "reason", exc)
             raise EdgarUnreachable(f"cannot reach SEC EDGAR at {url} ({reason}); check the network connection "
                                    f"(or ${BASE_URL_ENV})") from None
