@@ -22,7 +22,15 @@ import os
 import signal
 import time
 
-from experiments.cli import EXIT_LOCKED, EXIT_TRACKING, CommandError, add_data_options, checked_tracking_uri, split_list
+from experiments.cli import (
+    EXIT_LOCKED,
+    EXIT_TRACKING,
+    CommandError,
+    add_data_options,
+    add_guidance_option,
+    checked_tracking_uri,
+    split_list,
+)
 
 
 def add_parser(sub) -> None:
@@ -54,12 +62,15 @@ def add_parser(sub) -> None:
     p.add_argument("--alias", default="champion", help="alias the gate moves (default champion)")
     p.add_argument("--experiment", default="amazon-retrain",
                    help="MLflow experiment (default amazon-retrain)")
-    p.add_argument("--rollup-model", default="best",
-                   help="model of the FCF roll-up nodes; 'best' (default): the non-ensemble candidate "
-                        "with the lowest gm relative MASE (ensembles work but refit every member at "
-                        "each roll-up window and again in every predict)")
-    p.add_argument("--rollup-windows", type=int, default=12,
-                   help="past windows whose errors drive the roll-up simulation (default 12)")
+    p.add_argument("--rollup-candidates", default=None,
+                   help="comma-separated models the roll-up chooses each node's champion from "
+                        "(default: those of fcf rollup)")
+    p.add_argument("--rollup-guided", default=None,
+                   help="comma-separated guided models for the guided nodes (default: those of fcf rollup; "
+                        "'none': no guided models)")
+    p.add_argument("--rollup-first-cutoff", default=None,
+                   help="earliest node cutoff of the roll-up, e.g. 2016Q2 (default); later is faster")
+    add_guidance_option(p)
     p.add_argument("--paths", type=int, default=1000, help="roll-up Monte Carlo paths (default 1000)")
     p.add_argument("--no-rollup", action="store_true",
                    help="skip the FCF roll-up (when the data lacks the segment/capex/OCF series)")
@@ -88,8 +99,6 @@ def _check(args) -> None:
         raise CommandError(f"--tolerance {args.tolerance}: use a fraction such as 0.02")
     if args.paths < 100:
         raise CommandError(f"--paths {args.paths}: use at least 100 sample paths")
-    if args.rollup_windows < 2:
-        raise CommandError(f"--rollup-windows {args.rollup_windows}: need at least 2")
     if args.update_data:
         from experiments.edgar import UserAgentMissing, resolve_user_agent
 
@@ -103,8 +112,9 @@ def _check_models(args) -> None:
     from forecasting.models import get_spec, resolve
 
     resolve(split_list(args.models) or args.models)  # unknown names fail here, before any work
-    if args.rollup_model != "best":
-        get_spec(args.rollup_model)
+    for name in [*(split_list(args.rollup_candidates) or []), *(split_list(args.rollup_guided) or [])]:
+        if name != "none":
+            get_spec(name)
 
 
 def update_data_first(args) -> None:
@@ -142,8 +152,11 @@ def run(args: argparse.Namespace) -> int:
         data=args.data, series_config=args.series_config, series=split_list(args.series),
         models=args.models, h=args.horizon, windows=args.windows, warmup=args.warmup,
         tolerance=args.tolerance, model_name=args.model_name, alias=args.alias,
-        experiment=args.experiment, rollup=not args.no_rollup, rollup_model=args.rollup_model,
-        rollup_windows=args.rollup_windows, rollup_paths=args.paths, seed=args.seed,
+        experiment=args.experiment, rollup=not args.no_rollup,
+        rollup_candidates=tuple(split_list(args.rollup_candidates) or ()) or None,
+        rollup_guided=(None if args.rollup_guided is None else
+                       tuple(x for x in split_list(args.rollup_guided) if x != "none")),
+        rollup_first_cutoff=args.rollup_first_cutoff, rollup_paths=args.paths, guidance=args.guidance, seed=args.seed,
         force=args.force, out=args.out, lock_path=args.lock_file, plots=not args.no_plots)
     previous = signal.signal(signal.SIGTERM, _sigterm)
     try:

@@ -537,10 +537,15 @@ def trailing_twelve_months(df: pd.DataFrame, series: str = "free_cash_flow") -> 
     return out.dropna().reset_index(drop=True)
 
 
-def data_vintage(path: str | Path | None = None) -> dict[str, str]:
-    """Identify a data file: sha256 of its bytes and its last quarter (for tracking)."""
+def data_vintage(path: str | Path | None = None, extra_files=()) -> dict[str, str]:
+    """Identify a data file: sha256 of its bytes (followed by those of `extra_files`, e.g. the
+    guidance files a forecast also reads, so that a new statement is a new vintage) and its
+    last quarter (for tracking)."""
     path = Path(path) if path is not None else default_quarterly_path()
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    h = hashlib.sha256(path.read_bytes())
+    for extra in extra_files:
+        h.update(Path(extra).read_bytes())
+    digest = h.hexdigest()
     parsed = read_quarterly(path)
     last = _label(parsed["period"].max(), parsed.attrs.get("label_style", "calendar"))
     return {"data_sha256": digest, "data_last_quarter": last, "vintage": f"{last}-{digest[:12]}"}

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from forecasting.forecast import LEVELS, enforce_order, forecast_base, interval_columns, output_columns
-from forecasting.models import SEASON_LENGTH, ModelSpec, get_spec, register, with_members
+from forecasting.models import SEASON_LENGTH, ModelSpec, _ensure_loaded, get_spec, register, with_members
 
 #: Past guided quarters (with outcomes) needed before positions are trusted.
 MIN_POSITIONS = 4
@@ -198,6 +198,7 @@ def register_guided(name: str, base: str, rule: str = "position", description: s
     )
 
 
+_ensure_loaded()  # the bases must be registered first, also when this module is imported directly
 register_guided("GuidanceMidpoint", "SeasonalNaive", "midpoint",
                 "the middle of management's range next quarter (and a stated year's remainder), "
                 "seasonal naive after: the baseline of what management already said")
@@ -205,3 +206,4 @@ register_guided("GuidedAutoETS", "AutoETS")
 register_guided("GuidedFoster", "Foster")
 register_guided("GuidedAutoARIMALog", "AutoARIMALog")
 register_guided("GuidedStatsCombo", "StatsCombo")
+register_guided("GuidedStatsMLCombo", "StatsMLCombo")

@@ -24,7 +24,8 @@ from experiments.retrain import LOCK_FILE, RetrainLock, choose_champions, gate, 
 
 SERIES = "net_sales_aws,operating_income_aws,free_cash_flow"
 FAST = ["--series", SERIES, "--models", "SeasonalNaive,Naive,AutoETS", "--windows", "3", "--warmup", "2",
-        "--rollup-model", "SeasonalNaive", "--rollup-windows", "4", "--paths", "200", "--no-plots"]
+        "--rollup-candidates", "AutoETS,SeasonalNaive", "--rollup-guided", "GuidedAutoETS",
+        "--rollup-first-cutoff", "2019Q4", "--paths", "200", "--no-plots"]
 
 
 def fcf(*args: str) -> tuple[int, str]:
@@ -285,7 +286,7 @@ def test_mlproject_entry_points_build_fcf_commands():
     assert "fcf retrain" in cmd and "--windows 3" in cmd and "'/tmp/my data.csv'" in cmd
     parsed = main.__globals__["build_parser"]().parse_args(
         ["retrain", "--models", "statistical,ensemble", "--windows", "3", "--warmup", "8", "--horizon", "4",
-         "--tolerance", "0.02", "--model-name", "x", "--rollup-model", "best", "--wait", "0",
+         "--tolerance", "0.02", "--model-name", "x", "--wait", "0",
          "--out", "o", "--lock-file", "l"])
     assert parsed.windows == 3 and parsed.model_name == "x"
 
