@@ -191,6 +191,33 @@ def gate(scores: pd.DataFrame, new: Mapping[str, str], current: Mapping[str, str
             "n_series": len(common), "reason": reason}
 
 
+@dataclass
+class Selection:
+    """`select_champions` output: the backtest, its tables (`tracking.backtest_tables`), the
+    per-series scores (`series_scores`) and the champions (`choose_champions`)."""
+
+    backtest: pd.DataFrame
+    tables: dict
+    scores: pd.DataFrame
+    champions: pd.DataFrame
+
+
+def select_champions(df: pd.DataFrame, config, candidates: Sequence[str],
+                     progress: Callable | None = None) -> Selection:
+    """Backtest ``config.models`` on `df` with `config` (a `BacktestConfig`), score every
+    series over horizons ``1..min(CHAMPION_STEPS, h)`` and choose a champion per series among
+    `candidates` (see the module docstring for the rule)."""
+    from experiments import tracking
+    from forecasting.backtest import backtest
+    from forecasting.models import get_spec
+
+    bt = backtest(df, list(config.models), config, progress=progress)
+    tables = tracking.backtest_tables(bt, df, config)
+    scores = series_scores(tables["points"], min(CHAMPION_STEPS, config.h))
+    complexity = {m: get_spec(m).complexity for m in scores["model"].unique()}
+    return Selection(bt, tables, scores, choose_champions(scores, candidates, complexity))
+
+
 def rollup_model_of(scores: pd.DataFrame, candidates: Sequence[str]) -> str:
     """The non-ensemble candidate with the lowest gm rel. MASE over the backtested series (the
     roll-up forecasts every node with one model; an ensemble would refit all its members at
@@ -444,7 +471,7 @@ def retrain(s: RetrainSettings, uri: str, say: Callable[[str], None] = print,
     from experiments import tracking
     from experiments.cmd_backtest import MIN_EXTRA_QUARTERS, select_series
     from features.loader import data_vintage, load_quarterly
-    from forecasting.backtest import BacktestConfig, backtest
+    from forecasting.backtest import BacktestConfig
     from forecasting.models import get_spec, resolve
 
     t0 = time.perf_counter()
@@ -510,11 +537,8 @@ def retrain(s: RetrainSettings, uri: str, say: Callable[[str], None] = print,
         say(f"retrain {vintage}: {len(series)} series x {len(candidates)} candidates"
             + (f" (+ current champions' {', '.join(scored_only)} for the gate)" if scored_only else "")
             + f", {s.windows} windows + {s.warmup} warm-up, h={s.h}; MLflow run {parent}")
-        bt = backtest(df, list(config.models), config, progress=progress)
-        tables = tracking.backtest_tables(bt, df, config)
-        scores = series_scores(tables["points"], min(CHAMPION_STEPS, s.h))
-        complexity = {m: get_spec(m).complexity for m in scores["model"].unique()}
-        champs = choose_champions(scores, candidates, complexity)
+        sel = select_champions(df, config, candidates, progress=progress)
+        bt, tables, scores, champs = sel.backtest, sel.tables, sel.scores, sel.champions
         new_map = dict(zip(champs["unique_id"], champs["champion"]))
         verdict = gate(scores, new_map, cur_map, s.tolerance)
         rollup_cfg: dict[str, Any] = {}

@@ -1,0 +1,232 @@
+"""Leakage, end to end: values reported after a cutoff change nothing forecast, calibrated,
+weighted, rolled up or chosen at or before it.
+
+Every test goes through the one poisoning harness (`tests/leakage.py`): every value of every
+input series after the cutoff becomes an absurd number (about -1e9, finite), and outputs at
+and before the cutoff must be bit-identical while outputs after it must change. The bugs
+these catch are leaks of one quarter or more anywhere in the pipeline: a training window
+shifted by one (``ds <= cutoff + 1 quarter``), calibration or ensemble weights learnt from
+outcomes not yet reported, a MASE scale or an OCF bridge fitted on the whole history, error
+windows that are not fully reported by the origin.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.loader import load_quarterly
+from forecasting.backtest import BacktestConfig, backtest, cutoffs
+from forecasting.forecast import ShortSeriesWarning
+from forecasting.models import DEFAULT_MODELS, resolve
+from leakage import (
+    KNOWN_AT_CUTOFF,
+    MADE_AFTER_CUTOFF,
+    assert_known_unchanged,
+    assert_no_leak,
+    poison,
+    run_clean_and_poisoned,
+)
+
+# The roll-up under test: re-point this line when the roll-up is replaced.
+from forecasting.rollup import backtest_rollup as rollup_backtest  # noqa: E402, I001
+
+SERIES = ["net_sales_aws", "operating_income_aws", "free_cash_flow"]
+Q = pd.offsets.QuarterEnd
+
+
+def quiet(fn, *args, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ShortSeriesWarning)
+        return fn(*args, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def three() -> pd.DataFrame:
+    return load_quarterly(series=SERIES)
+
+
+@pytest.fixture(scope="module")
+def full() -> pd.DataFrame:
+    return load_quarterly()
+
+
+# --------------------------------------------------------------------------- the harness itself
+def test_poison_replaces_every_value_dated_after_the_cutoff_and_nothing_else(three):
+    cut = pd.Timestamp("2024-12-31")
+    p = poison(three, cut)
+    later = three["ds"] > cut
+    pd.testing.assert_frame_equal(p[~later], three[~later])
+    bad = p.loc[later, "y"].to_numpy()
+    assert np.isfinite(bad).all() and (bad < -1e8).all() and len(set(bad)) == len(bad)
+    # guidance rows are dated by when they were said, not by the quarter they are about
+    guidance = pd.DataFrame({"metric": "net_sales_total", "ds": pd.to_datetime(["2025-03-31"] * 2),
+                             "announced_on": pd.to_datetime(["2024-10-31", "2025-02-06"]),
+                             "low": [150e3, 151e3], "high": [155e3, 156e3]})
+    g = poison(guidance, cut)
+    pd.testing.assert_frame_equal(g.iloc[:1], guidance.iloc[:1].astype({"low": float, "high": float}))
+    assert (g.loc[1, ["low", "high"]] < -1e8).all()
+    with pytest.raises(ValueError, match="no row dated after"):
+        poison(three, three["ds"].max())
+
+
+def test_the_harness_catches_a_one_quarter_leak_and_a_vacuous_test(three):
+    """A 'forecast' that averages the cutoff quarter with the next one (an off-by-one window)
+    must fail the check; so must a test whose run never reads the poisoned values."""
+    cut = pd.Timestamp("2024-06-30")
+
+    def one_ahead_leak(df):
+        rows = []
+        for c in pd.date_range("2023-12-31", "2025-06-30", freq="QE"):
+            seen = df[df["ds"] <= c + Q(1)]  # the bug
+            rows.append(seen.groupby("unique_id")["y"].apply(lambda s: s.tail(2).mean()).rename("mean")
+                        .reset_index().assign(cutoff=c))
+        return pd.concat(rows, ignore_index=True)
+
+    with pytest.raises(AssertionError, match="changed when data after the cutoff was poisoned"):
+        assert_no_leak(one_ahead_leak, three, cut)
+
+    def blind(df):
+        return pd.DataFrame({"cutoff": pd.to_datetime(["2024-03-31", "2025-03-31"]), "mean": [1.0, 2.0]})
+
+    with pytest.raises(AssertionError, match="poison never reached"):
+        assert_no_leak(blind, three, cut)
+
+
+# --------------------------------------------------------------------------- backtest models
+ENSEMBLES = ["StatsMLCombo", "MedianStatML", "WeightedStatML"]
+BT_CONFIG = BacktestConfig(h=2, n_windows=4, warmup_windows=3, intervals="conformal")
+
+
+def _backtest_models() -> list[str]:
+    ml = [s.name for s in resolve("ml")]
+    return list(dict.fromkeys([*DEFAULT_MODELS, *ENSEMBLES, *ml]))
+
+
+@pytest.fixture(scope="module")
+def backtest_runs(three):
+    """One conformal backtest of the default model, one ensemble of each kind (mean, median,
+    weighted) and every ML model, on clean and on poisoned data; poisoned after the second
+    evaluated cutoff, so calibration and weights at the first two have earlier windows to
+    learn from and the last two see the poison."""
+    models = _backtest_models()
+    cut = cutoffs(three, BT_CONFIG.h, BT_CONFIG.n_windows)[1]
+    check = run_clean_and_poisoned(lambda d: quiet(backtest, d, models, BT_CONFIG), three, cut)
+    return check, cut
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", _backtest_models())
+def test_backtest_forecasts_and_intervals_ignore_values_after_the_cutoff(backtest_runs, model):
+    """Catches: a member trained on one quarter too many, ensemble weights or conformal
+    factors learnt from outcomes not reported by the cutoff, an ML feature computed on the
+    whole frame. (The earlier ML test poisoned only the last quarter, which no cutoff trains
+    on, so a one-quarter leak passed it.)"""
+    check, cut = backtest_runs
+
+    def only(select):
+        return lambda out, c: select(out[out["model"] == model], c)
+
+    assert_known_unchanged(check, cut, only(KNOWN_AT_CUTOFF), only(MADE_AFTER_CUTOFF))
+
+
+def test_every_ensemble_kind_and_the_default_are_covered():
+    from forecasting.models import get_spec
+
+    models = _backtest_models()
+    combiners = {get_spec(m).options.get("combiner") for m in models if get_spec(m).engine == "ensemble"}
+    assert combiners == {"mean", "median", "weighted"}
+    assert set(DEFAULT_MODELS) <= set(models) and {s.name for s in resolve("ml")} <= set(models)
+
+
+# --------------------------------------------------------------------------- the roll-up
+@pytest.mark.slow
+def test_rollup_backtest_ignores_every_series_after_the_cutoff(full):
+    """All inputs poisoned, segments, OCF, capex and FCF alike (the earlier test poisoned only
+    FCF, which the roll-up reads only for the TTM base and the scores). Catches: node forecasts,
+    reconciliation, error windows, the OCF bridge or the spread calibration reading a quarter
+    reported after the cutoff."""
+    kw = dict(h=2, n_windows=3, min_windows=3, n_paths=200, seed=0)
+    first = quiet(rollup_backtest, full, **kw)
+    cuts = sorted(first["backtest"]["cutoff"].unique())
+    cut = pd.Timestamp(cuts[1])
+
+    def run(df):
+        return first if df is full else quiet(rollup_backtest, df, **kw)
+
+    def known(out, c):
+        sel = KNOWN_AT_CUTOFF
+        return {"backtest": sel(out["backtest"], c), "reconciliation": sel(out["reconciliation"], c),
+                "node_past": sel(out["node_past"], c)}
+
+    def later(out, c):
+        return MADE_AFTER_CUTOFF(out["backtest"], c)
+
+    check = assert_no_leak(run, full, cut, known, later)
+    bt = check.clean["backtest"]
+    assert {"Rollup", "RollupCalibrated", "SeasonalNaive"} <= set(bt.loc[bt["cutoff"] <= cut, "model"])
+
+
+def test_rollup_inputs_at_an_earlier_origin_ignore_every_later_quarter(full):
+    """`build_inputs` at an origin before the newest quarter, with every series after it
+    poisoned (and every node forecast made after it): the point forecasts, levels, error
+    windows, OCF bridge and the simulated paths must not move. Catches: the bridge fitted
+    without its cutoff, levels or error windows scaled with later quarters, windows whose
+    outcomes were not all reported by the origin."""
+    from forecasting.rollup import build_inputs, driver_frame, forecast_nodes, reconciled, simulate
+
+    h = 2
+    history = driver_frame(full)
+    past = reconciled(quiet(forecast_nodes, history, "SeasonalNaive", h, 12, end_offset=h))
+    cuts = sorted(past["cutoff"].unique())
+    origin, later_origin = pd.Timestamp(cuts[6]), pd.Timestamp(cuts[-1])
+
+    def inputs_at(d, c):
+        inp = build_inputs(d["history"], d["past"][d["past"]["cutoff"] == c], d["past"], c, h,
+                           "MinTrace-wls_struct", 16, "SeasonalNaive", min_windows=3)
+        return {"inputs": inp, "paths": simulate(inp, 300, seed=0).paths}
+
+    def run(d):
+        return {"origin": inputs_at(d, origin), "later": inputs_at(d, later_origin)}
+
+    data = {"history": history, "past": past}
+    # a node forecast made after the origin is as unknown at it as a reported value
+    check = assert_no_leak(run, data, origin, before=lambda out, c: out["origin"],
+                           after=lambda out, c: out["later"]["paths"], dates={"past": "cutoff"})
+    inp = check.clean["origin"]["inputs"]
+    assert inp.origin == origin and len(inp.windows) >= 3
+    assert all(c + Q(h) <= origin for c in inp.windows)
+
+
+# --------------------------------------------------------------------------- champion choice
+@pytest.mark.slow
+def test_retrain_champions_chosen_from_windows_reported_by_the_cutoff_ignore_later_quarters(three):
+    """The retrain's champion selection (`experiments.retrain.select_champions`: backtest,
+    MASE scales, per-series scores, champion rule) on the windows fully reported by a cutoff
+    equals itself on poisoned data and on data cut at that quarter. Catches: a MASE scale or a
+    score computed with quarters after the cutoff, a backtest window shifted by one."""
+    from experiments.retrain import select_champions
+
+    h, candidates = 2, ["Naive", "RandomWalkWithDrift", "AutoETS", "Foster"]
+    last = three["ds"].max()
+    cut = last - Q(4)
+    base = dict(h=h, n_windows=3, warmup_windows=2, models=("SeasonalNaive", *candidates))
+    as_of_cut = BacktestConfig(**base, end_offset=4 + h)  # last window's outcomes end at `cut`
+    newest = BacktestConfig(**base)
+
+    def run(df):
+        sel = quiet(select_champions, df, as_of_cut, candidates)
+        now = quiet(select_champions, df, newest, candidates)
+        return {"as_of": {"scores": sel.scores, "champions": sel.champions, "backtest": sel.backtest},
+                "newest": now.scores}
+
+    check = assert_no_leak(run, three, cut, before=lambda out, c: out["as_of"],
+                           after=lambda out, c: out["newest"])
+    sel = check.clean["as_of"]
+    assert sel["backtest"]["ds"].max() == cut and len(sel["champions"]) == 3
+    cut_only = quiet(select_champions, three[three["ds"] <= cut], newest, candidates)
+    pd.testing.assert_frame_equal(cut_only.scores, sel["scores"], check_exact=True)
+    pd.testing.assert_frame_equal(cut_only.champions, sel["champions"], check_exact=True)
