@@ -149,10 +149,10 @@ def test_rollup_backtest_ignores_every_series_after_the_cutoff(full):
     FCF, which the roll-up reads only for the TTM base and the scores). Catches: node forecasts,
     reconciliation, error windows, the OCF bridge or the spread calibration reading a quarter
     reported after the cutoff."""
-    kw = dict(h=2, n_windows=3, min_windows=3, n_paths=200, seed=0)
+    kw = dict(h=2, n_windows=6, min_windows=3, n_paths=200, seed=0)
     first = quiet(rollup_backtest, full, **kw)
     cuts = sorted(first["backtest"]["cutoff"].unique())
-    cut = pd.Timestamp(cuts[1])
+    cut = pd.Timestamp(cuts[4])  # four earlier cutoffs: enough reported outcomes to calibrate
 
     def run(df):
         return first if df is full else quiet(rollup_backtest, df, **kw)
@@ -167,7 +167,9 @@ def test_rollup_backtest_ignores_every_series_after_the_cutoff(full):
 
     check = assert_no_leak(run, full, cut, known, later)
     bt = check.clean["backtest"]
-    assert {"Rollup", "RollupCalibrated", "SeasonalNaive"} <= set(bt.loc[bt["cutoff"] <= cut, "model"])
+    at = bt[bt["cutoff"] == cut].set_index(["unique_id", "ds", "model"])["hi-80"].unstack("model")
+    assert not np.allclose(at["Rollup"], at["RollupCalibrated"])  # the spread calibration acted at the cutoff
+    assert at["SeasonalNaive"].notna().all()
 
 
 def test_rollup_inputs_at_an_earlier_origin_ignore_every_later_quarter(full):
