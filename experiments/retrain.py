@@ -45,6 +45,43 @@ class LockedError(RuntimeError):
     """Another retrain holds the lock (the CLI exits with code 4)."""
 
 
+# ------------------------------------------------------------------------------ pause hook
+#: Named points of `retrain` at which `pause_point` can hold it: the parent run is open, the
+#: model version is about to be registered, it has just been registered (outputs and alias not
+#: yet written).
+PAUSE_POINTS = ("started", "before-register", "after-register")
+PAUSE_AT_ENV = "FCF_RETRAIN_PAUSE_AT"
+PAUSE_FILE_ENV = "FCF_RETRAIN_PAUSE_FILE"
+PAUSE_MAX_S = 600.0
+
+
+def check_pause_env() -> None:
+    """Refuse an unknown ``FCF_RETRAIN_PAUSE_AT`` value (it would never pause)."""
+    point = os.environ.get(PAUSE_AT_ENV)
+    if point and point not in PAUSE_POINTS:
+        raise ValueError(f"{PAUSE_AT_ENV}={point!r}: not a pause point; use one of {', '.join(PAUSE_POINTS)}")
+
+
+def pause_point(name: str) -> None:
+    """Hook for tests that stop a real ``fcf retrain`` process at a known point.
+
+    When the environment variable ``FCF_RETRAIN_PAUSE_AT`` equals `name`, write
+    ``"<name> pid=<pid>"`` to the file named by ``FCF_RETRAIN_PAUSE_FILE`` (atomically) and
+    wait there, up to `PAUSE_MAX_S` seconds, for a signal (SIGTERM / SIGINT end the run as
+    KILLED, SIGKILL leaves it RUNNING for the next lock holder to close). Otherwise nothing.
+    """
+    if os.environ.get(PAUSE_AT_ENV) != name:
+        return
+    marker = os.environ.get(PAUSE_FILE_ENV)
+    if marker:
+        from experiments.io import write_text
+
+        write_text(f"{name} pid={os.getpid()}\n", marker)
+    deadline = time.monotonic() + PAUSE_MAX_S
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 # ----------------------------------------------------------------------------------- lock
 class RetrainLock:
     """Exclusive ``fcntl.flock`` on `path` holding ``pid host started``; released on exit and
@@ -475,6 +512,7 @@ def retrain(s: RetrainSettings, uri: str, say: Callable[[str], None] = print,
     from forecasting.models import get_spec, resolve
 
     t0 = time.perf_counter()
+    check_pause_env()
     full = load_quarterly(s.data, s.series_config)  # DataValidationError before anything is logged
     vint = data_vintage(s.data)
     vintage = vint["vintage"]
@@ -534,6 +572,7 @@ def retrain(s: RetrainSettings, uri: str, say: Callable[[str], None] = print,
     parent = tracking.start_run(client, exp_id, f"retrain-{vintage}", tags=tags)
     status = "FAILED"
     try:
+        pause_point("started")
         say(f"retrain {vintage}: {len(series)} series x {len(candidates)} candidates"
             + (f" (+ current champions' {', '.join(scored_only)} for the gate)" if scored_only else "")
             + f", {s.windows} windows + {s.warmup} warm-up, h={s.h}; MLflow run {parent}")
@@ -559,12 +598,14 @@ def retrain(s: RetrainSettings, uri: str, say: Callable[[str], None] = print,
         bt_run = tracking.log_backtest(bt, df, config, experiment=s.experiment, uri=uri, data_path=s.data,
                                        run_name=f"backtest-{vintage}", tables=tables, plots=s.plots,
                                        extra_tags={"mlflow.parentRunId": parent})
+        pause_point("before-register")
         version = tracking.log_and_register(
             client, parent, state.to_json(), s.model_name, input_h=s.h, level=config.level,
             example_output=fc, version_tags={tracking.CHAMPIONS_TAG: json.dumps(new_map),
                                              tracking.VINTAGE_TAG: vintage,
                                              "fcf.gate": "passed" if verdict["passed"] else "failed"},
             description=f"champions of data vintage {vintage}; {verdict['reason']}")
+        pause_point("after-register")
         alias_version = current.version if (current is not None and not verdict["passed"]) else (
             version if verdict["passed"] else None)
         info.update(version=version, alias_version=alias_version, runtime_s=time.perf_counter() - t0)
