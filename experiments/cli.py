@@ -8,7 +8,7 @@ Exit codes (also in the README):
     0  success (also: a retrain that found nothing new to do)
     1  unexpected error (a bug: please report the traceback)
     2  bad input: data file, scenario file or arguments
-    3  the MLflow tracking server cannot be reached
+    3  a server cannot be reached (the MLflow tracking server, SEC EDGAR)
     4  another retrain holds the lock
     130 interrupted (Ctrl-C)
 """
@@ -31,6 +31,7 @@ COMMAND_MODULES = [
     "experiments.cmd_scenario",
     "experiments.cmd_retrain",
     "experiments.cmd_benchmark",
+    "experiments.cmd_data",
 ]
 
 
@@ -96,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(message)s",
     )
-    for noisy in ("mlflow", "alembic", "urllib3", "numba", "fsspec", "distributed"):
+    for noisy in ("mlflow", "alembic", "urllib3", "numba", "fsspec", "distributed", "edgar"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     if not getattr(args, "func", None):
         parser.print_help()

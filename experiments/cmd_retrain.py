@@ -9,6 +9,11 @@ FCF, log one MLflow parent run, register a new model version and move the alias 
 gate passes (`experiments.retrain`). SIGTERM and SIGINT end the job the same way, also when
 the launcher ignores SIGINT (a shell's background job): the run is marked KILLED, no output
 file is half-written and the alias does not move (exit 130).
+
+With ``--update-data`` it first brings new quarters and restatements from SEC EDGAR into the
+data file (``fcf data update``, inside the lock); a new quarter or a restated value changes the
+data vintage, so the retrain runs. When EDGAR cannot be reached or has nothing new it says so
+and goes on with the data it has.
 """
 
 from __future__ import annotations
@@ -67,6 +72,11 @@ def add_parser(sub) -> None:
     p.add_argument("--out", default="outputs/retrain",
                    help="folder for champions.csv, forecasts.csv, summary.md (default outputs/retrain)")
     p.add_argument("--no-plots", action="store_true", help="do not log per-series backtest plots")
+    p.add_argument("--update-data", action="store_true",
+                   help="first fetch new quarters and restatements from SEC EDGAR into the data file (fcf data "
+                        "update); without network or a new filing, say so and go on with the data as it is")
+    p.add_argument("--user-agent", help="with --update-data: User-Agent with a contact for SEC EDGAR "
+                                        "(default: $SEC_USER_AGENT or $EDGAR_IDENTITY)")
     p.set_defaults(func=run)
 
 
@@ -81,6 +91,13 @@ def _check(args) -> None:
         raise CommandError(f"--paths {args.paths}: use at least 100 sample paths")
     if args.rollup_windows < 2:
         raise CommandError(f"--rollup-windows {args.rollup_windows}: need at least 2")
+    if args.update_data:
+        from experiments.edgar import UserAgentMissing, resolve_user_agent
+
+        try:
+            resolve_user_agent(args.user_agent)
+        except UserAgentMissing as exc:
+            raise CommandError(f"--update-data: {exc}") from exc
 
 
 def _check_models(args) -> None:
@@ -89,6 +106,23 @@ def _check_models(args) -> None:
     resolve(split_list(args.models) or args.models)  # unknown names fail here, before any work
     if args.rollup_model != "best":
         get_spec(args.rollup_model)
+
+
+def update_data_first(args) -> None:
+    """``--update-data``: run the EDGAR update; no network or nothing new is not an error."""
+    from experiments.data_update import update_data
+    from experiments.edgar import EdgarClient, EdgarError, EdgarUnreachable
+
+    say = lambda msg: print(f"fcf retrain: {msg}")  # noqa: E731
+    try:
+        result = update_data(args.data, client=EdgarClient(args.user_agent), say=say)
+    except EdgarUnreachable as exc:
+        say(f"data update skipped: {exc}; going on with the data it has")
+        return
+    except EdgarError as exc:
+        raise CommandError(f"data update failed: {exc}; the data file is unchanged (run without --update-data "
+                           "to retrain on it as it is)", exc.exit_code) from exc
+    say(result.message + ("; going on with the data it has" if result.status == "unchanged" else ""))
 
 
 def _interrupt(signum, frame):
@@ -117,6 +151,8 @@ def run(args: argparse.Namespace) -> int:
         with RetrainLock(args.lock_file, wait_s=args.wait):
             from tqdm import tqdm
 
+            if args.update_data:
+                update_data_first(args)
             result = retrain(settings, uri,
                              progress=lambda it: tqdm(it, desc="cutoffs", unit="cutoff", leave=False))
     except LockedError as exc:

@@ -84,6 +84,7 @@ def backtest(
     config: BacktestConfig | None = None,
     progress: Callable[[Iterable], Iterable] | None = None,
     engine=None,
+    guidance=None,
     **overrides,
 ) -> pd.DataFrame:
     """Rolling-origin backtest of `models` on `df` (see the module docstring).
@@ -96,6 +97,9 @@ def backtest(
         engine: where the statistical models are fitted at each cutoff: None (this process),
             ``"dask"``, a ``dask.distributed.Client`` or another Fugue engine (see
             `forecasting.distributed`). Results equal the local ones.
+        guidance: a `features.guidance.GuidanceBook`; at each cutoff the guided models see
+            only the rows announced by the day that quarter was reported
+            (`GuidanceBook.at_cutoff`), never a later one.
     """
     config = config or BacktestConfig()
     if overrides:
@@ -122,8 +126,9 @@ def backtest(
             continue
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ShortSeriesWarning)
+            known = guidance.at_cutoff(cut) if guidance is not None else None
             fc = forecast_base(train, config.h, specs, config.level, config.season_length, config.seed,
-                               engine=engine)
+                               engine=engine, guidance=known)
         for w in caught:
             seen_warnings.setdefault(str(w.message).split(":")[0] + ": " + _model_of(str(w.message)), None)
         fc["cutoff"] = cut

@@ -83,6 +83,7 @@ def forecast(
     intervals: str = "conformal",
     calibration_windows: int = 12,
     engine=None,
+    guidance=None,
 ) -> pd.DataFrame:
     """Forecast `h` quarters ahead for every series with every requested model.
 
@@ -101,6 +102,9 @@ def forecast(
         engine: where the statistical models are fitted: None (this process), ``"dask"``, a
             ``dask.distributed.Client`` or another Fugue engine (see `forecasting.distributed`);
             a Dask data frame `df` selects ``"dask"``. Results equal the local ones.
+        guidance: a `features.guidance.GuidanceBook` for guided models (``GuidedFoster``...);
+            they see only what was announced by the day the newest quarter was reported, and
+            the calibration windows what was known at each of their cutoffs.
 
     Returns:
         The long forecast frame described in the module docstring.
@@ -122,7 +126,8 @@ def forecast(
     df = check_series_frame(df)
     requested = resolve(models)
     specs = with_members(requested)
-    out = forecast_base(df, h, specs, level, season_length, seed, engine=engine)
+    now = guidance.at_cutoff(df["ds"].max()) if guidance is not None else None
+    out = forecast_base(df, h, specs, level, season_length, seed, engine=engine, guidance=now)
     # Past windows' errors are needed only to calibrate intervals or learn ensemble weights: a
     # mean/median ensemble with the models' own intervals skips the 12 extra refits of every member.
     needs_past = intervals == "conformal" or any(
@@ -138,7 +143,8 @@ def forecast(
         if needs_past and (df["ds"] < df["ds"].max()).groupby(df["unique_id"]).sum().ge(2).any():
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ShortSeriesWarning)
-                past = backtest(df, [s.name for s in specs], config, intervals="model", engine=engine)
+                past = backtest(df, [s.name for s in specs], config, intervals="model", engine=engine,
+                                guidance=guidance)
         out["cutoff"] = df["ds"].max()
         out["y"] = np.nan
         out = post_process(out, specs, config, df, past)
@@ -158,10 +164,12 @@ def forecast_base(
     season_length: int = SEASON_LENGTH,
     seed: int = 0,
     engine=None,
+    guidance=None,
 ) -> pd.DataFrame:
-    """Forecasts of the statistical and ML specs in `specs` (ensembles are skipped).
+    """Forecasts of the statistical, ML and guided specs in `specs` (ensembles are skipped).
 
-    `engine` fits the statistical models on a cluster (see `forecasting.distributed`)."""
+    `engine` fits the statistical models on a cluster (see `forecasting.distributed`);
+    `guidance` is the `features.guidance.GuidanceBook` known at the origin (guided specs)."""
     parts = []
     stats = [s for s in specs if s.engine == "stats"]
     if stats:
@@ -171,6 +179,11 @@ def forecast_base(
         from forecasting.ml import forecast_ml
 
         parts.append(forecast_ml(df, h, ml, level, season_length, seed))
+    guided = [s for s in specs if s.engine == "guided"]
+    if guided:
+        from forecasting.guided import forecast_guided
+
+        parts.append(forecast_guided(df, h, guided, level, season_length, seed, guidance))
     if not parts:
         return pd.DataFrame(columns=output_columns(level))
     return pd.concat(parts, ignore_index=True)

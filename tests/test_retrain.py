@@ -281,3 +281,54 @@ def test_cron_and_ci_schedules_agree():
     assert wf[True]["schedule"] == [{"cron": "0 6 5 2,5,8,11 *"}]  # YAML reads the key `on` as True
     steps = " ".join(str(s.get("run", "")) for s in wf["jobs"]["retrain"]["steps"])
     assert "pip install -q -c constraints.txt -e ." in steps and "fcf retrain" in steps
+
+
+# ------------------------------------------------------------ --update-data: SEC EDGAR first
+@pytest.mark.slow
+def test_update_data_turns_a_restatement_into_a_new_vintage_retrain(registry, first, tmp_path, monkeypatch,
+                                                                    closed_port_uri):
+    """The data file holds an earlier 2022Q4 North America sales figure (93,000) and was retrained;
+    with --update-data the 10-K (served by a local EDGAR-format server) restates it to 93,363 as a
+    new vintage row, so the retrain runs again on a new data vintage. Then, with no network, the
+    update says so and the retrain goes on with the data it has (nothing new to do)."""
+    from edgar_server import EdgarServer, amazon_routes
+
+    from features.loader import data_vintage, shipped_data_dir
+
+    data = copy_data(tmp_path / "restated")
+    shutil.copy(shipped_data_dir() / "sec_mapping.yaml", data.parent / "sec_mapping.yaml")
+    row = "net_sales_north_america,2022Q4,2022-12-31,"
+    data.write_text(data.read_text().replace(row + "93363,", row + "93000,"))
+    args = [*registry["args"], "--data", str(data), "--no-rollup"]
+    code, out = fcf(*args)
+    assert code == 0, out
+    v0 = data_vintage(data)["vintage"]
+    n_versions = len(versions(registry))
+
+    monkeypatch.setenv("SEC_USER_AGENT", "fcf-forecasting tests tests@example.com")
+    with EdgarServer(amazon_routes()) as server:
+        monkeypatch.setenv("FCF_SEC_BASE_URL", server.url)
+        code, out = fcf(*args, "--update-data")
+    assert code == 0, out
+    assert "restated net_sales_north_america 2022Q4: 93363 (was 93000), vintage 2023-02-03" in out
+    assert "nothing new" not in out
+    v1 = data_vintage(data)["vintage"]
+    assert v1 != v0 and v1.startswith("2026Q2-")
+    assert len(versions(registry)) == n_versions + 1
+    done = [r for r in runs(registry) if r.data.tags.get("fcf.vintage") == v1]
+    assert [r.info.status for r in done] == ["FINISHED"]
+    assert data.read_text().splitlines()[-1].endswith(",2023-02-03")
+
+    monkeypatch.setenv("FCF_SEC_BASE_URL", closed_port_uri)
+    code, out = fcf(*args, "--update-data")
+    assert code == 0, out
+    assert "data update skipped: cannot reach SEC EDGAR" in out and "going on with the data it has" in out
+    assert "nothing new" in out and len(versions(registry)) == n_versions + 1
+
+
+def test_update_data_without_a_user_agent_exits_2_before_any_work(isolated_cwd, monkeypatch):
+    for var in ("SEC_USER_AGENT", "EDGAR_IDENTITY"):
+        monkeypatch.delenv(var, raising=False)
+    code, out = fcf(*FAST, "--update-data")
+    assert code == EXIT_BAD_INPUT, out
+    assert "requires a declared User-Agent" in out and not (isolated_cwd / "mlflow.db").exists()
