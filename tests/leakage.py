@@ -81,12 +81,22 @@ def poison(frame: pd.DataFrame, cutoff, dates: str | Sequence[str] | None = None
     return out
 
 
-def poison_all(inputs, cutoff, dates: Mapping[str, str | Sequence[str]] | None = None):
-    """`poison` a frame, or every frame of a dict (``dates[name]`` names a frame's date columns)."""
+def poison_all(inputs, cutoff, dates: Mapping[str, str | Sequence[str]] | None = None,
+               known_until: Mapping[str, Any] | None = None, values: Mapping[str, Sequence[str]] | None = None):
+    """`poison` a frame, or every frame of a dict.
+
+    Args:
+        dates: per frame name, its date column(s).
+        known_until: per frame name, the last date known at `cutoff` when it differs from the
+            cutoff (guidance released with quarter `cutoff`'s results is known at that cutoff
+            although it is announced weeks after the quarter ends).
+        values: per frame name, the columns to poison (default: every numeric one).
+    """
     if isinstance(inputs, pd.DataFrame):
         return poison(inputs, cutoff)
-    dates = dates or {}
-    return {name: poison(f, cutoff, dates.get(name), seed=i) for i, (name, f) in enumerate(inputs.items())}
+    dates, known_until, values = dates or {}, known_until or {}, values or {}
+    return {name: poison(f, known_until.get(name, cutoff), dates.get(name), values.get(name), seed=i)
+            for i, (name, f) in enumerate(inputs.items())}
 
 
 def assert_identical(a: Any, b: Any, where: str = "output") -> None:
@@ -159,10 +169,9 @@ class LeakCheck:
     poisoned: Any
 
 
-def run_clean_and_poisoned(run: Callable[[Any], Any], inputs, cutoff,
-                           dates: Mapping[str, str | Sequence[str]] | None = None) -> LeakCheck:
-    """``run(inputs)`` and ``run(poison_all(inputs, cutoff, dates))``."""
-    return LeakCheck(run(inputs), run(poison_all(inputs, cutoff, dates)))
+def run_clean_and_poisoned(run: Callable[[Any], Any], inputs, cutoff, **poisoning) -> LeakCheck:
+    """``run(inputs)`` and ``run(poison_all(inputs, cutoff, **poisoning))``."""
+    return LeakCheck(run(inputs), run(poison_all(inputs, cutoff, **poisoning)))
 
 
 def assert_known_unchanged(
@@ -188,7 +197,7 @@ def assert_no_leak(
     cutoff,
     before: Callable[[Any, Any], Any] = KNOWN_AT_CUTOFF,
     after: Callable[[Any, Any], Any] | None = MADE_AFTER_CUTOFF,
-    dates: Mapping[str, str | Sequence[str]] | None = None,
+    **poisoning,
 ) -> LeakCheck:
     """Run `run` on `inputs` and on `poison_all(inputs, cutoff)`; outputs at and before the
     cutoff (``before(output, cutoff)``) must be bit-identical, and outputs after it
@@ -200,10 +209,12 @@ def assert_no_leak(
             rows with ``announced_on``, past forecasts with ``cutoff``).
         cutoff: the last date whose values may be read.
         before, after: selectors ``(output, cutoff) -> part of the output``.
-        dates: per input frame name, its date column(s) (default: ``announced_on`` / ``ds``).
+        poisoning: `poison_all` options per input frame name: ``dates`` (its date columns;
+            default ``announced_on`` / ``ds``), ``known_until`` (its last known date, when not
+            the cutoff), ``values`` (the columns to poison).
     Returns:
         both runs (`LeakCheck`).
     """
-    check = run_clean_and_poisoned(run, inputs, cutoff, dates)
+    check = run_clean_and_poisoned(run, inputs, cutoff, **poisoning)
     assert_known_unchanged(check, cutoff, before, after)
     return check

@@ -2,8 +2,9 @@
 weighted, rolled up or chosen at or before it.
 
 Every test goes through the one poisoning harness (`tests/leakage.py`): every value of every
-input series after the cutoff becomes an absurd number (about -1e9, finite), and outputs at
-and before the cutoff must be bit-identical while outputs after it must change. The bugs
+input series after the cutoff, and every guidance row announced after the day the cutoff's
+quarter was reported, becomes an absurd number (about -1e9, finite), and outputs at and before
+the cutoff must be bit-identical while outputs after it must change. The bugs
 these catch are leaks of one quarter or more anywhere in the pipeline: a training window
 shifted by one (``ds <= cutoff + 1 quarter``), calibration or ensemble weights learnt from
 outcomes not yet reported, a MASE scale or an OCF bridge fitted on the whole history, error
@@ -140,6 +141,37 @@ def test_every_ensemble_kind_and_the_default_are_covered():
     combiners = {get_spec(m).options.get("combiner") for m in models if get_spec(m).engine == "ensemble"}
     assert combiners == {"mean", "median", "weighted"}
     assert set(DEFAULT_MODELS) <= set(models) and {s.name for s in resolve("ml")} <= set(models)
+
+
+# --------------------------------------------------------------------------- guidance
+GUIDED = ["GuidanceMidpoint", "GuidedAutoETS", "GuidedFoster"]
+
+
+@pytest.mark.slow
+def test_guided_backtest_ignores_later_quarters_and_guidance_announced_after_the_cutoffs_release():
+    """Series poisoned after the cutoff, and every guidance row (next-quarter ranges, fiscal-year
+    capex statements) announced after the day the cutoff's quarter was reported; the guidance
+    released *with* that quarter's results stays, because a forecaster at the cutoff had it.
+    Catches: a guided model given the whole guidance book, or the book as of a later release,
+    positions in past ranges learnt from outcomes not yet reported."""
+    from features.guidance import GuidanceBook, load_guidance
+    from forecasting.bridge import NET_CAPEX
+
+    book = load_guidance()
+    df = load_quarterly(series=["net_sales_total", "operating_income_total", NET_CAPEX])
+    config = BacktestConfig(h=3, n_windows=4, warmup_windows=2, intervals="conformal")
+    cut = cutoffs(df, config.h, config.n_windows)[1]
+    day = book.release_date(cut)
+    assert day > cut and (book.quarterly["announced_on"] == day).any()
+
+    def run(d):
+        return quiet(backtest, d["series"], GUIDED, config, guidance=GuidanceBook(d["quarterly"], d["annual"]))
+
+    inputs = {"series": df, "quarterly": book.quarterly, "annual": book.annual}
+    check = assert_no_leak(run, inputs, cut, known_until={"quarterly": day, "annual": day},
+                           values={"annual": ["low", "high"]})
+    used = check.clean.loc[check.clean["cutoff"] <= cut, "model_used"]
+    assert set(GUIDED) <= set(used)  # guidance was used at the checked cutoffs, not only the base models
 
 
 # --------------------------------------------------------------------------- the roll-up
