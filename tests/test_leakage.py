@@ -33,7 +33,7 @@ from leakage import (
 )
 
 # The roll-up under test: re-point this line when the roll-up is replaced.
-from forecasting.rollup import backtest_rollup as rollup_backtest  # noqa: E402, I001
+from forecasting.rollup import backtest_rollup as rollup_backtest
 
 SERIES = ["net_sales_aws", "operating_income_aws", "free_cash_flow"]
 Q = pd.offsets.QuarterEnd
