@@ -6,8 +6,9 @@ Steps: check the tracking server (exit 3 within seconds when unreachable), take 
 logged or registered), stop with exit 0 when a FINISHED retrain of this data vintage exists
 (``--force`` to redo), else backtest the candidates, choose champions, forecast, roll up to
 FCF, log one MLflow parent run, register a new model version and move the alias when the
-gate passes (`experiments.retrain`). SIGTERM is handled like Ctrl-C: the run is marked
-KILLED, no output file is half-written (exit 130).
+gate passes (`experiments.retrain`). SIGTERM and SIGINT end the job the same way, also when
+the launcher ignores SIGINT (a shell's background job): the run is marked KILLED, no output
+file is half-written and the alias does not move (exit 130).
 
 With ``--update-data`` it first brings new quarters and restatements from SEC EDGAR into the
 data file (``fcf data update``, inside the lock); a new quarter or a restated value changes the
@@ -134,7 +135,7 @@ def update_data_first(args) -> None:
     say(result.message + ("; going on with the data it has" if result.status == "unchanged" else ""))
 
 
-def _sigterm(signum, frame):
+def _interrupt(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
 
@@ -158,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
                        tuple(x for x in split_list(args.rollup_guided) if x != "none")),
         rollup_first_cutoff=args.rollup_first_cutoff, rollup_paths=args.paths, guidance=args.guidance, seed=args.seed,
         force=args.force, out=args.out, lock_path=args.lock_file, plots=not args.no_plots)
-    previous = signal.signal(signal.SIGTERM, _sigterm)
+    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         with RetrainLock(args.lock_file, wait_s=args.wait):
             from tqdm import tqdm
@@ -176,7 +177,8 @@ def run(args: argparse.Namespace) -> int:
                                EXIT_TRACKING) from exc
         raise
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     if result.summary:
         print("\n" + result.summary)
     print(f"fcf retrain: {result.message} ({time.perf_counter() - t0:.1f}s)")

@@ -47,6 +47,43 @@ class LockedError(RuntimeError):
     """Another retrain holds the lock (the CLI exits with code 4)."""
 
 
+# ------------------------------------------------------------------------------ pause hook
+#: Named points of `retrain` at which `pause_point` can hold it: the parent run is open, the
+#: model version is about to be registered, it has just been registered (outputs and alias not
+#: yet written).
+PAUSE_POINTS = ("started", "before-register", "after-register")
+PAUSE_AT_ENV = "FCF_RETRAIN_PAUSE_AT"
+PAUSE_FILE_ENV = "FCF_RETRAIN_PAUSE_FILE"
+PAUSE_MAX_S = 600.0
+
+
+def check_pause_env() -> None:
+    """Refuse an unknown ``FCF_RETRAIN_PAUSE_AT`` value (it would never pause)."""
+    point = os.environ.get(PAUSE_AT_ENV)
+    if point and point not in PAUSE_POINTS:
+        raise ValueError(f"{PAUSE_AT_ENV}={point!r}: not a pause point; use one of {', '.join(PAUSE_POINTS)}")
+
+
+def pause_point(name: str) -> None:
+    """Hook for tests that stop a real ``fcf retrain`` process at a known point.
+
+    When the environment variable ``FCF_RETRAIN_PAUSE_AT`` equals `name`, write
+    ``"<name> pid=<pid>"`` to the file named by ``FCF_RETRAIN_PAUSE_FILE`` (atomically) and
+    wait there, up to `PAUSE_MAX_S` seconds, for a signal (SIGTERM / SIGINT end the run as
+    KILLED, SIGKILL leaves it RUNNING for the next lock holder to close). Otherwise nothing.
+    """
+    if os.environ.get(PAUSE_AT_ENV) != name:
+        return
+    marker = os.environ.get(PAUSE_FILE_ENV)
+    if marker:
+        from experiments.io import write_text
+
+        write_text(f"{name} pid={os.getpid()}\n", marker)
+    deadline = time.monotonic() + PAUSE_MAX_S
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 # ----------------------------------------------------------------------------------- lock
 class RetrainLock:
     """Exclusive ``fcntl.flock`` on `path` holding ``pid host started``; released on exit and
@@ -191,6 +228,33 @@ def gate(scores: pd.DataFrame, new: Mapping[str, str], current: Mapping[str, str
               f"{len(common)} series")
     return {"passed": passed, "new_score": new_score, "current_score": cur_score, "tolerance": tolerance,
             "n_series": len(common), "reason": reason}
+
+
+@dataclass
+class Selection:
+    """`select_champions` output: the backtest, its tables (`tracking.backtest_tables`), the
+    per-series scores (`series_scores`) and the champions (`choose_champions`)."""
+
+    backtest: pd.DataFrame
+    tables: dict
+    scores: pd.DataFrame
+    champions: pd.DataFrame
+
+
+def select_champions(df: pd.DataFrame, config, candidates: Sequence[str],
+                     progress: Callable | None = None) -> Selection:
+    """Backtest ``config.models`` on `df` with `config` (a `BacktestConfig`), score every
+    series over horizons ``1..min(CHAMPION_STEPS, h)`` and choose a champion per series among
+    `candidates` (see the module docstring for the rule)."""
+    from experiments import tracking
+    from forecasting.backtest import backtest
+    from forecasting.models import get_spec
+
+    bt = backtest(df, list(config.models), config, progress=progress)
+    tables = tracking.backtest_tables(bt, df, config)
+    scores = series_scores(tables["points"], min(CHAMPION_STEPS, config.h))
+    complexity = {m: get_spec(m).complexity for m in scores["model"].unique()}
+    return Selection(bt, tables, scores, choose_champions(scores, candidates, complexity))
 
 
 # ----------------------------------------------------------------------- state and predict
@@ -490,10 +554,11 @@ def retrain(s: RetrainSettings, uri: str, say: Callable[[str], None] = print,
     from experiments import tracking
     from experiments.cmd_backtest import MIN_EXTRA_QUARTERS, select_series
     from features.loader import data_vintage, load_quarterly
-    from forecasting.backtest import BacktestConfig, backtest
+    from forecasting.backtest import BacktestConfig
     from forecasting.models import get_spec, resolve
 
     t0 = time.perf_counter()
+    check_pause_env()
     full = load_quarterly(s.data, s.series_config)  # DataValidationError before anything is logged
     book = guidance_book_for(s.data, s.series_config, s.guidance) if s.rollup else None
     vint = data_vintage(s.data, extra_files=book_files(s.data, s.guidance) if book is not None else ())
@@ -554,14 +619,12 @@ def retrain(s: RetrainSettings, uri: str, say: Callable[[str], None] = print,
     parent = tracking.start_run(client, exp_id, f"retrain-{vintage}", tags=tags)
     status = "FAILED"
     try:
+        pause_point("started")
         say(f"retrain {vintage}: {len(series)} series x {len(candidates)} candidates"
             + (f" (+ current champions' {', '.join(scored_only)} for the gate)" if scored_only else "")
             + f", {s.windows} windows + {s.warmup} warm-up, h={s.h}; MLflow run {parent}")
-        bt = backtest(df, list(config.models), config, progress=progress)
-        tables = tracking.backtest_tables(bt, df, config)
-        scores = series_scores(tables["points"], min(CHAMPION_STEPS, s.h))
-        complexity = {m: get_spec(m).complexity for m in scores["model"].unique()}
-        champs = choose_champions(scores, candidates, complexity)
+        sel = select_champions(df, config, candidates, progress=progress)
+        bt, tables, scores, champs = sel.backtest, sel.tables, sel.scores, sel.champions
         new_map = dict(zip(champs["unique_id"], champs["champion"]))
         verdict = gate(scores, new_map, cur_map, s.tolerance)
         rollup_cfg: dict[str, Any] = {}
@@ -588,12 +651,14 @@ def retrain(s: RetrainSettings, uri: str, say: Callable[[str], None] = print,
         bt_run = tracking.log_backtest(bt, df, config, experiment=s.experiment, uri=uri, data_path=s.data,
                                        run_name=f"backtest-{vintage}", tables=tables, plots=s.plots,
                                        extra_tags={"mlflow.parentRunId": parent})
+        pause_point("before-register")
         version = tracking.log_and_register(
             client, parent, state.to_json(), s.model_name, input_h=s.h, level=config.level,
             example_output=fc, version_tags={tracking.CHAMPIONS_TAG: json.dumps(new_map),
                                              tracking.VINTAGE_TAG: vintage,
                                              "fcf.gate": "passed" if verdict["passed"] else "failed"},
             description=f"champions of data vintage {vintage}; {verdict['reason']}")
+        pause_point("after-register")
         alias_version = current.version if (current is not None and not verdict["passed"]) else (
             version if verdict["passed"] else None)
         info.update(version=version, alias_version=alias_version, runtime_s=time.perf_counter() - t0)

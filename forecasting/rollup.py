@@ -412,7 +412,7 @@ def build_inputs(pipe: Pipeline, origin, h: int, min_windows: int = 2) -> Rollup
                    for s in config.extra}
     return RollupInputs(origin=origin, ds=ds, point=point, level=series_level(hist, scales, origin),
                         windows=cuts, errors=R, bridge=OCFBridge(config.bridge_window).fit(hist, cutoff=origin),
-                        history=hist, drivers=now, extra_point=extra_point, config=config)
+                        history=hist, drivers=now.drop(columns="y"), extra_point=extra_point, config=config)
 
 
 def simulate(inputs: RollupInputs, n_paths: int | None = None, seed: int | None = None,

@@ -1,10 +1,11 @@
 """``fcf retrain`` end to end against a real MLflow server (fixture ``mlflow_server``).
 
-One module-scoped registry goes through the life of a model: an interrupted retrain (run
-KILLED, nothing registered or written), the first retrain (version 1 + alias), a re-run on the
-same data (no-op), a new quarter (version 2, alias per the gate), a forced re-run that fails
-a strict gate (version 3 without the alias), bad data (exit 2, registry untouched). Small
-settings: 3 series, SeasonalNaive/Naive/AutoETS, 3 windows, roll-up with SeasonalNaive nodes.
+One module-scoped registry goes through the life of a model: the first retrain (version 1 +
+alias), a re-run on the same data (no-op), a new quarter (version 2, alias per the gate), a
+forced re-run that fails a strict gate (version 3 without the alias), bad data (exit 2,
+registry untouched). Small settings: 3 series, SeasonalNaive/Naive/AutoETS, 3 windows, roll-up
+with SeasonalNaive nodes. Interrupted and killed retrains, and the lock across processes, are
+tested with real processes and real signals in test_retrain_process.py.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from experiments.cli import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_LOCKED, EXIT_TRACKING, main
+from experiments.cli import EXIT_BAD_INPUT, EXIT_LOCKED, EXIT_TRACKING, main
 from experiments.retrain import LOCK_FILE, RetrainLock, choose_champions, gate, series_scores
 
 SERIES = "net_sales_aws,operating_income_aws,free_cash_flow"
@@ -155,29 +156,10 @@ def runs(reg):
 
 @pytest.fixture(scope="module")
 def first(registry):
-    """An interrupted retrain, a run left RUNNING by a killed process, then the first real one."""
-    import experiments.retrain as retrain_mod
-
-    def killed(*a, **k):
-        raise KeyboardInterrupt("simulated SIGTERM while forecasting")
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(retrain_mod, "predict_from_state", killed)
-        code, out = fcf(*registry["args"])
-    assert code == EXIT_INTERRUPTED, out
-    interrupted = runs(registry)
-    assert [r.info.status for r in interrupted] == ["KILLED"]
-    assert versions(registry) == [] and not (registry["work"] / "outputs").exists()
-    # a retrain killed with SIGKILL leaves its run RUNNING; the next holder of the lock closes it
-    client = registry["client"]
-    exp_id = client.get_experiment_by_name(registry["experiment"]).experiment_id
-    lock = str((registry["work"] / LOCK_FILE).resolve())
-    ghost = client.create_run(exp_id, tags={"fcf.kind": "retrain", "fcf.vintage": "x",
-                                            "fcf.lock": lock}).info.run_id
+    """The first retrain of the registry's model."""
     t0 = time.perf_counter()
     code, out = fcf(*registry["args"])
     assert code == 0, out
-    assert client.get_run(ghost).info.status == "KILLED"
     return {"out": out, "seconds": time.perf_counter() - t0}
 
 

@@ -186,3 +186,40 @@ def test_nothing_after_a_cutoff_reaches_it(df, book):
     a0 = p0.final[p0.final["cutoff"] == later_cut]["mean"].to_numpy()
     a1 = p1.final[p1.final["cutoff"] == later_cut]["mean"].to_numpy()
     assert not np.allclose(a0, a1)
+
+
+def _hand_level(history: pd.DataFrame, series: str) -> float:
+    y = history[history["unique_id"] == series].sort_values("ds")["y"].to_numpy()
+    return float(np.abs(y[-4:]).mean())
+
+
+def test_paths_follow_the_segments_capex_ocf_and_the_ttm_computed_by_hand(result):
+    """With every past error window the same (and the windows' mean kept, ``centre=False``),
+    each path is deterministic: recomputed here from the pipeline's point forecasts, levels
+    computed by hand and the reported FCF. Catches: FCF = OCF + capex, operating-income errors
+    scaled by operating income instead of its segment's sales, OCF scaled by the wrong series,
+    a TTM that starts from the wrong reported quarters, totals that are not the sum of the
+    segment paths."""
+    from dataclasses import replace
+
+    from forecasting.rollup import SIMULATED
+
+    inp = replace(result.inputs, config=result.inputs.config.replace(centre=False))
+    h = len(inp.ds)
+    e = np.random.default_rng(3).normal(0, 0.01, (len(SIMULATED), h))  # small: no path hits 0
+    inp.errors = np.repeat(e[None], 4, axis=0)
+    sim = simulate(inp, n_paths=5, seed=0)
+    hist = inp.history
+    point = result.pipeline.at(inp.origin).pivot(index="ds", columns="unique_id", values="mean").loc[inp.ds]
+    seg = {}
+    for i, s in enumerate(SIMULATED):
+        scale_by = {OCF: SALES}.get(s, s.replace("operating_income", "net_sales"))
+        seg[s] = point[s].to_numpy() + _hand_level(hist, scale_by) * e[i]
+    sales = sum(seg[f"net_sales_{x}"] for x in ("north_america", "international", "aws"))
+    fcf = seg[OCF] - seg[NET_CAPEX]
+    reported = hist[hist["unique_id"] == FCF].sort_values("ds")["y"].to_numpy()
+    ttm = np.convolve(np.r_[reported[-3:], fcf], np.ones(4), mode="valid")
+    for path in range(5):
+        np.testing.assert_allclose(sim.paths[SALES][path], sales, rtol=1e-9)
+        np.testing.assert_allclose(sim.paths[FCF][path], fcf, rtol=1e-9)
+        np.testing.assert_allclose(sim.paths[FCF_TTM][path], ttm, rtol=1e-9)
