@@ -102,8 +102,8 @@ class RollupConfig:
             intercept correction already answers recent bias); False adds the past windows'
             mean error to every path.
         calibrate: scale the spread by the roll-up's own past misses.
-        calibration_window: the most recent past cutoffs whose misses (reported by the origin)
-            set that scale, so it follows a change of regime.
+        calibration_window: the most recent past cutoffs whose misses (the quarters reported
+            by the origin, `recent_misses`) set that scale, so it follows a change of regime.
         first_cutoff: earliest node cutoff (selection needs a few years before the roll-up's).
         extra: more series forecast by AutoETS for scenarios (e.g. advertising).
     """
@@ -500,14 +500,23 @@ def reported_fcf(history: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([fcf, trailing_twelve_months(fcf, FCF)], ignore_index=True)
 
 
-def raw_rows(pipe: Pipeline, cutoffs: Sequence, h: int) -> list[tuple[pd.Timestamp, RollupInputs, pd.DataFrame]]:
-    """Uncalibrated simulations at `cutoffs` (with their inputs) as quantile rows."""
+def recent_misses(pipe: Pipeline, origin, h: int, window: int) -> pd.DataFrame:
+    """What the calibration learns from at `origin`: the raw (uncalibrated) simulations at the
+    `window` pipeline cutoffs before it, each over the quarters after it that were reported by
+    `origin` (at most `h`), as quantile rows with their outcomes (`interval_rows`)."""
+    origin = pd.Timestamp(origin)
     hist_all = reported_fcf(pipe.history)
-    out = []
-    for c in cutoffs:
-        inputs = build_inputs(pipe, c, h)
-        out.append((pd.Timestamp(c), inputs, interval_rows(simulate(inputs), c, "Rollup", hist_all)))
-    return out
+    rows = []
+    for c in [c for c in pipe.cutoffs if c < origin][-window:]:
+        try:
+            inputs = build_inputs(pipe, c, min(h, _quarters(c, origin)))
+        except ValueError:  # too early: fewer than two fully reported past windows
+            continue
+        rows.append(interval_rows(simulate(inputs), c, "Rollup", hist_all))
+    if not rows:
+        return pd.DataFrame(columns=["unique_id", "cutoff", "ds", "y", "mean", "lo-80", "hi-80"])
+    out = pd.concat(rows, ignore_index=True)
+    return out[out["ds"] <= origin].reset_index(drop=True)
 
 
 # --------------------------------------------------------------------------- the forecast
@@ -549,9 +558,7 @@ def rollup(df: pd.DataFrame, config: RollupConfig | None = None, guidance=None,
     origin = pipe.history["ds"].max()
     inputs = build_inputs(pipe, origin, config.h)
     if config.calibrate:
-        rows = [r for _, _, r in raw_rows(pipe, calibration_cutoffs(pipe, config.h, config.calibration_window),
-                                         config.h)]
-        inputs.error_scale = calibration_factor(pd.concat(rows, ignore_index=True)) if rows else 1.0
+        inputs.error_scale = calibration_factor(recent_misses(pipe, origin, config.h, config.calibration_window))
     sim = simulate(inputs)
     params = {**config.as_params(), "error_scale": inputs.error_scale,
               "origin": str(pd.Period(origin, freq="Q")), "error_windows_used": len(inputs.windows),

@@ -5,8 +5,8 @@ At each of the last `n_windows` cutoffs whose `h` quarters are all reported, the
 and scored against reported FCF and trailing-twelve-month (TTM) FCF:
 
 - ``Rollup``: the raw simulation; ``RollupCalibrated``: its spread scaled by the conformal
-  quantile of the misses of earlier cutoffs (`warmup` more cutoffs run first so the scale
-  has outcomes to learn from), reported by the cutoff;
+  quantile of the raw simulations' misses at the cutoffs just before, over the quarters
+  reported by the cutoff (`forecasting.rollup.recent_misses`);
 - direct models of the FCF series and of the TTM series itself (`direct_models`, conformal
   intervals) and seasonal naive (the TTM equivalent of quarterly seasonal naive is the last
   reported TTM carried forward);
@@ -44,6 +44,7 @@ from forecasting.rollup import (
     calibration_factor,
     interval_rows,
     prepare_pipeline,
+    recent_misses,
     reported_fcf,
     simulate,
 )
@@ -131,7 +132,7 @@ def _fy_seasonal_naive(history: pd.DataFrame, fy: pd.DataFrame) -> pd.DataFrame:
 
 
 def backtest_rollup(df: pd.DataFrame, config: RollupConfig | None = None, guidance=None, n_windows: int = 12,
-                    warmup: int = 8, direct_models: Iterable[str] = DIRECT_MODELS, fiscal_years: bool = True,
+                    direct_models: Iterable[str] = DIRECT_MODELS, fiscal_years: bool = True,
                     pipeline: Pipeline | None = None,
                     progress: Callable[[Iterable], Iterable] | None = None) -> RollupBacktest:
     """The roll-up at each of the last `n_windows` fully reported cutoffs (see the module docstring).
@@ -140,8 +141,6 @@ def backtest_rollup(df: pd.DataFrame, config: RollupConfig | None = None, guidan
         df: every modelled series (`features.loader.load_quarterly()`).
         config: `forecasting.rollup.RollupConfig` (``h`` quarters are scored).
         guidance: `features.guidance.GuidanceBook` (each cutoff sees what was known then).
-        warmup: earlier cutoffs simulated only to give the calibration outcomes to learn from
-            (at least ``config.calibration_window``).
         pipeline: reuse a computed `Pipeline` (same data and config).
     """
     config = config or RollupConfig()
@@ -149,38 +148,29 @@ def backtest_rollup(df: pd.DataFrame, config: RollupConfig | None = None, guidan
     pipe = pipeline or prepare_pipeline(df, config, guidance)
     history = pipe.history
     newest = history["ds"].max()
-    warmup = max(warmup, config.calibration_window)  # the scale looks back that many cutoffs
-    cuts = calibration_cutoffs(pipe, h, n_windows + warmup)
-    evaluated = cuts[-n_windows:]
+    evaluated = calibration_cutoffs(pipe, h, n_windows)
     hist_all = reported_fcf(history)
     raw, cal, factors, fy = [], [], [], []
-    iterator = progress(cuts) if progress is not None else cuts
+    iterator = progress(evaluated) if progress is not None else evaluated
     for c in iterator:
         c = pd.Timestamp(c)
         inputs = build_inputs(pipe, c, h)
-        rows = interval_rows(simulate(inputs), c, "Rollup", hist_all)
-        if c in evaluated:
-            known = pd.concat(raw[-config.calibration_window:], ignore_index=True) if raw else rows.iloc[:0]
-            known = known[known["ds"] <= c]
-            factor = calibration_factor(known) if config.calibrate else 1.0
-            inputs.error_scale = factor
-            factors.append({"cutoff": c, "error_scale": factor, "rows": len(known.dropna(subset=["y"]))})
-            cal.append(interval_rows(simulate(inputs), c, "RollupCalibrated", hist_all))
-            if fiscal_years:
-                year_end = pd.Timestamp(year=(c + pd.offsets.QuarterEnd(1)).year + 1, month=12, day=31)
-                h_fy = _quarters(c, year_end) if year_end <= newest else _quarters(
-                    c, pd.Timestamp(year=(c + pd.offsets.QuarterEnd(1)).year, month=12, day=31))
-                try:
-                    fy_in = build_inputs(pipe, c, h_fy)
-                except ValueError:
-                    fy_in = None
-                if fy_in is not None:
-                    fy += _fy_rows(simulate(fy_in), fy_in, c, "Rollup", newest)
-                    fy_in.error_scale = factor
-                    fy += _fy_rows(simulate(fy_in), fy_in, c, "RollupCalibrated", newest)
-        raw.append(rows)
-    raw_eval = [r for r in raw if r["cutoff"].iloc[0] in evaluated]
-    roll = pd.concat(raw_eval + cal, ignore_index=True)
+        raw.append(interval_rows(simulate(inputs), c, "Rollup", hist_all))
+        known = recent_misses(pipe, c, h, config.calibration_window)
+        factor = calibration_factor(known) if config.calibrate else 1.0
+        inputs.error_scale = factor
+        factors.append({"cutoff": c, "error_scale": factor, "rows": len(known.dropna(subset=["y"]))})
+        cal.append(interval_rows(simulate(inputs), c, "RollupCalibrated", hist_all))
+        if fiscal_years:
+            first_year = (c + pd.offsets.QuarterEnd(1)).year
+            year_end = pd.Timestamp(year=first_year + 1, month=12, day=31)
+            if year_end > newest:  # the next fiscal year is not reported yet: score the current one only
+                year_end = pd.Timestamp(year=first_year, month=12, day=31)
+            fy_in = build_inputs(pipe, c, _quarters(c, year_end))
+            fy += _fy_rows(simulate(fy_in), fy_in, c, "Rollup", newest)
+            fy_in.error_scale = factor
+            fy += _fy_rows(simulate(fy_in), fy_in, c, "RollupCalibrated", newest)
+    roll = pd.concat(raw + cal, ignore_index=True)
     direct = _direct(history, list(direct_models), h, n_windows)
     champ = pipe.champions[(pipe.champions["unique_id"] == FCF) & pipe.champions["cutoff"].isin(evaluated)
                            & (pipe.champions["step"] <= h)]

@@ -195,7 +195,7 @@ def test_rollup_backtest_ignores_every_series_and_later_guidance_after_the_cutof
 
     book = load_guidance()
     config = _rollup_config()
-    first = quiet(rollup_backtest, full, config, book, n_windows=5, warmup=3, direct_models=("AutoETS",),
+    first = quiet(rollup_backtest, full, config, book, n_windows=5, direct_models=("AutoETS",),
                   fiscal_years=False)
     cuts = sorted(first.backtest["cutoff"].unique())
     cut = pd.Timestamp(cuts[3])
@@ -205,7 +205,7 @@ def test_rollup_backtest_ignores_every_series_and_later_guidance_after_the_cutof
         if d["series"] is full:
             return first
         return quiet(rollup_backtest, d["series"], config, GuidanceBook(d["quarterly"], d["annual"]), n_windows=5,
-                     warmup=3, direct_models=("AutoETS",), fiscal_years=False)
+                     direct_models=("AutoETS",), fiscal_years=False)
 
     def known(out, c):
         sel = KNOWN_AT_CUTOFF

@@ -108,7 +108,7 @@ def test_calibration_factor_is_the_conformal_quantile_by_hand():
 
 
 def test_backtest_tables_and_the_factor_learnt_from_reported_rows(df, book, pipe):
-    res = backtest_rollup(df, SMALL, book, n_windows=4, warmup=3, pipeline=pipe, direct_models=("AutoETS",))
+    res = backtest_rollup(df, SMALL, book, n_windows=4, pipeline=pipe, direct_models=("AutoETS",))
     bt = res.backtest
     assert set(bt["model"]) >= {"Rollup", "RollupCalibrated", "SeasonalNaive", "AutoETS", "FCFChampion"}
     assert set(bt["unique_id"]) == {FCF, FCF_TTM}
@@ -120,14 +120,18 @@ def test_backtest_tables_and_the_factor_learnt_from_reported_rows(df, book, pipe
     assert row["rel_mase"] == pytest.approx(1.0)
     assert {"scaled_crps", "msis_80", "coverage_80"} <= set(sc["overall"].columns)
     assert set(sc["fiscal_years"]["which"]) <= {"current", "next"} and len(sc["fiscal_years"])
-    # the factor at each evaluated cutoff: raw rows of the last 4 earlier simulated cutoffs, reported by then
+    # the factor at each evaluated cutoff: the raw simulations at the 4 cutoffs before it, over the
+    # quarters reported by it (the last one covers one quarter, the first four)
     from forecasting.rollup import interval_rows, reported_fcf
 
     first = cuts[0]
     earlier = [c for c in pipe.cutoffs if c < first][-SMALL.calibration_window:]
-    rows = pd.concat([interval_rows(simulate(build_inputs(pipe, c, 4)), c, "Rollup", reported_fcf(pipe.history))
-                      for c in earlier], ignore_index=True)
-    expected = calibration_factor(rows[rows["ds"] <= first])
+    steps = [min(4, len(pd.date_range(c, first, freq="QE")) - 1) for c in earlier]
+    assert steps == [4, 3, 2, 1]
+    rows = pd.concat([interval_rows(simulate(build_inputs(pipe, c, k)), c, "Rollup", reported_fcf(pipe.history))
+                      for c, k in zip(earlier, steps)], ignore_index=True)
+    assert (rows["ds"] <= first).all() and len(rows) == 2 * (4 + 3 + 2 + 1)
+    expected = calibration_factor(rows)
     assert res.factors.set_index("cutoff").loc[first, "error_scale"] == pytest.approx(expected)
     assert sc["cashflow_by_step"]["model"].str.startswith("reconciled").any()
 
