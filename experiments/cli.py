@@ -8,7 +8,7 @@ Exit codes (also in the README):
     0  success (also: a retrain that found nothing new to do)
     1  unexpected error (a bug: please report the traceback)
     2  bad input: data file, scenario file or arguments
-    3  the MLflow tracking server cannot be reached
+    3  a server cannot be reached (the MLflow tracking server, SEC EDGAR)
     4  another retrain holds the lock
     130 interrupted (Ctrl-C)
 """
@@ -31,6 +31,7 @@ COMMAND_MODULES = [
     "experiments.cmd_scenario",
     "experiments.cmd_retrain",
     "experiments.cmd_benchmark",
+    "experiments.cmd_data",
 ]
 
 
@@ -67,6 +68,49 @@ def add_data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--series", help="comma-separated series to use (default: every modelled series)")
 
 
+def add_guidance_option(p: argparse.ArgumentParser) -> None:
+    """``--guidance``: where the guidance files are (see `guidance_for`)."""
+    p.add_argument("--guidance", default="auto",
+                   help="folder holding the guidance files (amzn_guidance_quarterly.csv, amzn_capex_guidance.csv); "
+                        "'auto' (default): beside the data file when they are there; 'none': no guidance")
+
+
+def guidance_for(args: argparse.Namespace):
+    """The `features.guidance.GuidanceBook` `--guidance` names (None for 'none', or 'auto'
+    with no guidance files beside the data); bad files raise `DataValidationError`."""
+    from pathlib import Path
+
+    from features.guidance import (
+        ANNUAL_GUIDANCE_FILE,
+        QUARTERLY_GUIDANCE_FILE,
+        GuidanceBook,
+        read_annual_guidance,
+        read_quarterly_guidance,
+    )
+    from features.loader import read_series_config, shipped_data_dir
+
+    choice = getattr(args, "guidance", "auto") or "auto"
+    if choice == "none":
+        return None
+    if choice == "auto":
+        folder = Path(args.data).parent if getattr(args, "data", None) else shipped_data_dir()
+        if not (folder / QUARTERLY_GUIDANCE_FILE).is_file():
+            return None
+    else:
+        folder = Path(choice)
+        if not (folder / QUARTERLY_GUIDANCE_FILE).is_file():
+            raise CommandError(f"--guidance {choice}: no {QUARTERLY_GUIDANCE_FILE} there "
+                               f"(looked for {(folder / QUARTERLY_GUIDANCE_FILE).resolve()})")
+    annual = folder / ANNUAL_GUIDANCE_FILE
+    config = getattr(args, "series_config", None)
+    cfg_path = Path(config) if config else folder / "series.csv"
+    metrics = read_series_config(cfg_path).metrics if cfg_path.is_file() else None
+    quarterly = read_quarterly_guidance(folder / QUARTERLY_GUIDANCE_FILE, metrics)
+    if not annual.is_file():
+        return GuidanceBook(quarterly)
+    return GuidanceBook(quarterly, read_annual_guidance(annual, metrics=metrics))
+
+
 def checked_tracking_uri(no_track: bool = False, untracked_hint: bool = True) -> str | None:
     """The tracking URI after a fast reachability check (None with ``--no-track``).
 
@@ -96,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(message)s",
     )
-    for noisy in ("mlflow", "alembic", "urllib3", "numba", "fsspec", "distributed"):
+    for noisy in ("mlflow", "alembic", "urllib3", "numba", "fsspec", "distributed", "edgar"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     if not getattr(args, "func", None):
         parser.print_help()

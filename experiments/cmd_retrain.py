@@ -6,8 +6,14 @@ Steps: check the tracking server (exit 3 within seconds when unreachable), take 
 logged or registered), stop with exit 0 when a FINISHED retrain of this data vintage exists
 (``--force`` to redo), else backtest the candidates, choose champions, forecast, roll up to
 FCF, log one MLflow parent run, register a new model version and move the alias when the
-gate passes (`experiments.retrain`). SIGTERM is handled like Ctrl-C: the run is marked
-KILLED, no output file is half-written (exit 130).
+gate passes (`experiments.retrain`). SIGTERM and SIGINT end the job the same way, also when
+the launcher ignores SIGINT (a shell's background job): the run is marked KILLED, no output
+file is half-written and the alias does not move (exit 130).
+
+With ``--update-data`` it first brings new quarters and restatements from SEC EDGAR into the
+data file (``fcf data update``, inside the lock); a new quarter or a restated value changes the
+data vintage, so the retrain runs. When EDGAR cannot be reached or has nothing new it says so
+and goes on with the data it has.
 """
 
 from __future__ import annotations
@@ -17,7 +23,15 @@ import os
 import signal
 import time
 
-from experiments.cli import EXIT_LOCKED, EXIT_TRACKING, CommandError, add_data_options, checked_tracking_uri, split_list
+from experiments.cli import (
+    EXIT_LOCKED,
+    EXIT_TRACKING,
+    CommandError,
+    add_data_options,
+    add_guidance_option,
+    checked_tracking_uri,
+    split_list,
+)
 
 
 def add_parser(sub) -> None:
@@ -49,12 +63,15 @@ def add_parser(sub) -> None:
     p.add_argument("--alias", default="champion", help="alias the gate moves (default champion)")
     p.add_argument("--experiment", default="amazon-retrain",
                    help="MLflow experiment (default amazon-retrain)")
-    p.add_argument("--rollup-model", default="best",
-                   help="model of the FCF roll-up nodes; 'best' (default): the non-ensemble candidate "
-                        "with the lowest gm relative MASE (ensembles work but refit every member at "
-                        "each roll-up window and again in every predict)")
-    p.add_argument("--rollup-windows", type=int, default=12,
-                   help="past windows whose errors drive the roll-up simulation (default 12)")
+    p.add_argument("--rollup-candidates", default=None,
+                   help="comma-separated models the roll-up chooses each node's champion from "
+                        "(default: those of fcf rollup)")
+    p.add_argument("--rollup-guided", default=None,
+                   help="comma-separated guided models for the guided nodes (default: those of fcf rollup; "
+                        "'none': no guided models)")
+    p.add_argument("--rollup-first-cutoff", default=None,
+                   help="earliest node cutoff of the roll-up, e.g. 2016Q2 (default); later is faster")
+    add_guidance_option(p)
     p.add_argument("--paths", type=int, default=1000, help="roll-up Monte Carlo paths (default 1000)")
     p.add_argument("--no-rollup", action="store_true",
                    help="skip the FCF roll-up (when the data lacks the segment/capex/OCF series)")
@@ -66,6 +83,11 @@ def add_parser(sub) -> None:
     p.add_argument("--out", default="outputs/retrain",
                    help="folder for champions.csv, forecasts.csv, summary.md (default outputs/retrain)")
     p.add_argument("--no-plots", action="store_true", help="do not log per-series backtest plots")
+    p.add_argument("--update-data", action="store_true",
+                   help="first fetch new quarters and restatements from SEC EDGAR into the data file (fcf data "
+                        "update); without network or a new filing, say so and go on with the data as it is")
+    p.add_argument("--user-agent", help="with --update-data: User-Agent with a contact for SEC EDGAR "
+                                        "(default: $SEC_USER_AGENT or $EDGAR_IDENTITY)")
     p.set_defaults(func=run)
 
 
@@ -78,19 +100,42 @@ def _check(args) -> None:
         raise CommandError(f"--tolerance {args.tolerance}: use a fraction such as 0.02")
     if args.paths < 100:
         raise CommandError(f"--paths {args.paths}: use at least 100 sample paths")
-    if args.rollup_windows < 2:
-        raise CommandError(f"--rollup-windows {args.rollup_windows}: need at least 2")
+    if args.update_data:
+        from experiments.edgar import UserAgentMissing, resolve_user_agent
+
+        try:
+            resolve_user_agent(args.user_agent)
+        except UserAgentMissing as exc:
+            raise CommandError(f"--update-data: {exc}") from exc
 
 
 def _check_models(args) -> None:
     from forecasting.models import get_spec, resolve
 
     resolve(split_list(args.models) or args.models)  # unknown names fail here, before any work
-    if args.rollup_model != "best":
-        get_spec(args.rollup_model)
+    for name in [*(split_list(args.rollup_candidates) or []), *(split_list(args.rollup_guided) or [])]:
+        if name != "none":
+            get_spec(name)
 
 
-def _sigterm(signum, frame):
+def update_data_first(args) -> None:
+    """``--update-data``: run the EDGAR update; no network or nothing new is not an error."""
+    from experiments.data_update import update_data
+    from experiments.edgar import EdgarClient, EdgarError, EdgarUnreachable
+
+    say = lambda msg: print(f"fcf retrain: {msg}")  # noqa: E731
+    try:
+        result = update_data(args.data, client=EdgarClient(args.user_agent), say=say)
+    except EdgarUnreachable as exc:
+        say(f"data update skipped: {exc}; going on with the data it has")
+        return
+    except EdgarError as exc:
+        raise CommandError(f"data update failed: {exc}; the data file is unchanged (run without --update-data "
+                           "to retrain on it as it is)", exc.exit_code) from exc
+    say(result.message + ("; going on with the data it has" if result.status == "unchanged" else ""))
+
+
+def _interrupt(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
 
@@ -108,14 +153,19 @@ def run(args: argparse.Namespace) -> int:
         data=args.data, series_config=args.series_config, series=split_list(args.series),
         models=args.models, h=args.horizon, windows=args.windows, warmup=args.warmup,
         tolerance=args.tolerance, model_name=args.model_name, alias=args.alias,
-        experiment=args.experiment, rollup=not args.no_rollup, rollup_model=args.rollup_model,
-        rollup_windows=args.rollup_windows, rollup_paths=args.paths, seed=args.seed,
+        experiment=args.experiment, rollup=not args.no_rollup,
+        rollup_candidates=tuple(split_list(args.rollup_candidates) or ()) or None,
+        rollup_guided=(None if args.rollup_guided is None else
+                       tuple(x for x in split_list(args.rollup_guided) if x != "none")),
+        rollup_first_cutoff=args.rollup_first_cutoff, rollup_paths=args.paths, guidance=args.guidance, seed=args.seed,
         force=args.force, out=args.out, lock_path=args.lock_file, plots=not args.no_plots)
-    previous = signal.signal(signal.SIGTERM, _sigterm)
+    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         with RetrainLock(args.lock_file, wait_s=args.wait):
             from tqdm import tqdm
 
+            if args.update_data:
+                update_data_first(args)
             result = retrain(settings, uri,
                              progress=lambda it: tqdm(it, desc="cutoffs", unit="cutoff", leave=False))
     except LockedError as exc:
@@ -127,7 +177,8 @@ def run(args: argparse.Namespace) -> int:
                                EXIT_TRACKING) from exc
         raise
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     if result.summary:
         print("\n" + result.summary)
     print(f"fcf retrain: {result.message} ({time.perf_counter() - t0:.1f}s)")

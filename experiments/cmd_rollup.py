@@ -1,10 +1,11 @@
-"""``fcf rollup``: consolidated FCF forecast (quarterly and TTM quantiles), fan chart, MLflow.
+"""``fcf rollup``: consolidated FCF forecast (quarterly, TTM and fiscal-year quantiles), fan chart, MLflow.
 
-Forecasts every segment node and net capex, reconciles the segments, simulates sample paths
-that keep the cross-series correlation of past errors, and pushes them through the FCF bridge
-(`forecasting.rollup`). ``--backtest`` also scores the roll-up at past cutoffs against reported
-FCF, beside seasonal-naive FCF. The tracking server is checked before any computation (exit 3
-when unreachable); ``--no-track`` skips MLflow.
+Forecasts every node (segments, totals, capex, OCF, FCF) with its own nested champion
+(guidance-aware where management guides), reconciles the segments and the cash-flow identity,
+simulates sample paths from the pipeline's own past errors and calibrates their spread
+(`forecasting.rollup`). ``--backtest`` also scores the roll-up at past cutoffs against
+reported FCF, beside the direct FCF models and seasonal naive (`forecasting.rollup_backtest`).
+The tracking server is checked before any computation (exit 3 when unreachable).
 """
 
 from __future__ import annotations
@@ -15,7 +16,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from experiments.cli import EXIT_TRACKING, CommandError, add_data_options, checked_tracking_uri
+from experiments.leaderboard import rollup_table
+from experiments.cli import (
+    EXIT_TRACKING,
+    CommandError,
+    add_data_options,
+    add_guidance_option,
+    checked_tracking_uri,
+    guidance_for,
+    split_list,
+)
 
 DEFAULT_OUT = "outputs/rollup"
 
@@ -24,13 +34,15 @@ def add_parser(sub) -> None:
     p = sub.add_parser(
         "rollup",
         help="roll segment forecasts up to consolidated FCF with quantiles and a fan chart",
-        description="Consolidated free cash flow: P5..P95 per quarter and trailing twelve months, "
-                    "from reconciled segment forecasts, an OCF bridge and capex, by Monte Carlo.",
+        description="Consolidated free cash flow: P5..P95 per quarter, trailing twelve months and "
+                    "fiscal year, from per-node champion forecasts (guidance-aware), reconciled "
+                    "segments, the cash-flow identity and Monte Carlo paths of past errors.",
     )
     add_data_options(p)
     add_rollup_options(p, horizon=4)
     p.add_argument("--backtest", action="store_true",
-                   help="also backtest the roll-up at past cutoffs (MASE vs seasonal-naive FCF, coverage)")
+                   help="also backtest the roll-up at past cutoffs (MASE vs seasonal-naive FCF and the "
+                        "direct FCF models, coverage, scaled CRPS)")
     p.add_argument("--backtest-windows", type=int, default=12, help="evaluated cutoffs of --backtest (default 12)")
     p.add_argument("--experiment", default=None, help="MLflow experiment (default amazon-rollup)")
     p.add_argument("--no-track", action="store_true", help="do not log to MLflow")
@@ -40,37 +52,68 @@ def add_parser(sub) -> None:
 def add_rollup_options(p: argparse.ArgumentParser, horizon: int) -> None:
     """Options `fcf rollup` and `fcf scenario` share."""
     p.add_argument("--horizon", "-H", type=int, default=horizon, help=f"quarters ahead (default {horizon})")
-    p.add_argument("--model", default="AutoETS",
-                   help="model for every segment node and capex (default AutoETS)")
     p.add_argument("--method", default="MinTrace-wls_struct",
-                   help="reconciliation: BottomUp, MinTrace-ols, MinTrace-wls_struct (default) or base")
-    p.add_argument("--windows", type=int, default=12,
-                   help="past windows whose errors drive the simulation (default 12)")
+                   help="segment reconciliation: BottomUp, MinTrace-ols, MinTrace-wls_struct (default) or base")
+    p.add_argument("--cashflow", default="wls_var",
+                   help="FCF = OCF - capex reconciliation of the direct, bridged and component forecasts: "
+                        "wls_var (default), mint_shrink, ols; or bridge / direct (no reconciliation)")
+    p.add_argument("--candidates", default=None,
+                   help="comma-separated models each node's champion is chosen from (default: "
+                        "AutoETS, Foster, StatsCombo, AutoARIMALog, SeasonalNaive, RandomWalkWithDrift, StatsMLCombo)")
+    p.add_argument("--guided-candidates", default=None,
+                   help="comma-separated guided models for the guided nodes (default: GuidedFoster, "
+                        "GuidedStatsCombo, GuidedAutoARIMALog, GuidedStatsMLCombo; 'none': no guided models)")
+    p.add_argument("--first-cutoff", default=None,
+                   help="earliest cutoff of the node forecasts, e.g. 2016Q2 (default); later is faster, with "
+                        "fewer past windows to choose champions and draw errors from")
     p.add_argument("--paths", type=int, default=1000, help="Monte Carlo sample paths (default 1000)")
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed: same quantiles)")
     p.add_argument("--no-calibrate", action="store_true",
-                   help="keep the raw bootstrap spread (default: scale it so the roll-up's 80%% band "
-                        "would have covered 80%% of reported FCF over the last 12 cutoffs)")
+                   help="keep the raw bootstrap spread (default: scale it by the roll-up's own recent misses)")
+    add_guidance_option(p)
     p.add_argument("--out", default=DEFAULT_OUT, help=f"folder for tables and the fan chart (default {DEFAULT_OUT})")
 
 
 def check_options(args) -> None:
+    from forecasting.cashflow import METHODS as CASHFLOW
     from forecasting.hierarchy import METHODS
     from forecasting.models import get_spec, resolve
 
-    resolve([])  # loads extension models so every registered name is known
-    get_spec(args.model)
+    resolve([])  # loads every registered model so that names can be checked
+    for name in [*(split_list(args.candidates) or []), *(split_list(args.guided_candidates) or [])]:
+        if name != "none":
+            get_spec(name)
+    if args.first_cutoff is not None:
+        try:
+            pd.Period(args.first_cutoff, freq="Q")
+        except (ValueError, TypeError):
+            raise CommandError(f"--first-cutoff {args.first_cutoff}: give a quarter like 2016Q2") from None
     if getattr(args, "series", None):
         raise CommandError("--series: the roll-up always uses the segment, capex, OCF and FCF series; "
                            "drop --series")
     if args.method not in ("base", *METHODS):
         raise CommandError(f"--method {args.method}: choose from base, {', '.join(METHODS)}")
+    if args.cashflow not in (*CASHFLOW, "bridge", "direct"):
+        raise CommandError(f"--cashflow {args.cashflow}: choose from {', '.join([*CASHFLOW, 'bridge', 'direct'])}")
     if not 1 <= args.horizon <= 8:
         raise CommandError(f"--horizon {args.horizon}: must be between 1 and 8")
     if args.paths < 100:
         raise CommandError(f"--paths {args.paths}: use at least 100 sample paths")
-    if args.windows < 2:
-        raise CommandError(f"--windows {args.windows}: need at least 2 past windows")
+
+
+def rollup_config(args):
+    from forecasting.rollup import RollupConfig
+
+    kw = {}
+    if args.candidates:
+        kw["candidates"] = tuple(split_list(args.candidates))
+    if args.guided_candidates:
+        guided = split_list(args.guided_candidates)
+        kw["guided"] = () if guided == ["none"] else tuple(guided)
+    if args.first_cutoff:
+        kw["first_cutoff"] = str(pd.Period(args.first_cutoff, freq="Q"))
+    return RollupConfig(h=args.horizon, method=args.method, cashflow=args.cashflow, n_paths=args.paths,
+                        seed=args.seed, calibrate=not args.no_calibrate, **kw)
 
 
 def billions(v: float) -> str:
@@ -84,9 +127,38 @@ def format_quantiles(q: pd.DataFrame, cols=("p5", "p10", "p50", "p90", "p95")) -
     return t.to_string(index=False)
 
 
+def print_backtest(result, scores: dict) -> None:
+    from forecasting.bridge import FCF
+    from forecasting.rollup import FCF_TTM
+
+    cuts = sorted(result.backtest["cutoff"].unique())
+    span = f"{pd.Period(cuts[0], freq='Q')}..{pd.Period(cuts[-1], freq='Q')}"
+    for series, label in ((FCF, "Quarterly FCF"), (FCF_TTM, "Trailing-twelve-month FCF")):
+        print(f"\n{label}: roll-up vs direct models, {len(cuts)} cutoffs {span}; MASE relative to seasonal naive")
+        print(rollup_table(scores, series).round(3).to_string())
+    fy = scores["fiscal_years"]
+    if len(fy):
+        print("\nFiscal-year FCF (reported + forecast quarters of the current / next fiscal year)")
+        print(fy.round(3).to_string(index=False))
+    cf = scores["cashflow_by_step"].pivot_table(index="model", columns="step", values="rel_mase")
+    cf.columns = [f"h{c}" for c in cf.columns]
+    cf["all"] = scores["cashflow_overall"].set_index("model")["rel_mase"]
+    print("\nFCF point forecasts of each cash-flow variant (MASE relative to seasonal naive)")
+    print(cf.sort_values("all").round(3).to_string())
+    nb = scores["nodes_by_step"]
+    h1 = nb[nb["step"] == 1].pivot_table(index="model", columns="unique_id", values="rel_mase")
+    print("\nNodes one quarter ahead (MASE relative to seasonal naive): the roll-up, the nested champion, "
+          "the guidance midpoint and each candidate")
+    print(h1.round(3).to_string())
+    rec = scores["reconciliation"].drop_duplicates("method")[["method", "gm_rel_to_base"]]
+    print("\nSegment reconciliation: node MASE relative to the champions' (geometric mean over nodes)")
+    print(rec.round(4).to_string(index=False))
+
+
 def run(args: argparse.Namespace) -> int:
     from features.loader import load_quarterly
-    from forecasting.rollup import backtest_rollup, rollup, score_rollup
+    from forecasting.rollup import prepare_pipeline, rollup
+    from forecasting.rollup_backtest import backtest_rollup, score_rollup
 
     from experiments import tracking
     from experiments.fanchart import fan_chart
@@ -96,40 +168,50 @@ def run(args: argparse.Namespace) -> int:
     uri = checked_tracking_uri(args.no_track)
     t0 = time.perf_counter()
     df = load_quarterly(args.data, args.series_config)
-    res = rollup(df, h=args.horizon, model=args.model, method=args.method, n_windows=args.windows,
-                 n_paths=args.paths, seed=args.seed, calibrate=not args.no_calibrate)
+    book = guidance_for(args)
+    config = rollup_config(args)
+    pipe = prepare_pipeline(df, config, book)
+    res = rollup(df, config, book, pipeline=pipe)
     origin = res.params["origin"]
-    scale = (f"errors scaled x{res.inputs.error_scale:.2f} by calibration on the roll-up's backtest"
-             if not args.no_calibrate else "raw bootstrap spread, not calibrated")
-    print(f"Free cash flow roll-up from {origin} (model {args.model}, reconciliation {args.method}, "
-          f"{args.paths} paths, errors of {len(res.inputs.windows)} past windows, {scale}), USD billions\n")
+    scale = (f"spread x{res.inputs.error_scale:.2f} from the roll-up's recent misses"
+             if config.calibrate else "raw bootstrap spread, not calibrated")
+    print(f"Free cash flow roll-up from {origin} ({config.n_paths} paths, errors of {len(res.inputs.windows)} "
+          f"past windows, {scale}; guidance: {res.params['guidance']}), USD billions\n")
     print("Trailing-twelve-month FCF")
     print(format_quantiles(res.ttm))
     print("\nQuarterly FCF")
     print(format_quantiles(res.quarterly))
+    fy = res.simulation.fiscal_years(res.inputs.history)
+    if len(fy):
+        print("\nFiscal-year FCF (reported + simulated quarters)")
+        shown = fy.assign(**{c: fy[c].map(billions) for c in ("mean", "p10", "p50", "p90")})
+        shown["P10..P90 width"] = (fy["p90"] - fy["p10"]).map(billions)
+        print(shown[["fiscal_year", "reported_quarters", "mean", "p10", "p50", "p90", "P10..P90 width"]]
+              .to_string(index=False))
+    ch = res.choices[["unique_id", "model", "lam", "score"]]
+    print("\nPer-node champions at the origin (model, share of the latest miss added, past scaled error)")
+    print(ch.round(3).to_string(index=False))
     out = Path(args.out)
     quant = pd.concat([res.quarterly, res.ttm], ignore_index=True)
     write_csv(quant, out / "rollup_quantiles.csv")
     write_csv(res.drivers, out / "drivers.csv")
+    write_csv(res.choices, out / "champions.csv")
     fcf_hist = df[df["unique_id"] == "free_cash_flow"].set_index("ds")["y"].rolling(4).sum().dropna()
     chart = fan_chart(fcf_hist, {"TTM FCF": res.ttm}, out / "fanchart.png",
                       title=f"Amazon TTM free cash flow: reported and roll-up from {origin}")
     scores = bt = None
     if args.backtest:
-        result = backtest_rollup(df, h=args.horizon, model=args.model, method=args.method,
-                                 n_windows=args.backtest_windows, n_paths=args.paths, seed=args.seed,
-                                 calibrate=not args.no_calibrate)
-        scores = score_rollup(result)
-        bt = result["backtest"]
-        print("\nRoll-up backtest vs seasonal-naive FCF (all horizons)")
-        cols = ["unique_id", "model", "n", "mase", "smape", "coverage_80", "coverage_95", "rel_mase"]
-        print(scores["overall"][cols].round(3).to_string(index=False))
-        rec = scores["reconciliation"].drop_duplicates("method")[["method", "gm_rel_to_base"]]
-        print("\nReconciliation: node MASE relative to base forecasts (geometric mean over nodes)")
-        print(rec.round(4).to_string(index=False))
-        write_csv(bt, out / "rollup_backtest.csv")
+        bt = backtest_rollup(df, config, book, n_windows=args.backtest_windows, pipeline=pipe)
+        scores = score_rollup(bt)
+        print_backtest(bt, scores)
+        write_csv(bt.backtest, out / "rollup_backtest.csv")
         write_csv(scores["by_step"], out / "rollup_scores.csv")
-    print(f"\nwrote {out}/rollup_quantiles.csv, drivers.csv, {chart.name}; {time.perf_counter() - t0:.1f}s")
+        write_csv(scores["fiscal_years"], out / "rollup_fiscal_years.csv")
+        write_csv(scores["cashflow_by_step"], out / "cashflow_variants.csv")
+        write_csv(scores["nodes_by_step"], out / "node_scores.csv")
+        write_csv(bt.choices, out / "champions_backtest.csv")
+    print(f"\nwrote {out}/rollup_quantiles.csv, drivers.csv, champions.csv, {chart.name}; "
+          f"{time.perf_counter() - t0:.1f}s")
     if uri is not None:
         try:
             run_id = tracking.log_rollup(res, scores=scores, backtest=bt, fanchart=chart,

@@ -4,8 +4,11 @@ With no FILE the two shipped scenarios run (``data/scenarios/bull.yaml`` and
 ``capex_heavy.yaml``). Each scenario overrides drivers of the roll-up (capex, AWS growth,
 segment margins, advertising growth; see `forecasting.scenarios`); base and scenarios use the
 same sample paths (same seed), so differences are the drivers' effect, not Monte Carlo noise.
-The default horizon, 6 quarters, completes fiscal 2027 from a Q2 data end. A bad scenario file
-exits with code 2 and names the file and key.
+The default horizon, 6 quarters, completes fiscal 2027 from a Q2 data end. Each claim is
+printed beside what the reported quarters say about it (`forecasting.scenarios.reported_checks`).
+The run is logged to MLflow (experiment ``amazon-scenarios``) unless ``--no-track``. A bad
+scenario file exits with code 2 and names the file and key; an unreachable tracking server
+exits with code 3 before any work.
 """
 
 from __future__ import annotations
@@ -16,8 +19,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from experiments.cli import add_data_options
-from experiments.cmd_rollup import add_rollup_options, billions, check_options
+from experiments.cli import EXIT_TRACKING, CommandError, add_data_options, checked_tracking_uri, guidance_for
+from experiments.cmd_rollup import add_rollup_options, billions, check_options, rollup_config
 
 DEFAULT_OUT = "outputs/scenarios"
 
@@ -33,6 +36,8 @@ def add_parser(sub) -> None:
     p.add_argument("files", nargs="*", metavar="FILE", help="scenario YAML files (default: the shipped ones)")
     add_data_options(p)
     add_rollup_options(p, horizon=6)
+    p.add_argument("--experiment", default=None, help="MLflow experiment (default amazon-scenarios)")
+    p.add_argument("--no-track", action="store_true", help="do not log to MLflow")
     p.set_defaults(func=run, out=DEFAULT_OUT)
 
 
@@ -48,24 +53,27 @@ def shipped_scenarios() -> list[Path]:
 
 def run(args: argparse.Namespace) -> int:
     from features.loader import load_quarterly
-    from forecasting.scenarios import as_scenario, run_scenarios, side_by_side
+    from forecasting.scenarios import as_scenario, reported_checks, run_scenarios, side_by_side
 
+    from experiments import tracking
     from experiments.fanchart import fan_chart
     from experiments.io import write_csv
 
     check_options(args)
     files = [Path(f) for f in args.files] or shipped_scenarios()
     scenarios = [as_scenario(f) for f in files]  # validate every file before any computation
+    uri = checked_tracking_uri(args.no_track)
     t0 = time.perf_counter()
     df = load_quarterly(args.data, args.series_config)
-    res = run_scenarios(df, scenarios, h=args.horizon, model=args.model, method=args.method,
-                        n_windows=args.windows, n_paths=args.paths, seed=args.seed,
-                        calibrate=not args.no_calibrate)
+    res = run_scenarios(df, scenarios, h=args.horizon, config=rollup_config(args), guidance=guidance_for(args))
     origin = pd.Period(res.inputs.origin, freq="Q")
-    print(f"Scenarios from {origin} (model {args.model}, {args.paths} paths, seed {args.seed}, "
-          f"errors scaled x{res.inputs.error_scale:.2f} by calibration); USD billions, P50 [P10, P90]\n")
+    print(f"Scenarios from {origin} ({args.paths} paths, seed {args.seed}, spread x{res.inputs.error_scale:.2f} "
+          f"from the roll-up's recent misses); USD billions, P50 [P10, P90]\n")
     for s in scenarios:
-        print(f"{s.name}: {s.description}\n  sources: {'; '.join(s.sources)}\n")
+        print(f"{s.name}: {s.description}\n  sources: {'; '.join(s.sources)}")
+        for line in reported_checks(s, df):
+            print(f"  reported data: {line}")
+        print()
     print("Trailing-twelve-month FCF")
     print(side_by_side(res, "free_cash_flow_ttm").to_string())
     print("\nQuarterly FCF")
@@ -96,4 +104,13 @@ def run(args: argparse.Namespace) -> int:
                                 title=f"Amazon TTM free cash flow: base vs {s.name} (from {origin})"))
     print(f"\nwrote {out}/scenario_quantiles.csv and {', '.join(c.name for c in charts)}; "
           f"{time.perf_counter() - t0:.1f}s")
+    if uri is not None:
+        try:
+            run_id = tracking.log_scenarios(res, fanchart_paths=charts, checks={s.name: reported_checks(s, df)
+                                                                                for s in scenarios},
+                                            experiment=args.experiment or tracking.SCENARIO_EXPERIMENT,
+                                            uri=uri, data_path=args.data)
+        except tracking.TrackingError as exc:
+            raise CommandError(str(exc), EXIT_TRACKING) from exc
+        print(f"logged MLflow run {run_id} to {uri}")
     return 0

@@ -136,3 +136,18 @@ def leaderboard_html(tables: Mapping[str, pd.DataFrame]) -> str:
     beaten = series_without_winner(tables["series"])
     parts.append(f"<p>No model beats SeasonalNaive on: {', '.join(beaten) if beaten else '(none)'}</p>")
     return "\n".join(parts) + "</body></html>\n"
+
+
+def rollup_table(scores: dict, series: str) -> pd.DataFrame:
+    """Rows: models of `series` (seasonal naive first); columns: relative MASE h1..h4 and over
+    all steps, coverage at 80/95, scaled CRPS, 80% interval score."""
+    bs, ov = scores["by_step"], scores["overall"]
+    t = bs[bs["unique_id"] == series].pivot_table(index="model", columns="step", values="rel_mase")
+    t.columns = [f"h{c}" for c in t.columns]
+    o = ov[ov["unique_id"] == series].set_index("model")
+    t["all"] = o["rel_mase"]
+    for c, name in (("coverage_80", "cov80"), ("coverage_95", "cov95"), ("scaled_crps", "sCRPS"),
+                    ("msis_80", "MSIS80")):
+        t[name] = o[c]
+    order = ["SeasonalNaive"] + [m for m in t.sort_values("all").index if m != "SeasonalNaive"]
+    return t.loc[order]

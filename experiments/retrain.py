@@ -36,13 +36,52 @@ from forecasting.metrics import BASELINE
 
 LOCK_FILE = ".fcf-retrain.lock"
 DEFAULT_CANDIDATES = "statistical,ensemble"
-STATE_VERSION = 1
+STATE_VERSION = 2
+#: `forecasting.rollup.RollupConfig` fields a registered model's roll-up records.
+ROLLUP_KEYS = ("method", "cashflow", "n_paths", "seed", "calibrate", "candidates", "guided", "first_cutoff")
 #: Horizons (quarters ahead) whose MASE chooses the champion.
 CHAMPION_STEPS = 4
 
 
 class LockedError(RuntimeError):
     """Another retrain holds the lock (the CLI exits with code 4)."""
+
+
+# ------------------------------------------------------------------------------ pause hook
+#: Named points of `retrain` at which `pause_point` can hold it: the parent run is open, the
+#: model version is about to be registered, it has just been registered (outputs and alias not
+#: yet written).
+PAUSE_POINTS = ("started", "before-register", "after-register")
+PAUSE_AT_ENV = "FCF_RETRAIN_PAUSE_AT"
+PAUSE_FILE_ENV = "FCF_RETRAIN_PAUSE_FILE"
+PAUSE_MAX_S = 600.0
+
+
+def check_pause_env() -> None:
+    """Refuse an unknown ``FCF_RETRAIN_PAUSE_AT`` value (it would never pause)."""
+    point = os.environ.get(PAUSE_AT_ENV)
+    if point and point not in PAUSE_POINTS:
+        raise ValueError(f"{PAUSE_AT_ENV}={point!r}: not a pause point; use one of {', '.join(PAUSE_POINTS)}")
+
+
+def pause_point(name: str) -> None:
+    """Hook for tests that stop a real ``fcf retrain`` process at a known point.
+
+    When the environment variable ``FCF_RETRAIN_PAUSE_AT`` equals `name`, write
+    ``"<name> pid=<pid>"`` to the file named by ``FCF_RETRAIN_PAUSE_FILE`` (atomically) and
+    wait there, up to `PAUSE_MAX_S` seconds, for a signal (SIGTERM / SIGINT end the run as
+    KILLED, SIGKILL leaves it RUNNING for the next lock holder to close). Otherwise nothing.
+    """
+    if os.environ.get(PAUSE_AT_ENV) != name:
+        return
+    marker = os.environ.get(PAUSE_FILE_ENV)
+    if marker:
+        from experiments.io import write_text
+
+        write_text(f"{name} pid={os.getpid()}\n", marker)
+    deadline = time.monotonic() + PAUSE_MAX_S
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 # ----------------------------------------------------------------------------------- lock
@@ -191,16 +230,31 @@ def gate(scores: pd.DataFrame, new: Mapping[str, str], current: Mapping[str, str
             "n_series": len(common), "reason": reason}
 
 
-def rollup_model_of(scores: pd.DataFrame, candidates: Sequence[str]) -> str:
-    """The non-ensemble candidate with the lowest gm rel. MASE over the backtested series (the
-    roll-up forecasts every node with one model; an ensemble would refit all its members at
-    every roll-up window, in the retrain and again in every `predict`)."""
+@dataclass
+class Selection:
+    """`select_champions` output: the backtest, its tables (`tracking.backtest_tables`), the
+    per-series scores (`series_scores`) and the champions (`choose_champions`)."""
+
+    backtest: pd.DataFrame
+    tables: dict
+    scores: pd.DataFrame
+    champions: pd.DataFrame
+
+
+def select_champions(df: pd.DataFrame, config, candidates: Sequence[str],
+                     progress: Callable | None = None) -> Selection:
+    """Backtest ``config.models`` on `df` with `config` (a `BacktestConfig`), score every
+    series over horizons ``1..min(CHAMPION_STEPS, h)`` and choose a champion per series among
+    `candidates` (see the module docstring for the rule)."""
+    from experiments import tracking
+    from forecasting.backtest import backtest
     from forecasting.models import get_spec
 
-    ok = [m for m in candidates if get_spec(m).engine != "ensemble"]
-    t = scores[scores["model"].isin(ok)]
-    gm = t.groupby("model")["rel_mase"].apply(_gm).dropna()
-    return str(gm.idxmin()) if len(gm) else BASELINE
+    bt = backtest(df, list(config.models), config, progress=progress)
+    tables = tracking.backtest_tables(bt, df, config)
+    scores = series_scores(tables["points"], min(CHAMPION_STEPS, config.h))
+    complexity = {m: get_spec(m).complexity for m in scores["model"].unique()}
+    return Selection(bt, tables, scores, choose_champions(scores, candidates, complexity))
 
 
 # ----------------------------------------------------------------------- state and predict
@@ -213,9 +267,9 @@ class ChampionState:
             segment, capex, OCF and FCF series).
         champions: series -> champion model.
         seed, season_length, calibration_windows: as in `forecasting.forecast.forecast`.
-        rollup: `forecasting.rollup.rollup` settings (``model, method, n_windows, n_paths,
-            seed, calibrate``: spread calibrated on the roll-up's own backtest, as ``fcf
-            rollup`` does); empty: no roll-up.
+        rollup: `forecasting.rollup.RollupConfig` settings (`ROLLUP_KEYS`); empty: no roll-up.
+        guidance: the guidance rows the roll-up's guided models read (``quarterly`` and
+            ``annual`` record lists), or None.
     """
 
     history: pd.DataFrame
@@ -225,6 +279,45 @@ class ChampionState:
     calibration_windows: int = 12
     rollup: dict[str, Any] = field(default_factory=dict)
     vintage: str = ""
+    guidance: dict | None = None
+
+    @staticmethod
+    def guidance_records(book) -> dict | None:
+        """A `features.guidance.GuidanceBook` as JSON-ready records (dates as ISO strings)."""
+        if book is None:
+            return None
+
+        def records(frame: pd.DataFrame) -> list[dict]:
+            f = frame.copy()
+            for c in f.columns:
+                if pd.api.types.is_datetime64_any_dtype(f[c]):
+                    f[c] = f[c].dt.strftime("%Y-%m-%d")
+            return json.loads(f.to_json(orient="records"))
+
+        return {"quarterly": records(book.quarterly), "annual": records(book.annual)}
+
+    def guidance_book(self):
+        """The stored guidance as a `features.guidance.GuidanceBook` (None if none)."""
+        if not self.guidance:
+            return None
+        from features.guidance import ANNUAL_COLUMNS, QUARTERLY_COLUMNS, GuidanceBook
+
+        q = pd.DataFrame(self.guidance["quarterly"], columns=QUARTERLY_COLUMNS)
+        a = pd.DataFrame(self.guidance["annual"], columns=ANNUAL_COLUMNS)
+        for f, cols in ((q, ("ds", "announced_on")), (a, ("year_end", "announced_on"))):
+            for c in cols:
+                f[c] = pd.to_datetime(f[c]).astype("datetime64[ns]")
+        for f in (q, a):
+            for c in ("low", "high"):
+                f[c] = pd.to_numeric(f[c]).astype(float)
+        return GuidanceBook(q, a)
+
+    def rollup_config(self, h: int):
+        """The `forecasting.rollup.RollupConfig` of the stored roll-up settings, `h` quarters ahead."""
+        from forecasting.rollup import RollupConfig
+
+        kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in self.rollup.items() if k in ROLLUP_KEYS}
+        return RollupConfig(h=h, **kw)
 
     def to_json(self) -> str:
         h = self.history.sort_values(["unique_id", "ds"])
@@ -328,13 +421,10 @@ def predict_from_state(state: ChampionState, horizon: int = 4, levels=(80, 95), 
         from forecasting.scenarios import run_scenarios
 
         parsed = parse_scenario(scenario)
-        r = state.rollup
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ShortSeriesWarning)
-            res = run_scenarios(hist, [parsed] if parsed is not None else [], h=h, model=r["model"],
-                                method=r["method"], n_windows=int(r["n_windows"]),
-                                n_paths=int(r["n_paths"]), seed=int(r["seed"]),
-                                calibrate=bool(r.get("calibrate", True)))
+            res = run_scenarios(hist, [parsed] if parsed is not None else [], h=h, config=state.rollup_config(h),
+                                guidance=state.guidance_book())
         for name, sim in res.simulations.items():
             label = "Rollup" if name == "base" else f"Rollup:{name}"
             sims[name] = sim
@@ -384,13 +474,31 @@ def summary_markdown(info: Mapping[str, Any], champions: pd.DataFrame, headline:
                      f"{r.baseline_mase:.3f} | {ru} |")
     if headline is not None:
         lines += ["", f"## FCF headline: trailing-twelve-month FCF, USD billions "
-                      f"(roll-up model {info.get('rollup_model', '')})", "",
+                      f"(roll-up: per-node champions among {info.get('rollup_candidates', '')})", "",
                   "| quarter | P10 | P50 | P90 |", "|---|---:|---:|---:|"]
         for r in headline.itertuples(index=False):
             lines.append(f"| {r.quarter} | {r.P10 / 1e3:,.1f} | {r.P50 / 1e3:,.1f} | {r.P90 / 1e3:,.1f} |")
     else:
         lines += ["", "FCF roll-up: skipped (--no-rollup); the model forecasts the series only."]
     return "\n".join(lines) + "\n"
+
+
+def guidance_book_for(data, series_config, choice: str = "auto"):
+    """The guidance the retrain's roll-up reads (see `experiments.cli.guidance_for`)."""
+    from argparse import Namespace
+
+    from experiments.cli import guidance_for
+
+    return guidance_for(Namespace(data=data, series_config=series_config, guidance=choice))
+
+
+def book_files(data, choice: str = "auto") -> tuple[Path, ...]:
+    """The guidance files behind `guidance_book_for` (their bytes are part of the data vintage)."""
+    from features.guidance import ANNUAL_GUIDANCE_FILE, QUARTERLY_GUIDANCE_FILE
+    from features.loader import shipped_data_dir
+
+    folder = (Path(data).parent if data else shipped_data_dir()) if choice == "auto" else Path(choice)
+    return tuple(p for p in (folder / QUARTERLY_GUIDANCE_FILE, folder / ANNUAL_GUIDANCE_FILE) if p.is_file())
 
 
 # ---------------------------------------------------------------------------- the job
@@ -410,10 +518,12 @@ class RetrainSettings:
     alias: str = "champion"
     experiment: str = "amazon-retrain"
     rollup: bool = True
-    rollup_model: str = "best"
     rollup_method: str = "MinTrace-wls_struct"
-    rollup_windows: int = 12
+    rollup_candidates: tuple[str, ...] | None = None
+    rollup_guided: tuple[str, ...] | None = None
+    rollup_first_cutoff: str | None = None
     rollup_paths: int = 1000
+    guidance: str = "auto"
     seed: int = 0
     calibration_windows: int = 12
     force: bool = False
@@ -444,12 +554,14 @@ def retrain(s: RetrainSettings, uri: str, say: Callable[[str], None] = print,
     from experiments import tracking
     from experiments.cmd_backtest import MIN_EXTRA_QUARTERS, select_series
     from features.loader import data_vintage, load_quarterly
-    from forecasting.backtest import BacktestConfig, backtest
+    from forecasting.backtest import BacktestConfig
     from forecasting.models import get_spec, resolve
 
     t0 = time.perf_counter()
+    check_pause_env()
     full = load_quarterly(s.data, s.series_config)  # DataValidationError before anything is logged
-    vint = data_vintage(s.data)
+    book = guidance_book_for(s.data, s.series_config, s.guidance) if s.rollup else None
+    vint = data_vintage(s.data, extra_files=book_files(s.data, s.guidance) if book is not None else ())
     vintage = vint["vintage"]
     candidates = [sp.name for sp in resolve(s.models)]
     client = tracking.get_client(uri)
@@ -507,40 +619,46 @@ def retrain(s: RetrainSettings, uri: str, say: Callable[[str], None] = print,
     parent = tracking.start_run(client, exp_id, f"retrain-{vintage}", tags=tags)
     status = "FAILED"
     try:
+        pause_point("started")
         say(f"retrain {vintage}: {len(series)} series x {len(candidates)} candidates"
             + (f" (+ current champions' {', '.join(scored_only)} for the gate)" if scored_only else "")
             + f", {s.windows} windows + {s.warmup} warm-up, h={s.h}; MLflow run {parent}")
-        bt = backtest(df, list(config.models), config, progress=progress)
-        tables = tracking.backtest_tables(bt, df, config)
-        scores = series_scores(tables["points"], min(CHAMPION_STEPS, s.h))
-        complexity = {m: get_spec(m).complexity for m in scores["model"].unique()}
-        champs = choose_champions(scores, candidates, complexity)
+        sel = select_champions(df, config, candidates, progress=progress)
+        bt, tables, scores, champs = sel.backtest, sel.tables, sel.scores, sel.champions
         new_map = dict(zip(champs["unique_id"], champs["champion"]))
         verdict = gate(scores, new_map, cur_map, s.tolerance)
         rollup_cfg: dict[str, Any] = {}
         if s.rollup:
-            model = rollup_model_of(scores, candidates) if s.rollup_model == "best" else s.rollup_model
-            rollup_cfg = {"model": model, "method": s.rollup_method, "n_windows": s.rollup_windows,
-                          "n_paths": s.rollup_paths, "seed": s.seed, "calibrate": True}
+            from forecasting.rollup import RollupConfig
+
+            d = RollupConfig()
+            rollup_cfg = {"method": s.rollup_method, "cashflow": d.cashflow, "n_paths": s.rollup_paths,
+                          "seed": s.seed, "calibrate": True,
+                          "candidates": list(s.rollup_candidates or d.candidates),
+                          "guided": list(d.guided if s.rollup_guided is None else s.rollup_guided),
+                          "first_cutoff": s.rollup_first_cutoff or d.first_cutoff}
         state = ChampionState(history=full, champions=new_map, seed=s.seed,
                               season_length=config.season_length,
-                              calibration_windows=s.calibration_windows, rollup=rollup_cfg, vintage=vintage)
+                              calibration_windows=s.calibration_windows, rollup=rollup_cfg, vintage=vintage,
+                              guidance=ChampionState.guidance_records(book) if s.rollup else None)
         fc, sims = predict_from_state(state, s.h, config.level, None, return_simulations=True)
         headline = fcf_headline(sims["base"]) if "base" in sims else None
         info = {"vintage": vintage, "data": s.data or "shipped", "last_quarter": vint["data_last_quarter"],
                 "sha256": vint["data_sha256"], "n_series": len(series), "candidates": candidates,
                 "windows": s.windows, "warmup": s.warmup, "h": s.h, "gate": verdict,
                 "model_name": s.model_name, "alias": s.alias, "run_id": parent,
-                "rollup_model": rollup_cfg.get("model", "")}
+                "rollup_candidates": ",".join(rollup_cfg.get("candidates", []))}
         bt_run = tracking.log_backtest(bt, df, config, experiment=s.experiment, uri=uri, data_path=s.data,
                                        run_name=f"backtest-{vintage}", tables=tables, plots=s.plots,
                                        extra_tags={"mlflow.parentRunId": parent})
+        pause_point("before-register")
         version = tracking.log_and_register(
             client, parent, state.to_json(), s.model_name, input_h=s.h, level=config.level,
             example_output=fc, version_tags={tracking.CHAMPIONS_TAG: json.dumps(new_map),
                                              tracking.VINTAGE_TAG: vintage,
                                              "fcf.gate": "passed" if verdict["passed"] else "failed"},
             description=f"champions of data vintage {vintage}; {verdict['reason']}")
+        pause_point("after-register")
         alias_version = current.version if (current is not None and not verdict["passed"]) else (
             version if verdict["passed"] else None)
         info.update(version=version, alias_version=alias_version, runtime_s=time.perf_counter() - t0)
@@ -551,7 +669,8 @@ def retrain(s: RetrainSettings, uri: str, say: Callable[[str], None] = print,
                              params={**config.as_params(), "candidates": ",".join(candidates),
                                      "series": ",".join(series), "tolerance": s.tolerance,
                                      "model_name": s.model_name, "alias": s.alias,
-                                     **{f"rollup.{k}": v for k, v in rollup_cfg.items()}})
+                                     **{f"rollup.{k}": (",".join(v) if isinstance(v, list) else v)
+                                        for k, v in rollup_cfg.items()}})
         if s.out:
             from experiments.io import write_csv, write_text
 

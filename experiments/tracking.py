@@ -303,7 +303,7 @@ def backtest_tables(bt: pd.DataFrame, history: pd.DataFrame, config) -> dict[str
     level = tuple(config.level)
     points = pointwise(bt, history, level, config.season_length)
     board = leaderboard(points, level)
-    from forecasting.selection import choices
+    from forecasting.autocombo import choices
 
     # share of forecasts a model handed to its fallback (short series, failed or NaN fits); a
     # selecting ensemble's model_used names the candidate it chose, which is no fallback
@@ -552,12 +552,28 @@ def rollup_metrics(quantiles: pd.DataFrame) -> list[tuple]:
 def rollup_backtest_metrics(by_step: pd.DataFrame, overall: pd.DataFrame, model: str) -> list[tuple]:
     """Child-run metrics of one forecaster in the roll-up backtest (see the section comment)."""
     out = []
-    names = ("mase", "smape", "coverage_80", "coverage_95")
+    names = tuple(n for n in ("mase", "rel_mase", "smape", "coverage_80", "coverage_95", "scaled_crps", "msis_80")
+                  if n in by_step.columns)
     for r in by_step[by_step["model"] == model].itertuples(index=False):
         out += [(metric_key(n, r.unique_id), getattr(r, n), int(r.step)) for n in names]
     for r in overall[overall["model"] == model].itertuples(index=False):
         out += [(metric_key("series_" + n, r.unique_id), getattr(r, n), 0) for n in names]
     return out
+
+
+def rollup_markdown(scores: Mapping[str, pd.DataFrame]) -> str:
+    """The roll-up backtest tables as markdown (seasonal naive first in each)."""
+    from experiments.leaderboard import rollup_table, to_markdown
+
+    parts = []
+    for series in ("free_cash_flow", "free_cash_flow_ttm"):
+        t = rollup_table(scores, series).round(3).reset_index()
+        parts.append(f"## {series}: MASE relative to seasonal naive by horizon, coverage, scaled CRPS\n\n"
+                     + to_markdown(t))
+    fy = scores.get("fiscal_years")
+    if fy is not None and len(fy):
+        parts.append("## fiscal-year FCF\n\n" + to_markdown(fy.round(3)))
+    return "\n\n".join(parts) + "\n"
 
 
 def log_rollup(
@@ -610,9 +626,18 @@ def _log_rollup(result, scores, backtest, fanchart, experiment, uri, data_path, 
                 log_batch(client, run_id, rollup_backtest_metrics(scores["by_step"], overall, model),
                           params={**params, "forecaster": str(model)})
                 end_run(client, run_id)
-            roll = overall[overall["model"] == "Rollup"]
-            metrics += [(metric_key("rel_mase", r.unique_id), r.rel_mase, 0) for r in roll.itertuples()]
-            metrics += [(metric_key("coverage_80", r.unique_id), r.coverage_80, 0) for r in roll.itertuples()]
+            for model, prefix in (("Rollup", ""), ("RollupCalibrated", "calibrated.")):
+                roll = overall[overall["model"] == model]
+                for name in ("rel_mase", "coverage_80", "coverage_95", "scaled_crps", "msis_80"):
+                    if name in roll.columns:
+                        metrics += [(metric_key(prefix + name, r.unique_id), getattr(r, name), 0)
+                                    for r in roll.itertuples()]
+            fy = scores.get("fiscal_years")
+            if fy is not None and len(fy):
+                for r in fy[fy["model"].isin(["Rollup", "RollupCalibrated"])].itertuples():
+                    prefix = "fy_" + r.which + (".calibrated" if r.model == "RollupCalibrated" else "")
+                    metrics += [(metric_key(prefix, n), getattr(r, n), 0)
+                                for n in ("rel_mase", "coverage_80", "scaled_crps") if pd.notna(getattr(r, n))]
             rec = scores.get("reconciliation")
             if rec is not None and len(rec):
                 gm = rec.drop_duplicates("method").set_index("method")["gm_rel_to_base"]
@@ -621,12 +646,20 @@ def _log_rollup(result, scores, backtest, fanchart, experiment, uri, data_path, 
         with tempfile.TemporaryDirectory(prefix="fcf-rollup-") as tmp:
             quantiles.to_csv(Path(tmp) / "rollup_quantiles.csv", index=False)
             result.drivers.to_csv(Path(tmp) / "drivers.csv", index=False)
+            choices = getattr(result, "choices", None)
+            if choices is not None:
+                choices.to_csv(Path(tmp) / "champions.csv", index=False)
             if backtest is not None:
-                backtest.to_csv(Path(tmp) / "rollup_backtest.csv", index=False)
+                backtest.backtest.to_csv(Path(tmp) / "rollup_backtest.csv", index=False)
+                backtest.choices.to_csv(Path(tmp) / "champions_backtest.csv", index=False)
+                backtest.factors.to_csv(Path(tmp) / "calibration_factors.csv", index=False)
             if scores is not None:
-                scores["by_step"].to_csv(Path(tmp) / "rollup_scores.csv", index=False)
-                if scores.get("reconciliation") is not None:
-                    scores["reconciliation"].to_csv(Path(tmp) / "reconciliation.csv", index=False)
+                for key, name in (("by_step", "rollup_scores"), ("overall", "rollup_overall"),
+                                  ("fiscal_years", "fiscal_years"), ("cashflow_by_step", "cashflow_variants"),
+                                  ("nodes_by_step", "node_scores"), ("reconciliation", "reconciliation")):
+                    if scores.get(key) is not None and len(scores[key]):
+                        scores[key].to_csv(Path(tmp) / f"{name}.csv", index=False)
+                (Path(tmp) / "rollup_backtest.md").write_text(rollup_markdown(scores), encoding="utf-8")
             client.log_artifacts(parent, tmp)
         if fanchart is not None and Path(fanchart).is_file():
             client.log_artifact(parent, str(fanchart))
@@ -637,6 +670,78 @@ def _log_rollup(result, scores, backtest, fanchart, experiment, uri, data_path, 
                 _quiet_fail(client, run_id)
         end_run(client, parent, ok)
     return parent
+SCENARIO_EXPERIMENT = "amazon-scenarios"
+
+
+def log_scenarios(result, *, fanchart_paths=(), checks: Mapping[str, Sequence[str]] | None = None,
+                  experiment: str = SCENARIO_EXPERIMENT, uri: str | None = None,
+                  data_path: str | Path | None = None, run_name: str | None = None) -> str:
+    """Log a `forecasting.scenarios.ScenarioResult`: one parent run, one child per scenario
+    (base first) with its fiscal-year FCF quantiles as metrics, the scenario's drivers and
+    sources as params, and the tables, checks and fan charts as artifacts; returns the parent id.
+
+    Raises:
+        TrackingError: the store failed mid-way (the runs created are marked FAILED).
+    """
+    from mlflow.exceptions import MlflowException
+
+    uri = uri or tracking_uri()
+    try:
+        return _log_scenarios(result, fanchart_paths, checks or {}, experiment, uri, data_path, run_name)
+    except (MlflowException, OSError) as exc:
+        raise TrackingError(f"logging the scenarios to {uri} failed: {exc}") from exc
+
+
+def _log_scenarios(result, fanchart_paths, checks, experiment, uri, data_path, run_name) -> str:
+    client = get_client(uri)
+    exp_id = experiment_id(client, experiment)
+    tags = run_tags(data_path, {"run_kind": "scenarios"})
+    origin = str(pd.Period(result.inputs.origin, freq="Q"))
+    names = list(result.simulations)
+    params = {**result.inputs.config.as_params(), "origin": origin, "error_scale": result.inputs.error_scale,
+              "scenarios": ",".join(n for n in names if n != "base")}
+    parent = start_run(client, exp_id, run_name or f"scenarios-{origin}-h{len(result.inputs.ds)}", tags=tags)
+    children: list[str] = []
+    ok = False
+    try:
+        fy = result.fiscal_years()
+        quant = result.table()
+        for name in names:
+            run_id = start_run(client, exp_id, name, parent_id=parent, tags={**tags, "scenario": name})
+            children.append(run_id)
+            sc = result.scenarios.get(name)
+            p = {"scenario": name}
+            if sc is not None:
+                p.update({"description": sc.description[:490], "sources": "; ".join(sc.sources)[:490],
+                          **{f"contradicted.{k}": v[:490] for k, v in sc.contradicted.items()}})
+            metrics = rollup_metrics(quant[quant["scenario"] == name].drop(columns="scenario"))
+            if len(fy):
+                for r in fy[fy["scenario"] == name].itertuples():
+                    metrics += [(metric_key("fcf_fy", str(r.fiscal_year), c), getattr(r, c), 0)
+                                for c in ("mean", "p10", "p50", "p90")]
+            log_batch(client, run_id, metrics, params=p)
+            end_run(client, run_id)
+        log_batch(client, parent, [], params=params)
+        with tempfile.TemporaryDirectory(prefix="fcf-scenarios-") as tmp:
+            quant.to_csv(Path(tmp) / "scenario_quantiles.csv", index=False)
+            if len(fy):
+                fy.to_csv(Path(tmp) / "scenario_fiscal_years.csv", index=False)
+                result.drivers().to_csv(Path(tmp) / "scenario_drivers.csv", index=False)
+            lines = [f"- {n}: {c}" for n, cs in checks.items() for c in cs]
+            (Path(tmp) / "reported_checks.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+            client.log_artifacts(parent, tmp)
+        for chart in fanchart_paths:
+            if Path(chart).is_file():
+                client.log_artifact(parent, str(chart))
+        ok = True
+    finally:
+        if not ok:
+            for run_id in children:
+                _quiet_fail(client, run_id)
+        end_run(client, parent, ok)
+    return parent
+
+
 # ------------------------------------------------------------------ end of FCF roll-up section
 
 

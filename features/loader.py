@@ -6,6 +6,11 @@ metric and quarter, USD millions::
     metric,fiscal_quarter,period_end,value_musd,source
     net_sales_aws,2026Q2,2026-06-30,33112,10-Q 2026Q2 XBRL ...
 
+Quarter labels: ``2024Q3`` (calendar quarters, ``period_end`` on Mar 31, Jun 30, Sep 30 or
+Dec 31) or ``FY2026Q1`` (fiscal quarters of a fiscal year named by the calendar year it ends in,
+``period_end`` on any month end, one fiscal-year-end month per file: Snowflake's FY2026Q1 ends
+2025-04-30). One style per file; `features.calendar` has the rules.
+
 Optional column ``vintage`` (a date): a restatement is a new row with a later vintage; the
 latest vintage of a quarter wins. A series config (``series.csv`` beside the data file) names
 per metric the first quarter to model from (``model_from``) and whether values must be
@@ -21,7 +26,6 @@ from __future__ import annotations
 import difflib
 import hashlib
 import os
-import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +33,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from features.calendar import (
+    implied_year_end_month,
+    parse_quarter_label,
+    quarter,
+    quarter_label,
+)
 from features.errors import DataValidationError, DataWarning, Problem
 
 QUARTERLY_FILE = "amzn_quarterly.csv"
@@ -38,10 +48,11 @@ REQUIRED_QUARTERLY = ("metric", "fiscal_quarter", "period_end", "value_musd")
 REQUIRED_ANNUAL = ("metric", "fiscal_year", "period_end", "value_musd")
 OPTIONAL = ("source", "vintage")
 CONFIG_COLUMNS = ("metric", "model_from", "nonnegative", "description")
+_MONTH_NAMES = ("January February March April May June July August September October November "
+                "December").split()
 TTM_SUFFIX = "_ttm"
 #: A value this many times larger or smaller than its neighbours looks like a unit mix-up.
 UNIT_RATIO = 200.0
-_QUARTER = re.compile(r"^(\d{4})Q([1-4])$")
 
 
 def shipped_data_dir() -> Path:
@@ -126,8 +137,17 @@ def _closest(word: str, options) -> str:
 
 
 def _parse_quarter(text: str) -> pd.Period | None:
-    m = _QUARTER.match(text)
-    return pd.Period(year=int(m.group(1)), quarter=int(m.group(2)), freq="Q") if m else None
+    """A ``2019Q1`` or ``FY2019Q1`` label as a calendar-quarter period holding the label's year
+    and quarter numbers; `_rebase` puts it in the data file's fiscal calendar."""
+    parsed = parse_quarter_label(text)
+    return quarter(parsed[1], parsed[2]) if parsed else None
+
+
+def _rebase(period: pd.Period | None, freq: str) -> pd.Period | None:
+    """The quarter with the same fiscal year and quarter numbers in the calendar `freq`."""
+    if period is None or period.freqstr == freq:
+        return period
+    return pd.Period(year=period.qyear, quarter=period.quarter, freq=freq)
 
 
 def read_series_config(path: str | Path | None = None) -> SeriesConfig:
@@ -150,7 +170,7 @@ def read_series_config(path: str | Path | None = None) -> SeriesConfig:
                 problems.append(
                     Problem(
                         str(path),
-                        f"model_from '{row.model_from}' is not a quarter like 2019Q1",
+                        f"model_from '{row.model_from}' is not a quarter like 2019Q1 (or FY2019Q1)",
                         line,
                         metric,
                     )
@@ -189,6 +209,8 @@ def _check_rows(
     known = set(config.metrics) if config is not None else None
     metrics, periods, ends, values, lines = [], [], [], [], []
     annual = period_col == "fiscal_year"
+    style = year_end = None  # label style and fiscal-year-end month, set by the first quarterly row
+    first_line = None
     for row in raw.itertuples(index=False):
         line, metric = row.lineno_, row.metric
         bad = lambda msg, m=metric, ln=line: problems.append(Problem(name, msg, ln, m or None))  # noqa: E731
@@ -200,15 +222,20 @@ def _check_rows(
             bad(f"unknown metric '{metric}'{hint}; known metrics are listed in {CONFIG_FILE}")
             continue
         label = getattr(row, period_col)
+        parsed_label = None
         if annual:
             period = pd.Period(year=int(label), freq="Y") if label.isdigit() else None
             if period is None:
                 bad(f"fiscal_year '{label}' is not a year like 2024")
                 continue
         else:
-            period = _parse_quarter(label)
-            if period is None:
-                bad(f"fiscal_quarter '{label}' is not a quarter like 2024Q3")
+            parsed_label = parse_quarter_label(label)
+            if parsed_label is None:
+                bad(f"fiscal_quarter '{label}' is not a quarter like 2024Q3 (or FY2024Q3)")
+                continue
+            if style is not None and parsed_label[0] != style:
+                bad(f"fiscal_quarter '{label}' is labelled in another style than line {first_line} "
+                    f"({'FY2024Q3' if style == 'fiscal' else '2024Q3'} style); use one style in a file")
                 continue
         try:
             end = pd.Timestamp(row.period_end)
@@ -217,13 +244,28 @@ def _check_rows(
         if end is None or pd.isna(end):
             bad(f"period_end '{row.period_end}' is not a date like 2024-09-30")
             continue
-        if not end.is_quarter_end:
-            bad(f"period_end {end.date()} is not a quarter end (Mar 31, Jun 30, Sep 30, Dec 31)")
-            continue
+        if parsed_label is not None and parsed_label[0] == "fiscal":
+            if not end.is_month_end:
+                bad(f"period_end {end.date()} is not a month end (fiscal quarters end on the last day of a month)")
+                continue
+            implied = implied_year_end_month(end, parsed_label[2])
+            if year_end is not None and implied != year_end:
+                bad(f"period_end {end.date()} puts {label} in a fiscal year ending in {_MONTH_NAMES[implied - 1]}, "
+                    f"but line {first_line} has fiscal years ending in {_MONTH_NAMES[year_end - 1]}")
+                continue
+            period = quarter(parsed_label[1], parsed_label[2], implied)
+        else:
+            if not end.is_quarter_end:
+                bad(f"period_end {end.date()} is not a quarter end (Mar 31, Jun 30, Sep 30, Dec 31)")
+                continue
+            period = period if annual else quarter(parsed_label[1], parsed_label[2])
+            implied = 12
         expected = period.end_time.normalize()
         if end.normalize() != expected:
             bad(f"period_end {end.date()} disagrees with {period_col} {label} (expected {expected.date()})")
             continue
+        if parsed_label is not None and style is None:
+            style, year_end, first_line = parsed_label[0], implied, line
         if row.value_musd == "":
             bad("empty value_musd")
             continue
@@ -247,6 +289,7 @@ def _check_rows(
     parsed = pd.DataFrame(
         {"metric": metrics, "period": periods, "ds": ends, "y": values, "lineno_": lines}
     )
+    parsed.attrs["label_style"] = style or "calendar"
     if "vintage" in raw.columns and len(parsed):
         text = raw.set_index("lineno_").loc[parsed["lineno_"], "vintage"].to_numpy()
         iso = [_iso_date(t) for t in text]  # so that vintages sort as dates, '' (original) first
@@ -276,6 +319,7 @@ def _dedupe(parsed: pd.DataFrame, name: str, period_col: str) -> tuple[pd.DataFr
     vintage is a restatement and replaces the earlier one.
     """
     keys = ["metric", "period"] + (["vintage"] if "vintage" in parsed else [])
+    style = parsed.attrs.get("label_style", "calendar")
     dup = parsed[parsed.duplicated(keys, keep=False)]
     problems = []
     for (metric, period, *_), g in dup.groupby(keys, sort=False):
@@ -286,7 +330,7 @@ def _dedupe(parsed: pd.DataFrame, name: str, period_col: str) -> tuple[pd.DataFr
         problems.append(
             Problem(
                 name,
-                f"duplicate {period_col} {period} with different values {values} (lines {lines})",
+                f"duplicate {period_col} {_label(period, style)} with different values {values} (lines {lines})",
                 int(g["lineno_"].iloc[-1]),
                 metric,
             )
@@ -298,29 +342,36 @@ def _dedupe(parsed: pd.DataFrame, name: str, period_col: str) -> tuple[pd.DataFr
     return parsed, problems
 
 
+def _label(period: pd.Period, style: str) -> str:
+    return quarter_label(period, style) if isinstance(period, pd.Period) and period.freqstr.startswith("Q") \
+        else str(period)
+
+
 def _check_gaps(parsed: pd.DataFrame, name: str, config: SeriesConfig | None) -> list[Problem]:
     problems = []
+    style = parsed.attrs.get("label_style", "calendar")
     for metric, g in parsed.groupby("metric", sort=False):
-        start = config.model_from.get(metric) if config else g["period"].min()
+        last = g["period"].max()
+        start = _rebase(config.model_from.get(metric), last.freqstr) if config else g["period"].min()
         if start is None:
             continue
         have = set(g["period"])
-        last = g["period"].max()
         if last < start:  # the series would silently vanish from the modelling frame
             problems.append(
                 Problem(
                     name,
-                    f"model_from {start} is after the last reported quarter {last}: nothing to model "
+                    f"model_from {_label(start, style)} is after the last reported quarter {_label(last, style)}: "
+                    "nothing to model "
                     f"(set model_from in {CONFIG_FILE} to a reported quarter, or leave it empty)",
                     int(g.loc[g["period"] == last, "lineno_"].iloc[0]),
                     metric,
                 )
             )
             continue
-        expected = pd.period_range(start, last, freq="Q")
+        expected = pd.period_range(start, last, freq=last.freqstr)
         missing = [p for p in expected if p not in have]
         if missing:
-            shown = ", ".join(str(p) for p in missing[:8]) + (" ..." if len(missing) > 8 else "")
+            shown = ", ".join(_label(p, style) for p in missing[:8]) + (" ..." if len(missing) > 8 else "")
             after = g[g["period"] > missing[0]]
             line = int(after["lineno_"].min()) if len(after) else None
             hint = (
@@ -331,7 +382,7 @@ def _check_gaps(parsed: pd.DataFrame, name: str, config: SeriesConfig | None) ->
             problems.append(
                 Problem(
                     name,
-                    f"missing quarter(s) {shown} after the first modelled quarter {start}{hint}",
+                    f"missing quarter(s) {shown} after the first modelled quarter {_label(start, style)}{hint}",
                     line,
                     metric,
                 )
@@ -343,7 +394,8 @@ def _warn_units(parsed: pd.DataFrame, name: str, config: SeriesConfig | None) ->
     """Warn about a value ~1000x off both its neighbouring quarters and the series median.
 
     Too large is checked for every series; too small only for non-negative ones (income and
-    cash flow legitimately pass near zero).
+    cash flow legitimately pass near zero). A value of exactly zero is a reported zero, not a
+    unit mix-up.
     """
     for metric, g in parsed.sort_values("period").groupby("metric", sort=False):
         y = g["y"].abs().to_numpy()
@@ -352,7 +404,7 @@ def _warn_units(parsed: pd.DataFrame, name: str, config: SeriesConfig | None) ->
         for i in range(len(y)):
             neigh = np.r_[y[max(0, i - 2) : i], y[i + 1 : i + 3]]
             local = np.median(neigh) if len(neigh) else 0.0
-            if local <= 0 or overall <= 0:
+            if local <= 0 or overall <= 0 or y[i] == 0:
                 continue
             big = y[i] >= UNIT_RATIO * max(local, overall)
             small = nonneg and y[i] * UNIT_RATIO <= min(local, overall)
@@ -378,8 +430,10 @@ def read_quarterly(
 ) -> pd.DataFrame:
     """Read and validate every row of a quarterly file.
 
-    Returns ``metric, period, ds, y`` for all rows (also those before ``model_from``).
-    Raises `DataValidationError` listing every problem found.
+    Returns ``metric, period, ds, y`` for all rows (also those before ``model_from``);
+    ``period`` is a quarterly `pd.Period` in the file's fiscal calendar (``Q-DEC`` for calendar
+    labels, ``Q-JAN`` for fiscal years ending in January, ...) and ``attrs["label_style"]`` is
+    ``calendar`` or ``fiscal``. Raises `DataValidationError` listing every problem found.
     """
     path = Path(path) if path is not None else default_quarterly_path()
     cfg = _find_config(path, config)
@@ -394,7 +448,9 @@ def read_quarterly(
     if parsed.empty:
         raise DataValidationError(Problem(str(path), "no data rows"))
     _warn_units(parsed, str(path), cfg)
-    return parsed.drop(columns=["lineno_"]).sort_values(["metric", "ds"]).reset_index(drop=True)
+    out = parsed.drop(columns=["lineno_"]).sort_values(["metric", "ds"]).reset_index(drop=True)
+    out.attrs["label_style"] = parsed.attrs.get("label_style", "calendar")
+    return out
 
 
 def read_annual(
@@ -432,9 +488,10 @@ def load_quarterly(
     cfg = _find_config(path, config)
     parsed = read_quarterly(path, cfg)
     if cfg is not None:
-        start = {m: p for m, p in cfg.model_from.items() if p is not None}
+        freq = parsed["period"].iloc[0].freqstr if len(parsed) else "Q-DEC"
+        start = {m: _rebase(p, freq) for m, p in cfg.model_from.items() if p is not None}
         parsed = parsed[parsed["metric"].isin(start)]
-        parsed = parsed[parsed["period"] >= parsed["metric"].map(start)]
+        parsed = parsed[[p >= start[m] for m, p in zip(parsed["metric"], parsed["period"])]]
     long = (
         parsed.rename(columns={"metric": "unique_id"})[["unique_id", "ds", "y"]]
         .sort_values(["unique_id", "ds"])
@@ -480,10 +537,15 @@ def trailing_twelve_months(df: pd.DataFrame, series: str = "free_cash_flow") -> 
     return out.dropna().reset_index(drop=True)
 
 
-def data_vintage(path: str | Path | None = None) -> dict[str, str]:
-    """Identify a data file: sha256 of its bytes and its last quarter (for tracking)."""
+def data_vintage(path: str | Path | None = None, extra_files=()) -> dict[str, str]:
+    """Identify a data file: sha256 of its bytes (followed by those of `extra_files`, e.g. the
+    guidance files a forecast also reads, so that a new statement is a new vintage) and its
+    last quarter (for tracking)."""
     path = Path(path) if path is not None else default_quarterly_path()
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    h = hashlib.sha256(path.read_bytes())
+    for extra in extra_files:
+        h.update(Path(extra).read_bytes())
+    digest = h.hexdigest()
     parsed = read_quarterly(path)
-    last = str(parsed["period"].max())
+    last = _label(parsed["period"].max(), parsed.attrs.get("label_style", "calendar"))
     return {"data_sha256": digest, "data_last_quarter": last, "vintage": f"{last}-{digest[:12]}"}

@@ -88,6 +88,7 @@ def backtest(
     config: BacktestConfig | None = None,
     progress: Callable[[Iterable], Iterable] | None = None,
     engine=None,
+    guidance=None,
     n_jobs: int | None = None,
     cache: bool | None = False,
     **overrides,
@@ -102,6 +103,9 @@ def backtest(
         engine: where the statistical models are fitted at each cutoff: None (this process),
             ``"dask"``, a ``dask.distributed.Client`` or another Fugue engine (see
             `forecasting.distributed`). Results equal the local ones.
+        guidance: a `features.guidance.GuidanceBook`; at each cutoff the guided models see
+            only the rows announced by the day that quarter was reported
+            (`GuidanceBook.at_cutoff`), never a later one.
         n_jobs: local worker processes, one cutoff per task (see `forecasting.parallel`; None:
             ``FCF_N_JOBS`` or every core). Results equal a one-process run.
         cache: reuse base forecasts of cutoffs already fitted on the same rows
@@ -120,7 +124,8 @@ def backtest(
     n_total = config.n_windows + config.warmup_windows
     cuts = cutoffs(df, config.h, n_total, config.step_size, config.end_offset)
     windows = cutoff_windows(df, cuts)
-    bases = base_at_cutoffs(windows, specs, config, engine=engine, n_jobs=n_jobs, cache=cache, progress=progress)
+    bases = base_at_cutoffs(windows, specs, config, engine=engine, n_jobs=n_jobs, cache=cache, progress=progress,
+                            guidance=guidance)
     seen_warnings: dict[str, None] = {}
     for _, msgs in bases:
         for message in msgs:
@@ -167,25 +172,27 @@ def cutoff_windows(df: pd.DataFrame, cuts: Iterable[pd.Timestamp]) -> list[tuple
 
 
 def base_at_cutoffs(windows, specs, config: BacktestConfig, engine=None, n_jobs: int | None = None,
-                    cache: bool | None = False, progress=None) -> list[tuple[pd.DataFrame, list[str]]]:
+                    cache: bool | None = False, progress=None, guidance=None) -> list[tuple[pd.DataFrame, list[str]]]:
     """`forecast_base` at each window's cutoff: ``(forecasts, fallback warning messages)`` in order.
 
     Locally the cutoffs run in parallel processes and may be cached (`forecasting.parallel`);
-    with a cluster `engine` they run one after the other, each distributed over the cluster."""
+    with a cluster `engine` they run one after the other, each distributed over the cluster.
+    Guided models see `guidance` as known at each cutoff (`GuidanceBook.at_cutoff`)."""
     from forecasting.distributed import is_distributed
 
+    known = [guidance.at_cutoff(cut) if guidance is not None else None for cut, _ in windows]
     if not is_distributed(engine):
         from forecasting.parallel import base_forecasts
 
         return base_forecasts([t for _, t in windows], config.h, specs, config.level, config.season_length,
-                              config.seed, n_jobs=n_jobs, cache=cache, progress=progress)
+                              config.seed, n_jobs=n_jobs, cache=cache, progress=progress, guidance=known)
     out = []
-    iterator = progress(windows) if progress is not None else windows
-    for _, train in iterator:
+    iterator = progress(list(zip(windows, known))) if progress is not None else zip(windows, known)
+    for (_, train), book in iterator:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ShortSeriesWarning)
             fc = forecast_base(train, config.h, specs, config.level, config.season_length, config.seed,
-                               engine=engine)
+                               engine=engine, guidance=book)
         out.append((fc, [str(w.message) for w in caught if issubclass(w.category, ShortSeriesWarning)]))
     return out
 

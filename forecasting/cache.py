@@ -6,8 +6,9 @@ recomputes the same earlier windows at every call to calibrate intervals and cho
 combinations; with this cache a repeated call, or the next quarter's call (all windows but
 the newest are unchanged), reads them back instead.
 
-Key (sha256 of all of it): the training rows (``unique_id, ds, y`` bytes), the horizon, the
-interval levels, the season length, the seed, each model spec (name, engine, settings,
+Key (sha256 of all of it): the training rows (``unique_id, ds, y`` bytes), the guidance known
+at the cutoff (guided models), the horizon, the interval levels, the season length, the seed,
+each model spec (name, engine, settings,
 fallback chain), the versions of Python, numpy, pandas, statsforecast, mlforecast,
 scikit-learn and LightGBM, and a hash of this library's own source files (an edited checkout
 never reads forecasts of the previous code).
@@ -90,13 +91,21 @@ def spec_signature(spec) -> str:
 
 
 def key(train: pd.DataFrame, h: int, specs: Sequence, level: Sequence[int], season_length: int,
-        seed: int) -> str:
-    """The cache key of the base forecasts of `specs` on `train` (see the module docstring)."""
+        seed: int, guidance=None) -> str:
+    """The cache key of the base forecasts of `specs` on `train` (see the module docstring);
+    `guidance` (a `features.guidance.GuidanceBook` known at the cutoff) enters with its rows."""
     h_ = hashlib.sha256(code_fingerprint().encode())
     h_.update(repr((int(h), tuple(sorted(level)), int(season_length), int(seed))).encode())
     for spec in specs:
         h_.update(spec_signature(spec).encode())
     h_.update(pd.util.hash_pandas_object(train[["unique_id", "ds", "y"]], index=False).to_numpy().tobytes())
+    if guidance is not None:
+        h_.update(repr(getattr(guidance, "asof", None)).encode())
+        for name in ("quarterly", "annual"):
+            frame = getattr(guidance, name, None)
+            if frame is not None and len(frame):
+                h_.update(name.encode())
+                h_.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
     return h_.hexdigest()
 
 

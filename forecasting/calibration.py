@@ -64,6 +64,12 @@ def conformal_quantile(scores: np.ndarray, level: float) -> float:
     return float(scores[min(max(k, 0), n - 1)])
 
 
+def interval_scores(p: pd.DataFrame, level: int) -> pd.Series:
+    """The nonconformity score of each row of `p` (``y, mean, lo-<level>, hi-<level>``):
+    |y - f| over the distance from f to the bound on y's side (NaN where that distance is 0)."""
+    return _scores(p, level)
+
+
 def _scores(p: pd.DataFrame, lv: int) -> pd.Series:
     """|y - f| over the distance from f to the bound on y's side (asymmetric intervals of
     log-scale models keep their skew)."""

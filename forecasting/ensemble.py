@@ -17,7 +17,7 @@
   combined with the same weights; intervals are recalibrated afterwards
   (`forecasting.calibration`);
 - ``select``: per series, the candidate combination with the lowest error on earlier windows
-  (`forecasting.selection`).
+  (`forecasting.autocombo`).
 
 The cutoff of each series is the quarter before its first forecast quarter. `combine` never
 reads the ``y`` column of the members' forecasts, nor any row of `past` whose quarter is
@@ -108,7 +108,7 @@ def combine(
         members_fc: forecasts of the members, ``unique_id, ds, model, mean, lo-*, hi-*``
             (other columns, including a realised ``y``, are ignored).
         spec: an ensemble spec; ``options["combiner"]`` is ``median`` (default), ``mean``,
-            ``weighted`` or ``select`` (`forecasting.selection`).
+            ``weighted`` or ``select`` (`forecasting.autocombo`).
         history: the training frame (scales the errors ``select`` compares).
         past: earlier windows' forecasts with outcomes, for ``weighted`` and ``select``.
         season_length: seasonal period of the MASE scale used by ``select``.
@@ -126,7 +126,7 @@ def combine(
         raise ValueError(f"ensemble '{spec.name}': no forecasts of member(s) {missing}; "
                          "run the members first (forecasting.models.with_members)")
     if combiner == "select":
-        from forecasting.selection import select
+        from forecasting.autocombo import select
 
         return select(fc, spec, level, history=history, past=past, season_length=season_length)
     fc = fc[["unique_id", "ds", "model"] + cols]
@@ -153,7 +153,7 @@ def register_ensemble(
     """Register an ensemble of registered models (one line per ensemble)."""
     if combiner == "select":
         raise ValueError(f"ensemble '{name}': a selecting ensemble is registered with "
-                         "forecasting.selection.register_selector (it needs candidates)")
+                         "forecasting.autocombo.register_selector (it needs candidates)")
     if combiner not in COMBINERS:
         raise ValueError(f"ensemble '{name}': combiner must be one of {COMBINERS}, got '{combiner}'")
     return register(

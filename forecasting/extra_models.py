@@ -27,7 +27,7 @@ EAT_MEMBERS = ("AutoETS", "AutoARIMA", "Theta")
 #: The same idea without AutoARIMA (which takes ~90% of the time): ETS and two thetas.
 FAST_MEMBERS = ("AutoETS", "Theta", "AutoTheta")
 #: ETS and the dynamic optimised theta: the best pair of the M3 development windows (the
-#: first candidate of AutoCombo, see `forecasting.selection`).
+#: first candidate of AutoCombo, see `forecasting.autocombo`).
 ETS_THETA_MEMBERS = ("AutoETS", "DynamicOptimizedTheta")
 #: The theta family: the standard and the dynamic optimised theta method.
 THETA_MEMBERS = ("Theta", "DynamicOptimizedTheta")

@@ -97,6 +97,7 @@ def forecast(
     intervals: str = "conformal",
     calibration_windows: int = 12,
     engine=None,
+    guidance=None,
     n_jobs: int | None = None,
     cache: bool | None = None,
 ) -> pd.DataFrame:
@@ -117,6 +118,9 @@ def forecast(
         engine: where the statistical models are fitted: None (this process), ``"dask"``, a
             ``dask.distributed.Client`` or another Fugue engine (see `forecasting.distributed`);
             a Dask data frame `df` selects ``"dask"``. Results equal the local ones.
+        guidance: a `features.guidance.GuidanceBook` for guided models (``GuidedFoster``...);
+            they see only what was announced by the day the newest quarter was reported, and
+            the calibration windows what was known at each of their cutoffs.
         n_jobs: local worker processes fitting the newest origin and the past windows side by
             side (None: ``FCF_N_JOBS`` or every core; see `forecasting.parallel`).
         cache: reuse past windows fitted on the same rows by an earlier call, from the
@@ -147,7 +151,8 @@ def forecast(
     needs_past = intervals == "conformal" or any(
         s.engine == "ensemble" and s.options.get("combiner", "median") in PAST_COMBINERS for s in specs)
     if not (needs_past or any(s.engine == "ensemble" for s in specs)):
-        out = forecast_base(df, h, specs, level, season_length, seed, engine=engine)
+        now = guidance.at_cutoff(df["ds"].max()) if guidance is not None else None
+        out = forecast_base(df, h, specs, level, season_length, seed, engine=engine, guidance=now)
     else:
         from forecasting.backtest import (
             BacktestConfig,
@@ -169,7 +174,7 @@ def forecast(
             windows = cutoff_windows(df, cutoffs(df, h, config.n_windows, 1, end_offset=1))
         # the newest origin and the past windows are fitted together (in parallel, see forecasting.parallel)
         bases = base_at_cutoffs(windows + [(df["ds"].max(), df)], specs, raw_config, engine=engine,
-                                n_jobs=n_jobs, cache=cache)
+                                n_jobs=n_jobs, cache=cache, guidance=guidance)
         out, messages = bases[-1]
         for message in messages:
             warnings.warn(message, ShortSeriesWarning, stacklevel=2)
@@ -196,10 +201,12 @@ def forecast_base(
     season_length: int = SEASON_LENGTH,
     seed: int = 0,
     engine=None,
+    guidance=None,
 ) -> pd.DataFrame:
-    """Forecasts of the statistical and ML specs in `specs` (ensembles are skipped).
+    """Forecasts of the statistical, ML and guided specs in `specs` (ensembles are skipped).
 
-    `engine` fits the statistical models on a cluster (see `forecasting.distributed`)."""
+    `engine` fits the statistical models on a cluster (see `forecasting.distributed`);
+    `guidance` is the `features.guidance.GuidanceBook` known at the origin (guided specs)."""
     parts = []
     stats = [s for s in specs if s.engine == "stats"]
     if stats:
@@ -209,6 +216,11 @@ def forecast_base(
         from forecasting.ml import forecast_ml
 
         parts.append(forecast_ml(df, h, ml, level, season_length, seed))
+    guided = [s for s in specs if s.engine == "guided"]
+    if guided:
+        from forecasting.guided import forecast_guided
+
+        parts.append(forecast_guided(df, h, guided, level, season_length, seed, guidance))
     if not parts:
         return pd.DataFrame(columns=output_columns(level))
     return pd.concat(parts, ignore_index=True)

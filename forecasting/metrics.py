@@ -15,6 +15,14 @@ Definitions, for a forecast f of a reported value y made at a cutoff:
   by the cutoff, else by the same cutoff's forecast of it. Only where that base is positive.
 - relative MASE = MASE of the model / MASE of SeasonalNaive on the same rows. Aggregated
   over series as a geometric mean (Fleming & Wallace 1986: the right mean of ratios).
+- Proper scores of the distribution, scaled by the same MASE scale (lower is better; a
+  narrower band improves them only if it stays honest):
+  scaled CRPS ~= 2 x the mean pinball loss over the quantiles the frame carries (P2.5, P10,
+  P50 = ``mean``, P90, P97.5 from ``lo-95, lo-80, mean, hi-80, hi-95``): the quantile
+  approximation of the CRPS that utilsforecast's ``mqloss`` / ``scaled_crps`` use, here per
+  row and scaled per cutoff; scaled interval score at L% (Gneiting & Raftery 2007, the
+  M4 competition's MSIS): ``(hi - lo + (2/a)(lo - y)1{y<lo} + (2/a)(y - hi)1{y>hi}) / scale``
+  with a = 1 - L/100.
 """
 
 from __future__ import annotations
@@ -65,11 +73,35 @@ def pointwise(
         out["spe"] = np.where(y != 0, 100 * err / np.abs(y), np.nan)
     for lv in level:
         lo, hi = out[f"lo-{lv}"], out[f"hi-{lv}"]
-        out[f"in-{lv}"] = ((out["y"] >= lo) & (out["y"] <= hi)).astype(float)
+        inside = ((out["y"] >= lo) & (out["y"] <= hi)).astype(float)
+        out[f"in-{lv}"] = inside.where(lo.notna() & hi.notna())  # no interval: no coverage
         out[f"width-{lv}"] = hi - lo
         out[f"swidth-{lv}"] = (hi - lo) / out["scale"]
+        a = 1 - lv / 100
+        yv = out["y"]
+        out[f"sis-{lv}"] = ((hi - lo) + (2 / a) * (lo - yv).clip(lower=0) + (2 / a) * (yv - hi).clip(lower=0)
+                            ) / out["scale"]
+    out["scrps"] = scaled_crps_rows(out, level)
     out["yoy_err_pp"] = _yoy_error(out, history)
     return out
+
+
+def pinball(y: np.ndarray, q: np.ndarray, tau: float) -> np.ndarray:
+    """Quantile (pinball) loss of quantile forecast `q` at level `tau` for outcomes `y`."""
+    d = np.asarray(y, dtype=float) - np.asarray(q, dtype=float)
+    return np.maximum(tau * d, (tau - 1) * d)
+
+
+def scaled_crps_rows(rows: pd.DataFrame, level: Sequence[int] = (80, 95)) -> pd.Series:
+    """Per row: 2 x mean pinball loss over the quantiles ``lo-L``, ``mean``, ``hi-L`` (one pair per
+    level) divided by ``scale`` (see the module docstring). NaN where a bound is missing."""
+    y = rows["y"].to_numpy(dtype=float)
+    losses = [pinball(y, rows["mean"].to_numpy(dtype=float), 0.5)]
+    for lv in level:
+        a = (1 - lv / 100) / 2
+        losses.append(pinball(y, rows[f"lo-{lv}"].to_numpy(dtype=float), a))
+        losses.append(pinball(y, rows[f"hi-{lv}"].to_numpy(dtype=float), 1 - a))
+    return pd.Series(2 * np.mean(losses, axis=0) / rows["scale"].to_numpy(dtype=float), index=rows.index)
 
 
 def _yoy_error(out: pd.DataFrame, history: pd.DataFrame) -> np.ndarray:
@@ -107,6 +139,10 @@ def summarize(points: pd.DataFrame, by: Sequence[str] = ("unique_id", "model", "
         out[f"coverage_{lv}"] = g[f"in-{lv}"].mean()
         out[f"width_{lv}"] = g[f"width-{lv}"].mean()
         out[f"scaled_width_{lv}"] = g[f"swidth-{lv}"].mean()
+        if f"sis-{lv}" in points:
+            out[f"msis_{lv}"] = g[f"sis-{lv}"].mean()
+    if "scrps" in points:
+        out["scaled_crps"] = g["scrps"].mean()
     out = out.reset_index()
     if "model" in by:
         out = add_relative(out, [c for c in by if c != "model"])

@@ -4,7 +4,8 @@ A `ModelSpec` names a model and says how to build it; it holds no fitted state. 
 
 - ``stats``: a statsforecast model, built by ``build(season_length)`` with ``alias=name``;
 - ``ml``: a scikit-learn regressor trained globally across series (see `forecasting.ml`);
-- ``ensemble``: a combination of other specs' forecasts (see `forecasting.ensemble`).
+- ``ensemble``: a combination of other specs' forecasts (see `forecasting.ensemble`);
+- ``guided``: a base spec that starts from management's guidance (see `forecasting.guided`).
 
 Adding a model is one call to `register`. Every spec has a minimum series length; a series
 shorter than that is forecast by the spec's ``fallback`` (with a warning), down the chain to
@@ -27,8 +28,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 SEASON_LENGTH = 4
-FAMILIES = ("baseline", "statistical", "ml", "ensemble")
-ENGINES = ("stats", "ml", "ensemble")
+FAMILIES = ("baseline", "statistical", "ml", "ensemble", "guided")
+ENGINES = ("stats", "ml", "ensemble", "guided")
 
 
 @dataclass(frozen=True)
@@ -252,7 +253,7 @@ _LOADED = False
 #: Modules that register more specs on first use (ML models, ensembles). Each is optional so
 #: a missing extra dependency disables those models instead of breaking the library.
 EXTENSION_MODULES: list[str] = ["forecasting.ml", "forecasting.ensemble", "forecasting.extra_models",
-                                 "forecasting.selection"]
+                                 "forecasting.guided", "forecasting.autocombo"]
 
 
 def _ensure_loaded() -> None:

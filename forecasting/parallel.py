@@ -29,7 +29,8 @@ from forecasting.models import ModelSpec, get_spec
 
 @dataclass(frozen=True)
 class Task:
-    """One cutoff's work: the rows up to it and what to fit (specs by name)."""
+    """One cutoff's work: the rows up to it, what to fit (specs by name), and the guidance
+    known at the cutoff (a `features.guidance.GuidanceBook`, for guided models; or None)."""
 
     train: pd.DataFrame
     h: int
@@ -37,6 +38,7 @@ class Task:
     level: tuple[int, ...]
     season_length: int
     seed: int
+    guidance: object = None
 
 
 def default_jobs(n_jobs: int | None = None) -> int:
@@ -63,7 +65,8 @@ def run_task(task: Task) -> tuple[pd.DataFrame, list[str]]:
     specs = [get_spec(n) for n in task.specs]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ShortSeriesWarning)
-        fc = forecast_base(task.train, task.h, specs, task.level, task.season_length, task.seed)
+        fc = forecast_base(task.train, task.h, specs, task.level, task.season_length, task.seed,
+                           guidance=task.guidance)
     return fc, [str(w.message) for w in caught if issubclass(w.category, ShortSeriesWarning)]
 
 
@@ -83,6 +86,7 @@ def base_forecasts(
     n_jobs: int | None = None,
     cache: bool | None = False,
     progress: Callable[[Iterable], Iterable] | None = None,
+    guidance: Sequence | None = None,
 ) -> list[tuple[pd.DataFrame, list[str]]]:
     """Base forecasts of `specs` on each frame of `trains` (one per cutoff), in order.
 
@@ -91,6 +95,7 @@ def base_forecasts(
         n_jobs: worker processes (see the module docstring).
         cache: read and write the data-vintage cache (None: on unless ``FCF_CACHE=0``).
         progress: wraps the iterator over finished tasks (``tqdm.tqdm``) for a progress bar.
+        guidance: per cutoff, the guidance known then (None: no guidance).
     Returns:
         per cutoff ``(forecasts, messages)``: `forecast_base`'s frame and the text of the
         `ShortSeriesWarning`s it raised (the caller decides whether to show them).
@@ -99,12 +104,13 @@ def base_forecasts(
 
     use_cache = vcache.enabled(cache)
     names = tuple(s.name for s in specs)
-    tasks = [Task(t, int(h), names, tuple(level), int(season_length), int(seed)) for t in trains]
+    books = list(guidance) if guidance is not None else [None] * len(trains)
+    tasks = [Task(t, int(h), names, tuple(level), int(season_length), int(seed), g) for t, g in zip(trains, books)]
     results: list[tuple[pd.DataFrame, list[str]] | None] = [None] * len(tasks)
     keys: list[str | None] = [None] * len(tasks)
     if use_cache:
         for i, t in enumerate(tasks):
-            keys[i] = vcache.key(t.train, h, specs, level, season_length, seed)
+            keys[i] = vcache.key(t.train, h, specs, level, season_length, seed, t.guidance)
             results[i] = vcache.load(keys[i])
     todo = [i for i, r in enumerate(results) if r is None]
     jobs = min(default_jobs(n_jobs), len(todo))

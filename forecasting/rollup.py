@@ -1,35 +1,62 @@
-"""Roll segment forecasts up to consolidated free cash flow, and backtest the roll-up.
+"""Roll segment forecasts up to consolidated free cash flow, with an honest distribution.
 
-Pipeline at a forecast origin (a cutoff; everything uses data up to it only):
+At every origin C (a cutoff; only data and guidance known on the day C was reported):
 
-1. base forecasts of every hierarchy node (`forecasting.hierarchy`: total, retail, NA,
-   International, AWS for net sales and operating income) and of net capex, with one model;
-2. reconciliation so that segments add up to the totals (default ``MinTrace-wls_struct``);
-3. scaled errors of the same pipeline in earlier windows fully reported by the origin, for
-   the six segment series, capex and the OCF bridge (`forecasting.simulate`);
-4. sample paths of the segments and capex (joint bootstrap), totals as sums of the segment
-   paths (so every path is coherent), optional scenario adjustments, OCF from the bridge
-   (`forecasting.bridge`, fitted up to the origin) plus a bridge error, FCF = OCF - capex,
-   and TTM FCF continuing the reported quarters;
-5. quantiles P2.5..P97.5 per quarter (`forecasting.simulate.QUANTILES`).
+1. **Node forecasts** (`node_forecasts`): every candidate model of `RollupConfig.candidates`
+   on every node (net sales and operating income of the segments, retail and the totals;
+   net capex; operating cash flow; free cash flow), and the guided models
+   (`forecasting.guided`) on the nodes management guides (total net sales and operating
+   income next quarter, fiscal-year capex), at every cutoff since `first_cutoff`. One
+   backtest computes them once for the forecast, its calibration and the roll-up backtest.
+2. **Per-node champions** (`forecasting.selection`): at C, each node's model and intercept
+   correction with the lowest error over the forecasts made in the 12 quarters before C and
+   reported by C.
+3. **Segments add up** (`forecasting.hierarchy.reconcile`, MinTrace ``wls_struct``).
+4. **The cash-flow identity** (`forecasting.cashflow`): the direct FCF forecast, OCF from
+   the bridge (`forecasting.bridge`: OI + gamma_q x net sales, with the reconciled totals),
+   the OCF model and the capex model combined by MinTrace with W learnt from their past
+   errors, so that FCF = OCF - net capex holds exactly.
+5. **Sample paths** (`simulate`): whole past error windows of this same pipeline (steps 1-4
+   made at earlier cutoffs, all reported by C) for the six segment series, capex and OCF,
+   drawn jointly (`forecasting.simulate`); totals are sums of segment paths, FCF = OCF -
+   capex path by path, trailing-twelve-month FCF continues the reported quarters. A
+   scenario may change segment and capex paths; OCF then moves by the bridge's response
+   (dOI + gamma_q x dSales).
+6. **Calibration**: the spread around the centre is scaled by the conformal quantile of the
+   roll-up's own earlier misses (quantile rows of past cutoffs, reported by C).
 
-`rollup` runs this at the newest reported quarter; `backtest_rollup` at each of the last
-`n_windows` cutoffs and scores it against reported FCF, beside seasonal-naive FCF.
+`rollup` runs this at the newest reported quarter; `forecasting.rollup_backtest` at past
+cutoffs against reported FCF, beside the direct FCF models and seasonal naive.
 """
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from forecasting.backtest import backtest
-from forecasting.bridge import FCF, NET_CAPEX, OCF, OI, SALES, OCFBridge, free_cash_flow, ttm
+from forecasting.bridge import FCF, NET_CAPEX, OCF, OI, SALES, OCFBridge, free_cash_flow, quarter_of, ttm
+from forecasting.cashflow import METHODS as CASHFLOW_METHODS
+from forecasting.cashflow import NODES as CASHFLOW_NODES
+from forecasting.cashflow import reconcile_cashflow
 from forecasting.forecast import ShortSeriesWarning, check_series_frame, forecast
-from forecasting.hierarchy import DEFAULT_METHOD, METHODS, add_retail, bottom_series, hierarchy_series, reconcile
+from forecasting.hierarchy import (
+    DEFAULT_METHOD,
+    MEASURES,
+    METHODS,
+    RETAIL,
+    SEGMENTS,
+    add_retail,
+    bottom_series,
+    hierarchy_series,
+    reconcile,
+    series_name,
+)
+from forecasting.selection import SelectionSettings, champion_forecasts, scored
 from forecasting.simulate import (
     DEFAULT_PATHS,
     SMOOTHING,
@@ -40,37 +67,289 @@ from forecasting.simulate import (
     series_level,
 )
 
-#: Simulated series: the six segments and net capex; the bridge error is appended as a 7th+1.
-SIMULATED = (*bottom_series(), NET_CAPEX)
-BRIDGE_ERROR = "ocf_bridge_error"
-#: The series whose size scales each simulated series' errors. Operating income passes near
-#: zero (International for years, North America in 2022), so its errors are scaled by its
-#: segment's sales (errors in margin points); the OCF bridge error by total net sales.
+#: Simulated series: the six segments, net capex and OCF (totals, FCF and TTM are derived).
+SIMULATED = (*bottom_series(), NET_CAPEX, OCF)
+#: Operating income passes near zero, so a segment's OI errors are scaled by its sales
+#: (margin points); OCF's by total net sales.
 SCALE_OF = {**{s: s for s in SIMULATED},
-            **{s: s.replace("operating_income", "net_sales") for s in SIMULATED
-               if s.startswith("operating_income")},
-            BRIDGE_ERROR: SALES}
+            **{s: s.replace("operating_income", "net_sales") for s in SIMULATED if s.startswith("operating_income")},
+            OCF: SALES}
 FCF_TTM = FCF + "_ttm"
-DEFAULT_MODEL = "AutoETS"
+#: Candidate models of every node, in tie-break order (the first is used while too few past
+#: windows exist to choose).
+CANDIDATES = ("AutoETS", "Foster", "StatsCombo", "AutoARIMALog", "SeasonalNaive", "RandomWalkWithDrift",
+              "StatsMLCombo")
+#: Guided candidates, run on the nodes the guidance covers.
+GUIDED_CANDIDATES = ("GuidedFoster", "GuidedStatsCombo", "GuidedAutoARIMALog", "GuidedStatsMLCombo")
+#: Steps every node is forecast (fiscal-year scoring needs up to two fiscal years).
+NODE_HORIZON = 8
 
 
+@dataclass(frozen=True)
+class RollupConfig:
+    """Settings of a roll-up (logged as run parameters).
+
+    Attributes:
+        h: quarters ahead (1-8).
+        candidates, guided: node models the per-node choice picks from.
+        selection: the nested choice (window, lambdas of the intercept correction, ...).
+        method: segment reconciliation (`forecasting.hierarchy.METHODS` or ``"base"``).
+        cashflow: reconciliation across FCF = OCF - capex (`forecasting.cashflow.METHODS`),
+            or ``"bridge"``: FCF = bridged OCF - capex (no direct forecasts), ``"direct"``:
+            the OCF and capex models only.
+        error_windows: past windows drawn by the bootstrap (the most recent ones).
+        centre: centre the drawn errors on zero (paths centred on the point forecasts, whose
+            intercept correction already answers recent bias); False adds the past windows'
+            mean error to every path.
+        calibrate: scale the spread by the roll-up's own past misses.
+        calibration_window: the most recent past cutoffs whose misses (the quarters reported
+            by the origin, `recent_misses`) set that scale, so it follows a change of regime.
+        first_cutoff: earliest node cutoff (selection needs a few years before the roll-up's).
+        extra: more series forecast by AutoETS for scenarios (e.g. advertising).
+    """
+
+    h: int = 4
+    candidates: tuple[str, ...] = CANDIDATES
+    guided: tuple[str, ...] = GUIDED_CANDIDATES
+    selection: SelectionSettings = SelectionSettings(window=16)
+    method: str = DEFAULT_METHOD
+    cashflow: str = "wls_var"
+    bridge_window: int = 16
+    n_paths: int = DEFAULT_PATHS
+    seed: int = 0
+    smoothing: float = SMOOTHING
+    error_windows: int = 8
+    centre: bool = True
+    calibrate: bool = True
+    calibration_window: int = 4
+    first_cutoff: str = "2016Q2"
+    extra: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        if not 1 <= self.h <= NODE_HORIZON:
+            raise ValueError(f"roll-up horizon h must be between 1 and {NODE_HORIZON}, got {self.h}")
+        if self.method not in ("base", *METHODS):
+            raise ValueError(f"unknown reconciliation method '{self.method}'; choose from {['base', *METHODS]}")
+        if self.cashflow not in (*CASHFLOW_METHODS, "bridge", "direct"):
+            raise ValueError(f"cashflow must be one of {[*CASHFLOW_METHODS, 'bridge', 'direct']}, "
+                             f"got '{self.cashflow}'")
+        if self.n_paths < 1:
+            raise ValueError(f"n_paths must be >= 1, got {self.n_paths}")
+
+    def replace(self, **changes) -> RollupConfig:
+        return RollupConfig(**{**asdict(self), "selection": self.selection, **changes})
+
+    def as_params(self) -> dict:
+        d = asdict(self)
+        sel = d.pop("selection")
+        d.update({f"selection_{k}": v for k, v in sel.items()})
+        return {k: (",".join(map(str, v)) if isinstance(v, tuple) else v) for k, v in d.items()}
+
+
+# --------------------------------------------------------------------------- node forecasts
+def driver_frame(df: pd.DataFrame, extra: Sequence[str] = ()) -> pd.DataFrame:
+    """The reported series the roll-up uses: hierarchy nodes (retail derived), capex, OCF, FCF."""
+    need = [*hierarchy_series(), NET_CAPEX, OCF, FCF, *extra]
+    retail = [series_name(m, RETAIL) for m in MEASURES]
+    base_need = [s for s in need if s not in retail]
+    missing = [s for s in base_need if s not in set(df["unique_id"])]
+    if missing:
+        raise ValueError(f"the roll-up needs series {missing}, which are not in the data; "
+                         "load every modelled series (load_quarterly() without series=)")
+    out = add_retail(df[df["unique_id"].isin(base_need)])
+    return check_series_frame(out[out["unique_id"].isin(need)], "roll-up data")
+
+
+def _quarters(a, b) -> int:
+    return int((pd.Period(pd.Timestamp(b), freq="Q") - pd.Period(pd.Timestamp(a), freq="Q")).n)
+
+
+def node_forecasts(history: pd.DataFrame, config: RollupConfig, guidance=None) -> pd.DataFrame:
+    """Base point forecasts of every node x candidate at every cutoff from `config.first_cutoff`
+    to the newest quarter (that one by `forecasting.forecast.forecast`).
+
+    Returns:
+        ``cutoff, unique_id, ds, step, model, mean, y`` (``y`` NaN after the newest quarter).
+    """
+    nodes = [*hierarchy_series(), NET_CAPEX, OCF, FCF]
+    last = history["ds"].max()
+    first = pd.Period(config.first_cutoff, freq="Q").end_time.normalize()
+    n_windows = _quarters(first, last)
+    guided_nodes = [n for n in nodes if guidance is not None and n in guidance.metrics]
+    runs = [(nodes, list(config.candidates))]
+    if guided_nodes and config.guided:
+        runs.append((guided_nodes, [*config.guided, "GuidanceMidpoint"]))  # the midpoint: reported only
+    parts = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ShortSeriesWarning)
+        for series, models in runs:
+            d = history[history["unique_id"].isin(series)]
+            if n_windows >= 1:
+                bt = backtest(d, models=models, h=NODE_HORIZON, n_windows=n_windows, warmup_windows=0,
+                              intervals="model", end_offset=1, guidance=guidance)
+                parts.append(bt[["cutoff", "unique_id", "ds", "step", "model", "mean", "y"]])
+            now = forecast(d, h=NODE_HORIZON, models=models, intervals="model", guidance=guidance)
+            now["cutoff"] = last
+            now["step"] = now.groupby(["unique_id", "model"]).cumcount() + 1
+            now["y"] = np.nan
+            parts.append(now[["cutoff", "unique_id", "ds", "step", "model", "mean", "y"]])
+        extra = [s for s in config.extra if s in set(history["unique_id"])]
+        if extra:
+            ex = forecast(history[history["unique_id"].isin(extra)], h=NODE_HORIZON, models=["AutoETS"],
+                          intervals="model")
+            ex = ex[ex["model"] == "AutoETS"].assign(cutoff=last, y=np.nan)
+            ex["step"] = ex.groupby("unique_id").cumcount() + 1
+            parts.append(ex[["cutoff", "unique_id", "ds", "step", "model", "mean", "y"]])
+    out = pd.concat(parts, ignore_index=True).drop_duplicates(["cutoff", "unique_id", "model", "ds"])
+    return out.sort_values(["unique_id", "model", "cutoff", "ds"]).reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------- the pipeline
+@dataclass
+class Pipeline:
+    """The roll-up's point forecasts at every cutoff, and how they were made.
+
+    Attributes:
+        history: reported node series (retail derived).
+        final: ``cutoff, unique_id, ds, step, mean, y``: reconciled segments and totals, and the
+            cash-flow nodes after the identity reconciliation (OCF, capex, FCF).
+        cashflow_inputs: ``cutoff, ds, step, fcf, ocf_bridge, ocf, capex, method_used``: the
+            base forecasts the identity reconciliation combined.
+        choices: per cutoff and node, the chosen model and correction (`forecasting.selection`).
+        champions: the chosen models' corrected forecasts before any reconciliation.
+        nodes: every candidate's base forecasts (`node_forecasts`).
+        config: the settings.
+    """
+
+    history: pd.DataFrame
+    final: pd.DataFrame
+    cashflow_inputs: pd.DataFrame
+    choices: pd.DataFrame
+    champions: pd.DataFrame
+    nodes: pd.DataFrame
+    config: RollupConfig
+
+    @property
+    def cutoffs(self) -> list[pd.Timestamp]:
+        return sorted(self.final["cutoff"].unique())
+
+    def at(self, cutoff) -> pd.DataFrame:
+        return self.final[self.final["cutoff"] == pd.Timestamp(cutoff)]
+
+
+def _bridged(history: pd.DataFrame, rec: pd.DataFrame, cutoff, window: int) -> pd.Series:
+    """OCF from the bridge fitted up to `cutoff`, given reconciled OI and sales forecasts."""
+    w = rec.pivot_table(index="ds", columns="unique_id", values="mean")
+    try:
+        br = OCFBridge(window).fit(history, cutoff=cutoff)
+    except ValueError:
+        return pd.Series(np.nan, index=w.index)
+    return pd.Series(br.predict(w[OI].to_numpy(), w[SALES].to_numpy(), w.index), index=w.index)
+
+
+def run_pipeline(history: pd.DataFrame, nodes: pd.DataFrame, config: RollupConfig) -> Pipeline:
+    """Steps 2-4 of the module docstring at every cutoff where every node has a forecast."""
+    hier = hierarchy_series()
+    cash = [NET_CAPEX, OCF, FCF]
+    needed = set(hier) | set(cash)
+    have = nodes.groupby("cutoff")["unique_id"].agg(lambda s: needed <= set(s))
+    cutoffs = sorted(have.index[have.to_numpy()])
+    candidates = [*config.candidates, *config.guided]
+    sc = scored(nodes[nodes["unique_id"].isin(needed)], history, config.selection.lambdas)
+    champs, choices = champion_forecasts(sc, cutoffs, candidates, config.selection)
+    # segments add up
+    h_part = champs[champs["unique_id"].isin(hier)]
+    complete = h_part.groupby(["cutoff", "ds"])["unique_id"].transform("nunique") == len(hier)
+    h_part = h_part[complete]
+    if config.method == "base":
+        rec = h_part[["cutoff", "unique_id", "ds", "mean"]]
+    else:
+        r = reconcile(h_part, methods=[config.method], by=("cutoff",))
+        rec = r[r["method"] == config.method][["cutoff", "unique_id", "ds", "mean"]]
+    yv = history.set_index(["unique_id", "ds"])["y"]
+    w = champs[champs["unique_id"].isin(cash)].pivot_table(index=["cutoff", "ds"], columns="unique_id",
+                                                           values="mean")
+    scale = history[history["unique_id"] == SALES].set_index("ds")["y"]
+    inputs, finals, errs = [], [], []
+    for c in cutoffs:
+        rc = rec[rec["cutoff"] == c]
+        if rc.empty or c not in w.index.get_level_values(0):
+            continue
+        wc = w.loc[c]
+        base = pd.DataFrame({"ds": wc.index, "fcf": wc[FCF].to_numpy(), "ocf": wc[OCF].to_numpy(),
+                             "capex": wc[NET_CAPEX].to_numpy()})
+        base["ocf_bridge"] = _bridged(history, rc, c, config.bridge_window).reindex(base["ds"]).to_numpy()
+        base = base.dropna(subset=["ocf", "capex"]).reset_index(drop=True)
+        if base.empty:
+            continue
+        past = pd.concat(errs, ignore_index=True) if errs else None
+        if past is not None:
+            past = past[(past["cutoff"] < c) & (past["ds"] <= c)
+                        & (past["cutoff"] >= c - pd.offsets.QuarterEnd(config.selection.window))]
+        if config.cashflow in CASHFLOW_METHODS:
+            out = reconcile_cashflow(base, past[list(CASHFLOW_NODES)] if past is not None else None,
+                                     config.cashflow)
+        elif config.cashflow == "bridge":
+            ocf = base["ocf_bridge"].fillna(base["ocf"])
+            out = pd.DataFrame({"ds": base["ds"], "ocf": ocf, "capex": base["capex"],
+                                "fcf": ocf - base["capex"], "method_used": "bridge"})
+        else:
+            out = pd.DataFrame({"ds": base["ds"], "ocf": base["ocf"], "capex": base["capex"],
+                                "fcf": base["ocf"] - base["capex"], "method_used": "direct"})
+        base["cutoff"] = c
+        base["method_used"] = out["method_used"].to_numpy()
+        inputs.append(base)
+        # scaled errors of the four inputs where the outcome is reported (for later cutoffs' W)
+        lev = float(np.abs(scale[scale.index <= c].iloc[-4:]).mean())
+        e = pd.DataFrame({"cutoff": c, "ds": base["ds"]})
+        for node, series in (("fcf", FCF), ("ocf_bridge", OCF), ("ocf", OCF), ("capex", NET_CAPEX)):
+            actual = yv.reindex(pd.MultiIndex.from_product([[series], base["ds"]])).to_numpy(dtype=float)
+            e[node] = (actual - base[node].to_numpy(dtype=float)) / lev
+        errs.append(e.dropna(subset=["fcf", "ocf", "capex"]))
+        cf = out.melt(id_vars="ds", value_vars=["ocf", "capex", "fcf"], var_name="node", value_name="mean")
+        cf["unique_id"] = cf["node"].map({"ocf": OCF, "capex": NET_CAPEX, "fcf": FCF})
+        cf["cutoff"] = c
+        finals.append(pd.concat([rc, cf[["cutoff", "unique_id", "ds", "mean"]]], ignore_index=True))
+    final = pd.concat(finals, ignore_index=True)
+    extra = [s for s in config.extra if s in set(nodes["unique_id"])]
+    if extra:
+        ex = nodes[nodes["unique_id"].isin(extra)][["cutoff", "unique_id", "ds", "mean"]]
+        final = pd.concat([final, ex], ignore_index=True)
+    final = final.merge(history, on=["unique_id", "ds"], how="left")
+    final["step"] = [_quarters(c, d) for c, d in zip(final["cutoff"], final["ds"])]
+    cols = ["cutoff", "unique_id", "ds", "step", "mean", "y"]
+    final = final[cols].sort_values(["cutoff", "unique_id", "ds"]).reset_index(drop=True)
+    cf_in = pd.concat(inputs, ignore_index=True) if inputs else pd.DataFrame()
+    if len(cf_in):
+        cf_in["step"] = [_quarters(c, d) for c, d in zip(cf_in["cutoff"], cf_in["ds"])]
+    return Pipeline(history=history, final=final, cashflow_inputs=cf_in, choices=choices,
+                    champions=champs, nodes=nodes, config=config)
+
+
+def prepare_pipeline(df: pd.DataFrame, config: RollupConfig | None = None, guidance=None) -> Pipeline:
+    """`node_forecasts` and `run_pipeline` on every modelled series of `df`."""
+    config = config or RollupConfig()
+    history = driver_frame(df, config.extra)
+    return run_pipeline(history, node_forecasts(history, config, guidance), config)
+
+
+# --------------------------------------------------------------------------- simulation
 @dataclass
 class RollupInputs:
     """Everything a simulation at one origin needs (all estimated on data up to `origin`)."""
 
     origin: pd.Timestamp
     ds: pd.DatetimeIndex                 # (h,) forecast quarters
-    point: np.ndarray                    # (n_sim, h) reconciled point forecasts of SIMULATED
-    level: np.ndarray                    # (n_sim + 1,) scales of SIMULATED and the bridge error
+    point: np.ndarray                    # (n_sim, h) point forecasts of SIMULATED
+    level: np.ndarray                    # (n_sim,) scales of SIMULATED's errors
     windows: list                        # cutoffs of the error windows
-    errors: np.ndarray                   # (n_windows, n_sim + 1, h) scaled errors
+    errors: np.ndarray                   # (n_windows, n_sim, h) scaled errors
     bridge: OCFBridge
     history: pd.DataFrame                # reported long frame up to the origin (incl. retail)
-    drivers: pd.DataFrame                # reconciled point forecasts of every node at the origin
+    drivers: pd.DataFrame                # point forecasts of every node at the origin
     extra_point: dict = field(default_factory=dict)   # series -> (h,) point (e.g. advertising)
-    model: str = DEFAULT_MODEL
-    method: str = DEFAULT_METHOD
     error_scale: float = 1.0             # calibration factor on the errors' spread around their mean
+    config: RollupConfig = field(default_factory=RollupConfig)
 
 
 @dataclass
@@ -89,7 +368,158 @@ class Simulation:
     def table(self, series: Sequence[str] = (FCF, FCF_TTM)) -> pd.DataFrame:
         return pd.concat([quantile_frame(self.paths[s], self.ds, s) for s in series], ignore_index=True)
 
+    def fiscal_years(self, history: pd.DataFrame, series: str = FCF) -> pd.DataFrame:
+        """Fiscal-year totals of `series` (reported quarters of `history` + simulated ones) for
+        the years the horizon completes: ``fiscal_year, reported_quarters, mean, p2.5 .. p97.5``."""
+        rep = history[history["unique_id"] == series].set_index("ds")["y"]
+        rows = []
+        for y in sorted(set(self.ds.year)):
+            cols = np.flatnonzero(self.ds.year == y)
+            done = rep[rep.index.year == y]
+            if len(cols) + len(done) != 4:
+                continue
+            tot = self.paths[series][:, cols].sum(axis=1) + float(done.sum())
+            q = quantile_frame(tot[:, None], [pd.Timestamp(year=y, month=12, day=31)], series + "_fy")
+            q.insert(0, "fiscal_year", y)
+            q.insert(1, "reported_quarters", len(done))
+            rows.append(q.drop(columns=["unique_id", "ds"]))
+        return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
 
+
+def build_inputs(pipe: Pipeline, origin, h: int, min_windows: int = 2) -> RollupInputs:
+    """`RollupInputs` at `origin` from the pipeline's forecasts there and its earlier windows
+    fully reported by `origin` (the most recent `config.error_windows` of them)."""
+    config = pipe.config
+    origin = pd.Timestamp(origin)
+    hist = pipe.history[pipe.history["ds"] <= origin]
+    ds = pd.DatetimeIndex([origin + pd.offsets.QuarterEnd(k) for k in range(1, h + 1)])
+    now = pipe.at(origin)
+    pf = now.set_index(["unique_id", "ds"])["mean"]
+    point = pf.reindex(pd.MultiIndex.from_product([list(SIMULATED), ds])).to_numpy(dtype=float)
+    point = point.reshape(len(SIMULATED), h)
+    if not np.isfinite(point).all():
+        raise ValueError(f"roll-up at {origin.date()}: no {h}-quarter forecasts of {SIMULATED} there "
+                         "(a cutoff needs every node forecast h quarters ahead)")
+    scales = [SCALE_OF[s] for s in SIMULATED]
+    past = pipe.final[(pipe.final["cutoff"] < origin)]
+    cuts, R = residual_windows(past, hist, SIMULATED, h, known_by=origin, scale_by=scales)
+    if len(cuts) > config.error_windows:
+        cuts, R = cuts[-config.error_windows:], R[-config.error_windows:]
+    if len(cuts) < min_windows:
+        raise ValueError(f"roll-up at {origin.date()}: only {len(cuts)} past window(s) of {h} quarters fully "
+                         f"reported, need {min_windows}; use an earlier first_cutoff or a shorter horizon")
+    extra_point = {s: pf.reindex(pd.MultiIndex.from_product([[s], ds])).to_numpy(dtype=float)
+                   for s in config.extra}
+    return RollupInputs(origin=origin, ds=ds, point=point, level=series_level(hist, scales, origin),
+                        windows=cuts, errors=R, bridge=OCFBridge(config.bridge_window).fit(hist, cutoff=origin),
+                        history=hist, drivers=now.drop(columns="y"), extra_point=extra_point, config=config)
+
+
+def simulate(inputs: RollupInputs, n_paths: int | None = None, seed: int | None = None,
+             smoothing: float | None = None,
+             adjust: Callable[[dict, RollupInputs], None] | None = None) -> Simulation:
+    """Sample paths of the segments, capex and OCF; totals, FCF and TTM FCF derived.
+
+    `adjust(paths, inputs)` may change the segment / capex paths in place (scenarios,
+    `forecasting.scenarios`); OCF then moves by the bridge's response to the changed totals.
+    """
+    cfg = inputs.config
+    n_paths = cfg.n_paths if n_paths is None else n_paths
+    seed = cfg.seed if seed is None else seed
+    smoothing = cfg.smoothing if smoothing is None else smoothing
+    E = bootstrap_errors(inputs.errors, n_paths, seed, smoothing, centre=cfg.centre)
+    if inputs.error_scale != 1.0:  # widen/narrow the spread around its centre, not the bias
+        centre = E.mean(axis=0, keepdims=True)
+        E = centre + inputs.error_scale * (E - centre)
+    nonneg = [not s.startswith("operating_income") and s != OCF for s in SIMULATED]
+    P = sample_paths(inputs.point, inputs.level, E, nonneg)
+    paths = {s: P[:, i, :] for i, s in enumerate(SIMULATED)}
+
+    def totals() -> tuple[np.ndarray, np.ndarray]:
+        for m in MEASURES:
+            segs = [paths[series_name(m, s)] for s in SEGMENTS]
+            paths[series_name(m, RETAIL)] = segs[0] + segs[1]
+            paths[series_name(m, "total")] = segs[0] + segs[1] + segs[2]
+        return paths[OI].copy(), paths[SALES].copy()
+
+    oi0, s0 = totals()
+    if adjust is not None:
+        adjust(paths, inputs)
+        oi1, s1 = totals()
+        gamma = inputs.bridge.gamma_[quarter_of(inputs.ds) - 1]
+        paths[OCF] = paths[OCF] + (oi1 - oi0) + gamma[None, :] * (s1 - s0)
+    paths[FCF] = free_cash_flow(paths[OCF], paths[NET_CAPEX])
+    fcf_hist = inputs.history[inputs.history["unique_id"] == FCF].sort_values("ds")["y"].to_numpy()
+    paths[FCF_TTM] = ttm(paths[FCF], fcf_hist[-3:])
+    return Simulation(ds=inputs.ds, paths=paths)
+
+
+# --------------------------------------------------------------------------- calibration
+#: Fewest scored outcomes before the roll-up's errors are rescaled.
+MIN_CALIBRATION_ROWS = 8
+
+
+def interval_rows(sim: Simulation, cutoff, model: str, hist_all: pd.DataFrame,
+                  series: Sequence[str] = (FCF, FCF_TTM)) -> pd.DataFrame:
+    """Quantiles of `sim` as backtest rows (``mean`` = the paths' mean, which is the pipeline's
+    point forecast up to the floors at zero; ``lo-80`` = P10, ...) with ``y``."""
+    from forecasting.simulate import to_interval_columns
+
+    qf = sim.table(series)
+    qf["cutoff"] = pd.Timestamp(cutoff)
+    rows = to_interval_columns(qf)
+    rows["model"] = rows["model_used"] = model
+    return rows.merge(hist_all, on=["unique_id", "ds"], how="left")
+
+
+def calibration_factor(rows: pd.DataFrame, level: int = 80) -> float:
+    """Scale for the bootstrapped errors from past roll-up forecasts with reported outcomes.
+
+    Score of a row: |y - P50| over the distance from P50 to the P10 (y below) or P90 (y
+    above) bound, the conformal score of `forecasting.calibration.interval_scores`; the factor
+    is its split-conformal quantile at `level`. `simulate` scales each bootstrapped error's
+    deviation from its mean by it, so the band widens (or narrows) around an unchanged
+    centre by about that factor. 1.0 with fewer than `MIN_CALIBRATION_ROWS` rows.
+    """
+    from forecasting.calibration import conformal_quantile, interval_scores
+
+    rows = rows.dropna(subset=["y"])
+    if len(rows) < MIN_CALIBRATION_ROWS:
+        return 1.0
+    s = interval_scores(rows, level).to_numpy(dtype=float)
+    s = s[np.isfinite(s)]
+    q = conformal_quantile(s, level / 100) if len(s) >= MIN_CALIBRATION_ROWS else np.nan
+    return float(q) if np.isfinite(q) and q > 0 else 1.0
+
+
+def reported_fcf(history: pd.DataFrame) -> pd.DataFrame:
+    """Reported quarterly FCF and its TTM sums as one long frame (MASE scales, outcomes)."""
+    from features.loader import trailing_twelve_months
+
+    fcf = history[history["unique_id"] == FCF][["unique_id", "ds", "y"]]
+    return pd.concat([fcf, trailing_twelve_months(fcf, FCF)], ignore_index=True)
+
+
+def recent_misses(pipe: Pipeline, origin, h: int, window: int) -> pd.DataFrame:
+    """What the calibration learns from at `origin`: the raw (uncalibrated) simulations at the
+    `window` pipeline cutoffs before it, each over the quarters after it that were reported by
+    `origin` (at most `h`), as quantile rows with their outcomes (`interval_rows`)."""
+    origin = pd.Timestamp(origin)
+    hist_all = reported_fcf(pipe.history)
+    rows = []
+    for c in [c for c in pipe.cutoffs if c < origin][-window:]:
+        try:
+            inputs = build_inputs(pipe, c, min(h, _quarters(c, origin)))
+        except ValueError:  # too early: fewer than two fully reported past windows
+            continue
+        rows.append(interval_rows(simulate(inputs), c, "Rollup", hist_all))
+    if not rows:
+        return pd.DataFrame(columns=["unique_id", "cutoff", "ds", "y", "mean", "lo-80", "hi-80"])
+    out = pd.concat(rows, ignore_index=True)
+    return out[out["ds"] <= origin].reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------- the forecast
 @dataclass
 class RollupResult:
     """`rollup` output: FCF quantiles (quarterly and TTM), the drivers, the paths, settings."""
@@ -100,346 +530,39 @@ class RollupResult:
     simulation: Simulation
     inputs: RollupInputs
     params: dict
+    choices: pd.DataFrame
+    pipeline: Pipeline
 
 
-# --------------------------------------------------------------------------- inputs
-def driver_frame(df: pd.DataFrame, extra: Sequence[str] = ()) -> pd.DataFrame:
-    """The reported series the roll-up uses: hierarchy nodes (retail derived), capex, OCF, FCF."""
-    need = [*hierarchy_series(), NET_CAPEX, OCF, FCF, *extra]
-    have = set(df["unique_id"])
-    base_need = [s for s in need if s not in ("net_sales_retail", "operating_income_retail")]
-    missing = [s for s in base_need if s not in have]
-    if missing:
-        raise ValueError(f"the roll-up needs series {missing}, which are not in the data; "
-                         "load every modelled series (load_quarterly() without series=)")
-    out = add_retail(df[df["unique_id"].isin(base_need)])
-    return check_series_frame(out[out["unique_id"].isin(need)], "roll-up data")
+def calibration_cutoffs(pipe: Pipeline, h: int, n: int) -> list[pd.Timestamp]:
+    """The last `n` cutoffs before the newest quarter whose h quarters are all reported."""
+    newest = pipe.history["ds"].max()
+    ok = [c for c in pipe.cutoffs if c + pd.offsets.QuarterEnd(h) <= newest]
+    return ok[-n:]
 
 
-def forecast_nodes(history: pd.DataFrame, model: str, h: int, n_windows: int,
-                   end_offset: int | None, extra: Sequence[str] = (), origin: bool = False) -> pd.DataFrame:
-    """Base point forecasts of the nodes and capex at past cutoffs (a backtest), or at the
-    newest quarter (``origin=True``). Returns ``cutoff, unique_id, ds, model, mean``."""
-    nodes = [*hierarchy_series(), NET_CAPEX, *extra]
-    df = history[history["unique_id"].isin(nodes)]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ShortSeriesWarning)
-        if origin:  # forecast() also runs ensembles (which calibrate on earlier windows)
-            fc = forecast(df, h=h, models=[model], intervals="model")
-            fc["cutoff"] = df["ds"].max()
-        else:
-            fc = backtest(df, models=[model], h=h, n_windows=n_windows, warmup_windows=0,
-                          intervals="model", end_offset=end_offset)
-    fc = fc[fc["model"] == model]
-    return fc[["cutoff", "unique_id", "ds", "model", "mean"]].reset_index(drop=True)
-
-
-def reconciled(fc: pd.DataFrame, method: str = DEFAULT_METHOD) -> pd.DataFrame:
-    """Reconcile the hierarchy nodes of `fc` with `method` (``"base"``: none); capex and other
-    series pass through. Returns ``cutoff, unique_id, ds, mean``."""
-    nodes = hierarchy_series()
-    h_part = fc[fc["unique_id"].isin(nodes)]
-    rest = fc[~fc["unique_id"].isin(nodes)][["cutoff", "unique_id", "ds", "mean"]]
-    if method == "base":
-        rec = h_part[["cutoff", "unique_id", "ds", "mean"]]
-    else:
-        if method not in METHODS:
-            raise ValueError(f"unknown reconciliation method '{method}'; choose from {['base', *METHODS]}")
-        r = reconcile(h_part, methods=[method], by=("cutoff",))
-        rec = r[r["method"] == method][["cutoff", "unique_id", "ds", "mean"]]
-    return pd.concat([rec, rest], ignore_index=True)
-
-
-def bridge_errors(history: pd.DataFrame, cutoffs: Sequence, h: int, window: int) -> np.ndarray:
-    """Scaled out-of-sample errors of the OCF bridge given reported OI and sales, (n_cut, 1, h).
-
-    At each cutoff c the bridge is fitted on data up to c and predicts OCF for c+1..c+h from
-    the *reported* OI and sales; error = (OCF - prediction) / level of total net sales at c.
-    """
-    w = history.pivot_table(index="ds", columns="unique_id", values="y", aggfunc="first")
-    out = []
-    for c in cutoffs:
-        br = OCFBridge(window).fit(history, cutoff=c)
-        ds = pd.DatetimeIndex([c + pd.offsets.QuarterEnd(k) for k in range(1, h + 1)])
-        sub = w.reindex(ds)
-        pred = br.predict(sub[OI].to_numpy(), sub[SALES].to_numpy(), ds)
-        lev = series_level(history, [SCALE_OF[BRIDGE_ERROR]], c)[0]
-        out.append(((sub[OCF].to_numpy() - pred) / lev)[None, :])
-    return np.stack(out) if out else np.empty((0, 1, h))
-
-
-def build_inputs(history: pd.DataFrame, origin_fc: pd.DataFrame, past_fc: pd.DataFrame, origin,
-                 h: int, method: str, bridge_window: int, model: str = DEFAULT_MODEL,
-                 min_windows: int = 4, max_windows: int | None = None,
-                 extra: Sequence[str] = ()) -> RollupInputs:
-    """Assemble `RollupInputs` at `origin` from reconciled point forecasts there (`origin_fc`)
-    and past windows (`past_fc`, reconciled) fully reported by `origin`."""
-    origin = pd.Timestamp(origin)
-    hist = history[history["ds"] <= origin]
-    ds = pd.DatetimeIndex([origin + pd.offsets.QuarterEnd(k) for k in range(1, h + 1)])
-    pf = origin_fc.set_index(["unique_id", "ds"])["mean"]
-    idx = pd.MultiIndex.from_product([list(SIMULATED), ds])
-    point = pf.reindex(idx).to_numpy(dtype=float).reshape(len(SIMULATED), h)
-    if not np.isfinite(point).all():
-        raise ValueError(f"roll-up at {origin.date()}: missing point forecasts for {SIMULATED}")
-    scales = [SCALE_OF[s] for s in SIMULATED]
-    cuts, R = residual_windows(past_fc[past_fc["cutoff"] < origin], hist, SIMULATED, h,
-                               known_by=origin, scale_by=scales)
-    if max_windows is not None and len(cuts) > max_windows:
-        cuts, R = cuts[-max_windows:], R[-max_windows:]
-    if len(cuts) < min_windows:
-        raise ValueError(f"roll-up at {origin.date()}: only {len(cuts)} past window(s) fully reported, "
-                         f"need {min_windows}; use more windows (n_windows) or a shorter horizon")
-    Rb = bridge_errors(hist, cuts, h, bridge_window)
-    level = series_level(hist, [*scales, SCALE_OF[BRIDGE_ERROR]], origin)
-    extra_point = {s: origin_fc.set_index(["unique_id", "ds"])["mean"]
-                   .reindex(pd.MultiIndex.from_product([[s], ds])).to_numpy(dtype=float) for s in extra}
-    return RollupInputs(origin=origin, ds=ds, point=point, level=level, windows=cuts,
-                        errors=np.concatenate([R, Rb], axis=1),
-                        bridge=OCFBridge(bridge_window).fit(hist, cutoff=origin), history=hist,
-                        drivers=origin_fc, extra_point=extra_point, model=model, method=method)
-
-
-# --------------------------------------------------------------------------- simulation
-def simulate(inputs: RollupInputs, n_paths: int = DEFAULT_PATHS, seed: int = 0,
-             smoothing: float = SMOOTHING,
-             adjust: Callable[[dict, RollupInputs], None] | None = None) -> Simulation:
-    """Sample paths of the segments and capex, pushed through the bridge to FCF.
-
-    `adjust(paths, inputs)` may change the segment / capex paths in place before totals and
-    the bridge are computed (scenarios, `forecasting.scenarios`).
-    """
-    E = bootstrap_errors(inputs.errors, n_paths, seed, smoothing)
-    if inputs.error_scale != 1.0:  # widen/narrow the spread around its centre, not the bias
-        centre = E.mean(axis=0, keepdims=True)
-        E = centre + inputs.error_scale * (E - centre)
-    n_sim = len(SIMULATED)
-    nonneg = [not s.startswith("operating_income") for s in SIMULATED]
-    P = sample_paths(inputs.point, inputs.level[:n_sim], E[:, :n_sim, :], nonneg)
-    paths = {s: P[:, i, :] for i, s in enumerate(SIMULATED)}
-    if adjust is not None:
-        adjust(paths, inputs)
-    for m in ("net_sales", "operating_income"):
-        segs = [paths[f"{m}_{s}"] for s in ("north_america", "international", "aws")]
-        paths[f"{m}_retail"] = segs[0] + segs[1]
-        paths[f"{m}_total"] = segs[0] + segs[1] + segs[2]
-    bridge_err = inputs.level[n_sim] * E[:, n_sim, :]
-    paths[OCF] = inputs.bridge.predict(paths[OI], paths[SALES], inputs.ds) + bridge_err
-    paths[FCF] = free_cash_flow(paths[OCF], paths[NET_CAPEX])
-    fcf_hist = inputs.history[inputs.history["unique_id"] == FCF].sort_values("ds")["y"].to_numpy()
-    paths[FCF_TTM] = ttm(paths[FCF], fcf_hist[-3:])
-    return Simulation(ds=inputs.ds, paths=paths)
-
-
-def prepare(df: pd.DataFrame, h: int = 4, model: str = DEFAULT_MODEL, method: str = DEFAULT_METHOD,
-            n_windows: int = 12, bridge_window: int = 16, extra: Sequence[str] = (),
-            past: pd.DataFrame | None = None) -> RollupInputs:
-    """`RollupInputs` at the newest reported quarter of `df` (all modelled series).
-
-    `past`: reconciled node forecasts at earlier cutoffs already computed with the same model,
-    method and horizon (``node_past`` of `backtest_rollup`); its last `n_windows` cutoffs are
-    reused instead of refitting them.
-    """
-    history = driver_frame(df, extra)
-    if past is None:
-        past = reconciled(forecast_nodes(history, model, h, n_windows, end_offset=h, extra=extra), method)
-    else:
-        past = past[past["cutoff"].isin(sorted(past["cutoff"].unique())[-n_windows:])]
-    now = reconciled(forecast_nodes(history, model, h, 0, None, extra=extra, origin=True), method)
-    return build_inputs(history, now, past, history["ds"].max(), h, method, bridge_window, model,
-                        min_windows=min(4, n_windows), extra=extra)
-
-
-def rollup(df: pd.DataFrame, h: int = 4, model: str = DEFAULT_MODEL, method: str = DEFAULT_METHOD,
-           n_windows: int = 12, n_paths: int = DEFAULT_PATHS, seed: int = 0,
-           bridge_window: int = 16, smoothing: float = SMOOTHING, calibrate: bool = True,
-           calibration_windows: int = 12) -> RollupResult:
-    """Consolidated FCF forecast with quantiles, `h` quarters after the newest reported one.
-
-    With `calibrate` (default) the bootstrapped errors are scaled by `error_scale`, learnt
-    from the roll-up's own backtest over the last `calibration_windows` cutoffs, so that the
-    80% band would have covered 80% of reported FCF there (see `calibration_factor`).
+def rollup(df: pd.DataFrame, config: RollupConfig | None = None, guidance=None,
+           pipeline: Pipeline | None = None) -> RollupResult:
+    """Consolidated FCF forecast with quantiles, `config.h` quarters after the newest one.
 
     Args:
         df: long frame ``unique_id, ds, y`` of every modelled series (`load_quarterly()`).
-        model: the model forecasting every node and capex (a registered name).
-        method: reconciliation (`forecasting.hierarchy.METHODS` or ``"base"``).
-        n_windows: past windows (rolling origins) whose errors drive the simulation.
+        config: `RollupConfig`.
+        guidance: a `features.guidance.GuidanceBook` (None: no guided models).
+        pipeline: a `Pipeline` already computed on `df` with the same config (reused).
     Returns:
         `RollupResult`; ``quarterly``/``ttm``: ``unique_id, ds, mean, p2.5 .. p97.5``.
     """
-    past = None
-    scale = 1.0
-    if calibrate:
-        scale, past = calibration_run(df, h, model, method, calibration_windows, n_paths, seed,
-                                      bridge_window, smoothing)
-    inputs = prepare(df, h, model, method, n_windows, bridge_window, past=past)
-    inputs.error_scale = scale
-    sim = simulate(inputs, n_paths, seed, smoothing)
-    params = {"h": h, "model": model, "method": method, "n_windows": n_windows, "n_paths": n_paths,
-              "seed": seed, "bridge_window": bridge_window, "smoothing": smoothing,
-              "calibrated": calibrate, "error_scale": inputs.error_scale,
-              "origin": str(pd.Period(inputs.origin, freq="Q"))}
-    return RollupResult(quarterly=sim.quarterly(), ttm=sim.ttm(), drivers=inputs.drivers,
-                        simulation=sim, inputs=inputs, params=params)
-
-
-# --------------------------------------------------------------------------- backtest
-def backtest_rollup(df: pd.DataFrame, h: int = 4, model: str = DEFAULT_MODEL,
-                    method: str = DEFAULT_METHOD, n_windows: int = 12, min_windows: int = 6,
-                    n_paths: int = DEFAULT_PATHS, seed: int = 0, bridge_window: int = 16,
-                    smoothing: float = SMOOTHING, methods: Sequence[str] = tuple(METHODS),
-                    progress: Callable | None = None, calibrate: bool = True) -> dict:
-    """Backtest the FCF roll-up at the last `n_windows` cutoffs against reported FCF.
-
-    At each evaluated cutoff c, the error windows are those of cutoffs c' with c' + h <= c
-    (at least `min_windows`), so ``n_windows + min_windows + h - 1`` cutoffs are forecast.
-
-    Returns a dict of frames:
-        ``backtest``: ``unique_id (free_cash_flow / free_cash_flow_ttm), cutoff, ds, step, y,
-        model ("Rollup" / "RollupCalibrated" / "SeasonalNaive"), model_used, mean, lo-95,
-        lo-80, hi-80, hi-95``; ``RollupCalibrated`` (with `calibrate`) scales the errors at
-        each cutoff by `calibration_factor` of the earlier cutoffs' ``Rollup`` rows whose
-        quarter was reported by then (none for the first cutoffs: factor 1)
-        (the `forecasting.backtest.backtest` format, for `forecasting.metrics`); the
-        seasonal-naive TTM forecast is the last reported TTM (what quarterly seasonal-naive
-        forecasts sum to), with conformal intervals;
-        ``history``: reported FCF and TTM FCF (for MASE scales);
-        ``reconciliation``: point forecasts of every node at every cutoff, per method incl.
-        ``base``, with the reported ``y`` and ``step``.
-    """
-    history = driver_frame(df)
-    n_cut = n_windows + min_windows + h - 1
-    base = forecast_nodes(history, model, h, n_cut, end_offset=h)
-    recs = {m: reconciled(base, m) for m in dict.fromkeys(["base", *methods, method])}
-    past = recs[method]
-    cuts = sorted(past["cutoff"].unique())[-n_windows:]
-    fcf_hist = history[history["unique_id"] == FCF][["unique_id", "ds", "y"]]
-    hist_all = pd.concat([fcf_hist, _ttm_frame(fcf_hist)], ignore_index=True)
-    raw_rows, cal_rows = [], []
-    iterator = progress(cuts) if progress is not None else cuts
-    for c in iterator:
-        c = pd.Timestamp(c)
-        inputs = build_inputs(history, past[past["cutoff"] == c], past, c, h, method, bridge_window,
-                              model, min_windows=min_windows)
-        raw = _interval_rows(simulate(inputs, n_paths, seed, smoothing), c, "Rollup", hist_all)
-        raw_rows.append(raw)
-        if calibrate:  # learn the scale only from earlier cutoffs' outcomes reported by c
-            known = pd.concat(raw_rows[:-1], ignore_index=True) if len(raw_rows) > 1 else raw.iloc[:0]
-            known = known[known["ds"] <= c].dropna(subset=["y"])
-            inputs.error_scale = calibration_factor(known)
-            cal_rows.append(_interval_rows(simulate(inputs, n_paths, seed, smoothing), c,
-                                           "RollupCalibrated", hist_all))
-    roll = pd.concat(raw_rows + cal_rows, ignore_index=True)
-    sn = _seasonal_naive_fcf(hist_all, h, n_windows)
-    out = pd.concat([roll, sn], ignore_index=True).dropna(subset=["y"])
-    p = (pd.PeriodIndex(pd.DatetimeIndex(out["ds"]), freq="Q")
-         - pd.PeriodIndex(pd.DatetimeIndex(out["cutoff"]), freq="Q"))
-    out["step"] = [x.n for x in p]
-    cols = ["unique_id", "cutoff", "ds", "step", "y", "model", "model_used", "mean",
-            "lo-95", "lo-80", "hi-80", "hi-95"]
-    rec = pd.concat([r.assign(method=m) for m, r in recs.items()], ignore_index=True)
-    rec = rec.merge(history, on=["unique_id", "ds"], how="left").dropna(subset=["y"])
-    rp = (pd.PeriodIndex(pd.DatetimeIndex(rec["ds"]), freq="Q")
-          - pd.PeriodIndex(pd.DatetimeIndex(rec["cutoff"]), freq="Q"))
-    rec["step"] = [x.n for x in rp]
-    return {"backtest": out[cols].sort_values(["unique_id", "model", "cutoff", "ds"]).reset_index(drop=True),
-            "history": hist_all, "reconciliation": rec, "node_history": history, "node_past": past}
-
-
-def _interval_rows(sim: Simulation, cutoff, model: str, hist_all: pd.DataFrame) -> pd.DataFrame:
-    from forecasting.simulate import to_interval_columns
-
-    qf = pd.concat([sim.quarterly(), sim.ttm()], ignore_index=True)
-    qf["cutoff"] = cutoff
-    rows = to_interval_columns(qf)
-    rows["mean"] = rows["p50"]  # the point forecast scored is the median path
-    rows["model"] = rows["model_used"] = model
-    return rows.merge(hist_all, on=["unique_id", "ds"], how="left")
-
-
-#: Fewest scored outcomes before the roll-up's errors are rescaled.
-MIN_CALIBRATION_ROWS = 8
-
-
-def calibration_factor(rows: pd.DataFrame, level: int = 80) -> float:
-    """Scale for the bootstrapped errors from past roll-up forecasts with reported outcomes.
-
-    Score of a row: |y - P50| over the distance from P50 to the P10 (y below) or P90 (y
-    above) bound; the factor is the split-conformal quantile of the scores at `level`
-    (`forecasting.calibration.conformal_quantile`). `simulate` scales each bootstrapped error's
-    deviation from its mean by it; the bridge is linear, so the FCF band widens (or narrows)
-    around an unchanged centre by about that factor. 1.0 with fewer than
-    `MIN_CALIBRATION_ROWS` rows.
-    """
-    from forecasting.calibration import conformal_quantile
-
-    rows = rows.dropna(subset=["y"])
-    if len(rows) < MIN_CALIBRATION_ROWS:
-        return 1.0
-    below = rows["y"] < rows["mean"]
-    w = np.where(below, rows["mean"] - rows[f"lo-{level}"], rows[f"hi-{level}"] - rows["mean"])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        s = np.abs(rows["y"] - rows["mean"]).to_numpy(dtype=float) / w
-    s = s[np.isfinite(s)]
-    q = conformal_quantile(s, level / 100) if len(s) >= MIN_CALIBRATION_ROWS else np.nan
-    return float(q) if np.isfinite(q) and q > 0 else 1.0
-
-
-def calibration_run(df: pd.DataFrame, h: int = 4, model: str = DEFAULT_MODEL, method: str = DEFAULT_METHOD,
-                    n_windows: int = 12, n_paths: int = DEFAULT_PATHS, seed: int = 0, bridge_window: int = 16,
-                    smoothing: float = SMOOTHING) -> tuple[float, pd.DataFrame]:
-    """`calibration_factor` of an uncalibrated roll-up backtest over the last `n_windows`
-    cutoffs, and that backtest's reconciled node forecasts (for `prepare` to reuse)."""
-    res = backtest_rollup(df, h, model, method, n_windows, n_paths=n_paths, seed=seed,
-                          bridge_window=bridge_window, smoothing=smoothing, methods=(method,),
-                          calibrate=False)
-    bt = res["backtest"]
-    return calibration_factor(bt[bt["model"] == "Rollup"]), res["node_past"]
-
-
-def _ttm_frame(fcf: pd.DataFrame) -> pd.DataFrame:
-    s = fcf.sort_values("ds")
-    return pd.DataFrame({"unique_id": FCF_TTM, "ds": s["ds"].to_numpy(),
-                         "y": s["y"].rolling(4).sum().to_numpy()}).dropna()
-
-
-def _seasonal_naive_fcf(hist_all: pd.DataFrame, h: int, n_windows: int) -> pd.DataFrame:
-    """Seasonal-naive FCF (quarterly) and its TTM equivalent (last TTM carried forward), with
-    conformal intervals, at the same cutoffs as the roll-up backtest."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ShortSeriesWarning)
-        bt = backtest(hist_all, models=["Naive"], h=h, n_windows=n_windows, end_offset=h)
-    q = bt[(bt["unique_id"] == FCF) & (bt["model"] == "SeasonalNaive")]
-    t = bt[(bt["unique_id"] == FCF_TTM) & (bt["model"] == "Naive")].assign(model="SeasonalNaive")
-    return pd.concat([q, t], ignore_index=True)
-
-
-def score_rollup(result: dict, level: Sequence[int] = (80, 95)) -> dict:
-    """Metrics of `backtest_rollup` output (`forecasting.metrics`): per series x model x step and
-    per series x model, plus the reconciliation comparison per method."""
-    from forecasting.metrics import pointwise, summarize
-
-    pts = pointwise(result["backtest"], result["history"], level)
-    by_step = summarize(pts, ("unique_id", "model", "step"), level)
-    overall = summarize(pts, ("unique_id", "model"), level)
-    return {"points": pts, "by_step": by_step, "overall": overall,
-            "reconciliation": compare_reconciliation(result["reconciliation"], result["node_history"])}
-
-
-def compare_reconciliation(rec: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
-    """MASE of base vs reconciled node forecasts: one row per method x series, plus the
-    geometric mean over series of MASE relative to the base forecasts (``gm_rel_to_base``)."""
-    from forecasting.metrics import seasonal_scale
-
-    r = rec[rec["unique_id"].isin(hierarchy_series())]
-    r = r.merge(seasonal_scale(history, r), on=["unique_id", "cutoff"], how="left")
-    r["ase"] = (r["mean"] - r["y"]).abs() / r["scale"]
-    r["sape"] = 200 * (r["mean"] - r["y"]).abs() / (r["mean"].abs() + r["y"].abs())
-    t = r.groupby(["method", "unique_id"]).agg(mase=("ase", "mean"), smape=("sape", "mean"),
-                                                n=("ase", "size")).reset_index()
-    base = t[t["method"] == "base"].set_index("unique_id")["mase"]
-    t["rel_to_base"] = t["mase"] / t["unique_id"].map(base)
-    gm = t.groupby("method")["rel_to_base"].apply(lambda s: float(np.exp(np.log(s).mean())))
-    t["gm_rel_to_base"] = t["method"].map(gm)
-    return t
+    config = config or RollupConfig()
+    pipe = pipeline or prepare_pipeline(df, config, guidance)
+    origin = pipe.history["ds"].max()
+    inputs = build_inputs(pipe, origin, config.h)
+    if config.calibrate:
+        inputs.error_scale = calibration_factor(recent_misses(pipe, origin, config.h, config.calibration_window))
+    sim = simulate(inputs)
+    params = {**config.as_params(), "error_scale": inputs.error_scale,
+              "origin": str(pd.Period(origin, freq="Q")), "error_windows_used": len(inputs.windows),
+              "guidance": guidance.fingerprint() if guidance is not None else "none"}
+    choices = pipe.choices[pipe.choices["cutoff"] == origin]
+    return RollupResult(quarterly=sim.quarterly(), ttm=sim.ttm(), drivers=inputs.drivers, simulation=sim,
+                        inputs=inputs, params=params, choices=choices, pipeline=pipe)

@@ -15,6 +15,8 @@ A scenario is a YAML file (or the same structure as a plain dict)::
       advertising_growth: {2026: 0.22}     # year-over-year growth of advertising net sales
       advertising_incremental_margin: 0.5  # OI margin on extra advertising sales (default:
                                            #   North America's margin of the last 4 quarters)
+    contradicted_by_reported_data:         # optional: claims kept as stated, marked with the
+      capex.fiscal_year.2026: why          #   reported figures that contradict them
 
 With ``carry_forward: true`` (the default) the change a scenario makes in its last quarter
 persists afterwards as a ratio to the base forecast of each segment series and capex (e.g. a
@@ -37,6 +39,9 @@ path (`forecasting.rollup.simulate`), in this order:
   forecast of ``net_sales_advertising``) are added to those two segments in proportion to
   their sales, and extra OI = extra sales x the incremental margin.
 
+`reported_checks` puts each claim beside the reported quarters (for a fiscal-year capex
+target: the capex per remaining quarter it implies against the latest reported quarter).
+
 Invalid files raise `ScenarioError` (a `ValueError`, exit code 2 in the CLI) naming the file
 and the key, e.g. ``bull.yaml, key drivers.aws_growth.2026: ...``.
 """
@@ -52,10 +57,10 @@ import numpy as np
 import pandas as pd
 
 from forecasting.bridge import FCF, NET_CAPEX
-from forecasting.rollup import FCF_TTM, RollupInputs, Simulation, calibration_run, prepare, simulate
-from forecasting.simulate import DEFAULT_PATHS, QUANTILES, quantile_frame
+from forecasting.rollup import FCF_TTM, RollupConfig, RollupInputs, Simulation, rollup, simulate
+from forecasting.simulate import QUANTILES
 
-TOP_KEYS = ("name", "description", "sources", "drivers", "carry_forward")
+TOP_KEYS = ("name", "description", "sources", "drivers", "carry_forward", "contradicted_by_reported_data")
 DRIVER_KEYS = ("capex", "aws_growth", "operating_margin", "advertising_growth",
                "advertising_incremental_margin")
 SEGMENT_KEYS = ("aws", "north_america", "international")
@@ -90,6 +95,7 @@ class Scenario:
     advertising_growth: Mapping[int, float] = field(default_factory=dict)
     advertising_incremental_margin: float | None = None
     carry_forward: bool = True
+    contradicted: Mapping[str, str] = field(default_factory=dict)
     source: str = "<dict>"
 
     @property
@@ -183,6 +189,17 @@ def scenario_from_dict(data, source: str = "<dict>", default_name: str = "scenar
         key = "drivers.advertising_incremental_margin"
         kw["advertising_incremental_margin"] = _check_fraction(
             _number(drivers["advertising_incremental_margin"], source, key), (-1.0, 1.0), source, key, "margin")
+    contradicted = {}
+    for k, why in _mapping(data.get("contradicted_by_reported_data") or {}, source,
+                           "contradicted_by_reported_data").items():
+        key = f"contradicted_by_reported_data.{k}"
+        if not _driver_key_exists(drivers, str(k)):
+            raise ScenarioError(source, key, f"'{k}' is not a driver of this scenario (write its path, "
+                                             "e.g. capex.fiscal_year.2026)")
+        if not isinstance(why, str) or not why.strip():
+            raise ScenarioError(source, key, "say which reported figures contradict the claim")
+        contradicted[str(k)] = why.strip()
+    kw["contradicted"] = contradicted
     carry = data.get("carry_forward", True)
     if not isinstance(carry, bool):
         raise ScenarioError(source, "carry_forward", f"expected true or false, got {carry!r}")
@@ -190,6 +207,37 @@ def scenario_from_dict(data, source: str = "<dict>", default_name: str = "scenar
     name = str(data.get("name") or default_name)
     return Scenario(name=name, description=str(data["description"]).strip(), sources=sources,
                     source=source, **kw)
+
+
+def _driver_key_exists(drivers: Mapping, path: str) -> bool:
+    node = drivers
+    for part in path.split("."):
+        if not isinstance(node, Mapping):
+            return False
+        match = [k for k in node if str(k) == part]
+        if not match:
+            return False
+        node = node[match[0]]
+    return True
+
+
+def reported_checks(scenario: Scenario, history: pd.DataFrame) -> list[str]:
+    """What reported quarters say about a scenario's drivers, in words (for the user to read
+    beside the claim): the capex the remaining quarters of a fiscal-year target imply against
+    the latest reported quarter, and the notes of ``contradicted_by_reported_data``."""
+    out = []
+    cap = history[history["unique_id"] == NET_CAPEX].set_index("ds")["y"].sort_index()
+    for y, target in scenario.capex_year.items():
+        rep = cap[cap.index.year == y]
+        left = 4 - len(rep)
+        if len(rep) and left > 0:
+            per_q = (target - rep.sum()) / left
+            last = float(cap.iloc[-1])
+            out.append(f"capex.fiscal_year.{y}: {target / 1e3:,.1f}B with {rep.sum() / 1e3:,.1f}B reported in "
+                       f"{len(rep)} quarter(s) leaves {per_q / 1e3:,.1f}B per remaining quarter, vs "
+                       f"{last / 1e3:,.1f}B in {pd.Period(cap.index[-1], freq='Q')} ({per_q / last - 1:+.0%})")
+    out += [f"{k}: contradicted by reported data: {why}" for k, why in scenario.contradicted.items()]
+    return out
 
 
 def _unknown(d: Mapping, allowed: Sequence[str], source: str, prefix: str) -> None:
@@ -397,23 +445,12 @@ class ScenarioResult:
     def fiscal_years(self) -> pd.DataFrame:
         """FCF per fiscal year (reported + simulated quarters), for years the horizon completes:
         ``scenario, fiscal_year, reported_quarters, mean, p2.5 .. p97.5``."""
-        hist = self.inputs.history
-        fcf = hist[hist["unique_id"] == FCF].set_index("ds")["y"]
-        ds = self.inputs.ds
-        rows = []
-        for y in sorted(set(ds.year)):
-            if pd.Timestamp(year=y, month=12, day=31) > ds.max():
-                continue
-            rep = fcf[fcf.index.year == y]
-            cols = np.flatnonzero(ds.year == y)
-            for name, sim in self.simulations.items():
-                tot = sim.paths[FCF][:, cols].sum(axis=1) + float(rep.sum())
-                q = quantile_frame(tot[:, None], [pd.Timestamp(year=y, month=12, day=31)], FCF + "_fy")
-                q.insert(0, "scenario", name)
-                q.insert(1, "fiscal_year", y)
-                q.insert(2, "reported_quarters", len(rep))
-                rows.append(q.drop(columns=["unique_id", "ds"]))
-        return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+        parts = [sim.fiscal_years(self.inputs.history).assign(scenario=name) for name, sim in self.simulations.items()]
+        parts = [p for p in parts if len(p)]
+        if not parts:
+            return pd.DataFrame()
+        out = pd.concat(parts, ignore_index=True)
+        return out[["scenario"] + [c for c in out.columns if c != "scenario"]]
 
     def drivers(self) -> pd.DataFrame:
         """Mean fiscal-year drivers per scenario (reported + simulated quarters), USD millions:
@@ -451,23 +488,21 @@ def as_scenario(s) -> Scenario:
     return load_scenario(s)
 
 
-def run_scenarios(df: pd.DataFrame, scenarios: Iterable, h: int = 6, model: str = "AutoETS",
-                  method: str | None = None, n_windows: int = 12, n_paths: int = DEFAULT_PATHS,
-                  seed: int = 0, inputs: RollupInputs | None = None,
-                  calibrate: bool = True) -> ScenarioResult:
+def run_scenarios(df: pd.DataFrame, scenarios: Iterable, h: int = 6, config: RollupConfig | None = None,
+                  guidance=None, inputs: RollupInputs | None = None, pipeline=None) -> ScenarioResult:
     """Base case and each scenario, from the same sample paths (same seed: common random numbers).
 
     Args:
         df: long frame of every modelled series (`features.loader.load_quarterly()`).
         scenarios: paths to YAML files, dicts, or `Scenario` objects.
         h: quarters ahead; 6 from a Q2 data end covers fiscal 2027.
+        config: roll-up settings (`forecasting.rollup.RollupConfig`; its ``h`` is replaced by
+            `h`, and advertising is added to its series when a scenario needs it).
+        guidance: `features.guidance.GuidanceBook` for the roll-up's guided models.
         inputs: reuse prepared `RollupInputs` (must include the advertising forecast if a
             scenario sets advertising growth).
-        calibrate: scale the simulated errors by the roll-up's calibration factor
-            (`forecasting.rollup.calibration_run`), as `rollup` does; ignored with `inputs`.
+        pipeline: reuse a computed `forecasting.rollup.Pipeline` (same data and config).
     """
-    from forecasting.hierarchy import DEFAULT_METHOD
-
     parsed = [as_scenario(s) for s in scenarios]
     names = [s.name for s in parsed]
     if len(set(names)) != len(names) or "base" in names:
@@ -477,19 +512,16 @@ def run_scenarios(df: pd.DataFrame, scenarios: Iterable, h: int = 6, model: str 
         ds = pd.DatetimeIndex([origin + pd.offsets.QuarterEnd(k) for k in range(1, h + 1)])
         for s in parsed:  # fail before any model is fitted
             check_periods(s, origin, ds)
-        extra = (ADVERTISING,) if any(s.needs_advertising for s in parsed) else ()
-        method = method or DEFAULT_METHOD
-        scale, past = 1.0, None
-        if calibrate:  # the same calibrated spread as `fcf rollup` (forecasting.rollup.calibration_run)
-            scale, past = calibration_run(df, h=h, model=model, method=method, n_paths=n_paths, seed=seed)
-            past = None if extra else past  # advertising is not among the backtest's nodes
-        inputs = prepare(df, h=h, model=model, method=method, n_windows=n_windows, extra=extra, past=past)
-        inputs.error_scale = scale
+        config = config or RollupConfig()
+        extra = tuple(dict.fromkeys([*config.extra, *((ADVERTISING,) if any(s.needs_advertising for s in parsed)
+                                                       else ())]))
+        config = config.replace(h=h, extra=extra)
+        inputs = rollup(df, config, guidance, pipeline=pipeline).inputs
     for s in parsed:
         check_periods(s, inputs.origin, inputs.ds)
-    sims: dict[str, Simulation] = {"base": simulate(inputs, n_paths, seed)}
+    sims: dict[str, Simulation] = {"base": simulate(inputs)}
     for s in parsed:
-        sims[s.name] = simulate(inputs, n_paths, seed, adjust=adjuster(s))
+        sims[s.name] = simulate(inputs, adjust=adjuster(s))
     return ScenarioResult(inputs=inputs, simulations=sims, scenarios={s.name: s for s in parsed})
 
 

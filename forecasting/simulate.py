@@ -97,8 +97,12 @@ def residual_windows(
 
 
 def bootstrap_errors(R: np.ndarray, n_paths: int = DEFAULT_PATHS, seed: int = 0,
-                     smoothing: float = SMOOTHING) -> np.ndarray:
-    """Draw (n_paths, n_series, h) joint errors from windows `R` (see the module docstring)."""
+                     smoothing: float = SMOOTHING, centre: bool = False) -> np.ndarray:
+    """Draw (n_paths, n_series, h) joint errors from windows `R` (see the module docstring).
+
+    With `centre` the draws' own mean is removed (exactly, per series and step), so the
+    paths' mean is the point forecast (for point forecasts that already correct their own
+    bias); otherwise the past windows' mean error shifts every path."""
     if R.ndim != 3 or len(R) < 2:
         raise ValueError(f"bootstrap_errors: need at least 2 complete past windows of errors, got {len(R)}; "
                          "use more backtest windows (n_windows) or a shorter horizon")
@@ -111,7 +115,8 @@ def bootstrap_errors(R: np.ndarray, n_paths: int = DEFAULT_PATHS, seed: int = 0,
     pick = rng.integers(0, n, size=n_paths)
     a = rng.standard_normal((n_paths, n)) / np.sqrt(n - 1)
     z = np.tensordot(a, centred, axes=(1, 0))  # Gaussian with the windows' covariance
-    return m + (centred[pick] + smoothing * z) / np.sqrt(1.0 + smoothing**2)
+    draws = (centred[pick] + smoothing * z) / np.sqrt(1.0 + smoothing**2)
+    return draws - draws.mean(axis=0, keepdims=True) if centre else m + draws
 
 
 def sample_paths(point: np.ndarray, level: np.ndarray, errors: np.ndarray,

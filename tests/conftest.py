@@ -1,4 +1,5 @@
-"""Shared fixtures: a real MLflow tracking server, an isolated working directory, small data.
+"""Shared fixtures: a real MLflow tracking server, an isolated working directory, small data,
+and the ``--update-golden`` option (tests/test_golden.py).
 
 ``mlflow_server`` starts ``python -m mlflow server`` once per test session on a free port of
 127.0.0.1 with a temporary SQLite store and artifact folder, and stops its whole process
@@ -20,6 +21,18 @@ from pathlib import Path
 import pytest
 
 SERVER_START_TIMEOUT_S = 150.0
+
+
+def pytest_addoption(parser):
+    parser.addoption("--update-golden", action="store_true", default=False,
+                     help="rewrite tests/golden/figures.json with the figures the code computes now "
+                          "(for a change meant to move them; see tests/test_golden.py)")
+
+
+@pytest.fixture
+def update_golden(request) -> bool:
+    """True when pytest runs with ``--update-golden``."""
+    return bool(request.config.getoption("--update-golden"))
 CORE3 = ["net_sales_aws", "operating_income_aws", "free_cash_flow"]
 
 

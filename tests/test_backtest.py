@@ -9,8 +9,7 @@ import pandas as pd
 import pytest
 
 from forecasting.backtest import BacktestConfig, backtest, cutoffs
-from forecasting.forecast import ShortSeriesWarning, forecast_base
-from forecasting.models import resolve
+from forecasting.forecast import ShortSeriesWarning
 
 FAST = ["SeasonalNaive", "Naive", "RandomWalkWithDrift"]
 INTERVALS = ["lo-95", "lo-80", "mean", "hi-80", "hi-95"]
@@ -54,22 +53,41 @@ def test_output_rows_steps_and_warmup_excluded():
 
 
 def test_every_model_is_refit_on_data_up_to_each_cutoff():
+    """Expected values that do not go through the backtest's own code path: closed forms for
+    Naive (the value at the cutoff), SeasonalNaive (the same quarter a year before) and
+    RandomWalkWithDrift (last value + k x the mean change up to the cutoff), and statsforecast's
+    AutoETS called directly on the data up to each cutoff. (The earlier test computed its
+    expected values with `forecast_base`, the call the backtest itself makes, so a bug in it
+    passed.) Catches: a model fitted on one quarter too many or too few, or on all the data;
+    forecasts filed under the wrong cutoff, series or step."""
+    from statsforecast import StatsForecast
+    from statsforecast.models import AutoETS
+
     df = synthetic(20)
-    models = ["SeasonalNaive", "AutoETS"]
     config = BacktestConfig(h=2, n_windows=3, warmup_windows=0, intervals="model")
-    bt = backtest(df, models, config)
-    specs = resolve(models)
-    for cut in bt["cutoff"].unique():
-        direct = forecast_base(df[df["ds"] <= cut], 2, specs)
-        got = bt[bt["cutoff"] == cut].merge(direct, on=["unique_id", "ds", "model"], suffixes=("", "_direct"))
-        assert len(got) == len(bt[bt["cutoff"] == cut])
-        for c in INTERVALS:
-            assert np.allclose(got[c], got[f"{c}_direct"]), (cut, c)
-    naive = backtest(df, ["Naive"], config)
-    naive = naive[naive["model"] == "Naive"]
-    last = df.set_index(["unique_id", "ds"])["y"]
-    at_cut = last.reindex(pd.MultiIndex.from_arrays([naive["unique_id"], naive["cutoff"]])).to_numpy()
-    assert np.allclose(naive["mean"], at_cut), "Naive must repeat the value at its own cutoff"
+    bt = backtest(df, ["Naive", "RandomWalkWithDrift", "AutoETS"], config).set_index(
+        ["unique_id", "model", "cutoff", "step"])
+    y = df.set_index(["unique_id", "ds"])["y"]
+    checked = 0
+    for cut in cutoffs(df, 2, 3):
+        train = df[df["ds"] <= cut]
+        ets = StatsForecast(models=[AutoETS(season_length=4)], freq="QE", n_jobs=1).forecast(
+            df=train, h=2, level=[80, 95]).set_index(["unique_id", "ds"])
+        for uid, g in train.groupby("unique_id"):
+            v = g.sort_values("ds")["y"].to_numpy()
+            for k in (1, 2):
+                ds = cut + pd.offsets.QuarterEnd(k)
+                assert bt.loc[(uid, "Naive", cut, k), "mean"] == pytest.approx(v[-1], rel=1e-12)
+                assert bt.loc[(uid, "SeasonalNaive", cut, k), "mean"] == pytest.approx(v[-4 + k - 1], rel=1e-12)
+                drift = (v[-1] - v[0]) / (len(v) - 1)
+                assert bt.loc[(uid, "RandomWalkWithDrift", cut, k), "mean"] == pytest.approx(v[-1] + k * drift,
+                                                                                          rel=1e-12)
+                row = bt.loc[(uid, "AutoETS", cut, k)]
+                assert row["ds"] == ds and row["y"] == y[(uid, ds)]
+                for col, src in (("mean", "AutoETS"), ("lo-80", "AutoETS-lo-80"), ("hi-95", "AutoETS-hi-95")):
+                    assert row[col] == pytest.approx(ets.loc[(uid, ds), src], rel=1e-9), (uid, cut, k, col)
+                checked += 1
+    assert checked == 3 * 3 * 2
 
 
 @pytest.mark.parametrize("intervals", ["conformal", "model"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -29,8 +30,44 @@ def test_backtest_command_logs_to_local_store(isolated_cwd, capsys):
     client = MlflowClient(tracking_uri=f"sqlite:///{isolated_cwd / 'mlflow.db'}")
     parent = client.get_run(run_id)
     assert parent.data.params["series"] == "free_cash_flow,net_sales_aws"
-    assert parent.data.tags["best_model"] in {"SeasonalNaive", "Naive"}
     assert parent.data.metrics["runtime_s"] > 0
+
+
+def _gm_rel_mase_by_hand(bt: pd.DataFrame, history: pd.DataFrame) -> pd.Series:
+    """Per model: geometric mean over series of MASE / SeasonalNaive's MASE, each error scaled
+    by the series' in-sample seasonal-naive MAE up to its own cutoff."""
+    scale = {}
+    for (uid, cut), _ in bt.groupby(["unique_id", "cutoff"]):
+        y = history[(history["unique_id"] == uid) & (history["ds"] <= cut)].sort_values("ds")["y"].to_numpy()
+        scale[(uid, cut)] = np.abs(y[4:] - y[:-4]).mean()
+    ase = (bt["y"] - bt["mean"]).abs() / [scale[k] for k in zip(bt["unique_id"], bt["cutoff"])]
+    mase = ase.groupby([bt["model"], bt["unique_id"]]).mean().unstack("unique_id")
+    rel = mase / mase.loc["SeasonalNaive"]
+    return np.exp(np.log(rel).mean(axis=1))
+
+
+def test_best_model_is_the_lowest_gm_relative_mase_computed_by_hand(isolated_cwd, capsys):
+    """The ``best_model`` tag and the logged ``gm_rel_mase.<model>`` metrics against MASE
+    computed here from the backtest table the run logged. (The earlier assertion accepted either
+    of the only two models run.) Catches: the highest score tagged best, the first model tagged,
+    a relative MASE against the wrong baseline or averaged arithmetically."""
+    args = ["backtest", "--series", "net_sales_aws,free_cash_flow,operating_income_aws", "--models",
+            "Naive,RandomWalkWithDrift,AutoETS", "--windows", "3", "--horizon", "2", "--warmup", "0",
+            "--out", "tables"]
+    assert main(args) == 0
+    run_id = RUN_ID.search(capsys.readouterr().out).group(1)
+    from mlflow import MlflowClient
+
+    from features.loader import load_quarterly
+
+    bt = pd.read_csv(isolated_cwd / "tables" / "backtest.csv", parse_dates=["cutoff", "ds"])
+    gm = _gm_rel_mase_by_hand(bt, load_quarterly(series=["net_sales_aws", "free_cash_flow",
+                                                          "operating_income_aws"]))
+    run = MlflowClient(tracking_uri=f"sqlite:///{isolated_cwd / 'mlflow.db'}").get_run(run_id)
+    assert run.data.tags["best_model"] == gm.idxmin() == "AutoETS"
+    assert gm.idxmax() == "Naive" and gm["SeasonalNaive"] == 1.0
+    for model, value in gm.items():
+        assert run.data.metrics[f"gm_rel_mase.{model}"] == pytest.approx(value, rel=1e-9)
 
 
 def test_no_track_writes_tables_and_no_store(isolated_cwd, capsys):

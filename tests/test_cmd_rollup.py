@@ -9,12 +9,13 @@ import pytest
 
 from experiments.cli import EXIT_BAD_INPUT, EXIT_TRACKING, main
 
-FAST = ["--model", "SeasonalNaive", "--windows", "4", "--paths", "200", "--no-calibrate"]
+FAST = ["--candidates", "AutoETS,SeasonalNaive", "--guided-candidates", "GuidedAutoETS", "--first-cutoff", "2019Q4",
+        "--paths", "200"]
 
 
 @pytest.mark.slow
 def test_rollup_no_track_end_to_end(isolated_cwd, capsys):
-    code = main(["rollup", "--no-track", *FAST, "--out", "out"])
+    code = main(["rollup", "--no-track", *FAST, "--out", "out", "--backtest", "--backtest-windows", "4"])
     out = capsys.readouterr().out
     assert code == 0, out
     assert "Trailing-twelve-month FCF" in out and "Quarterly FCF" in out
@@ -22,6 +23,10 @@ def test_rollup_no_track_end_to_end(isolated_cwd, capsys):
     q = pd.read_csv(isolated_cwd / "out" / "rollup_quantiles.csv")
     assert set(q["unique_id"]) == {"free_cash_flow", "free_cash_flow_ttm"} and len(q) == 8
     assert (q["p10"] <= q["p50"]).all() and (q["p50"] <= q["p90"]).all()
+    assert "Quarterly FCF: roll-up vs direct models" in out and "SeasonalNaive" in out and "sCRPS" in out
+    assert "Nodes one quarter ahead" in out and "GuidanceMidpoint" in out
+    scores = pd.read_csv(isolated_cwd / "out" / "rollup_scores.csv")
+    assert {"Rollup", "RollupCalibrated", "SeasonalNaive", "FCFChampion"} <= set(scores["model"])
     png = (isolated_cwd / "out" / "fanchart.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     assert not (isolated_cwd / "mlflow.db").exists()
@@ -40,8 +45,10 @@ def test_rollup_exits_3_when_the_tracking_server_is_down(isolated_cwd, closed_po
 def test_rollup_rejects_bad_options(isolated_cwd, capsys):
     assert main(["rollup", "--no-track", "--method", "TopDown"]) == EXIT_BAD_INPUT
     assert "--method TopDown" in capsys.readouterr().err
-    assert main(["rollup", "--no-track", "--model", "AutoETZ"]) == EXIT_BAD_INPUT
+    assert main(["rollup", "--no-track", "--candidates", "AutoETZ"]) == EXIT_BAD_INPUT
     assert "did you mean 'AutoETS'" in capsys.readouterr().err
+    assert main(["rollup", "--no-track", "--cashflow", "sum"]) == EXIT_BAD_INPUT
+    assert "--cashflow sum" in capsys.readouterr().err
 
 
 def test_scenario_bad_file_exits_2_naming_file_and_key(isolated_cwd, capsys):
@@ -60,15 +67,33 @@ def test_scenario_bad_file_exits_2_naming_file_and_key(isolated_cwd, capsys):
 
 
 @pytest.mark.slow
-def test_scenario_shipped_files_end_to_end(isolated_cwd, capsys):
-    code = main(["scenario", *FAST, "--out", "sc"])
+def test_scenario_shipped_files_end_to_end_and_logged(isolated_cwd, capsys):
+    from experiments import tracking
+
+    code = main(["scenario", *FAST, "--out", "sc", "--experiment", "scenario-test"])
     out = capsys.readouterr().out
     assert code == 0, out
     assert "base" in out and "bull" in out and "capex_heavy" in out and "Fiscal-year FCF" in out
+    assert "reported data: capex.fiscal_year.2026: contradicted by reported data" in out
     fy = pd.read_csv(isolated_cwd / "sc" / "scenario_fiscal_years.csv")
-    assert set(fy["scenario"]) == {"base", "bull", "capex_heavy"} and set(fy["fiscal_year"]) == {2026, 2027}
-    for name in ("bull", "capex_heavy"):
+    assert set(fy["scenario"]) == {"base", "bull", "capex_heavy", "guidance"}
+    assert set(fy["fiscal_year"]) == {2026, 2027}
+    for name in ("bull", "capex_heavy", "guidance"):
         assert (isolated_cwd / "sc" / f"fanchart_{name}.png").stat().st_size > 10_000
+    client = tracking.get_client(tracking.tracking_uri())
+    exp = client.get_experiment_by_name("scenario-test")
+    runs = client.search_runs([exp.experiment_id])
+    parent = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(parent) == 1 and sorted(r.info.run_name for r in children) == ["base", "bull", "capex_heavy",
+                                                                              "guidance"]
+    guided = next(r for r in children if r.info.run_name == "guidance")
+    row = fy[(fy["scenario"] == "guidance") & (fy["fiscal_year"] == 2027)].iloc[0]
+    assert guided.data.metrics["fcf_fy.2027.p50"] == pytest.approx(row["p50"])
+    bull = next(r for r in children if r.info.run_name == "bull")
+    assert "contradicted.capex.fiscal_year.2026" in bull.data.params
+    names = {a.path for a in client.list_artifacts(parent[0].info.run_id)}
+    assert {"scenario_quantiles.csv", "reported_checks.md", "fanchart_guidance.png"} <= names
 
 
 @pytest.mark.slow
@@ -83,7 +108,7 @@ def test_rollup_logs_quantiles_and_fan_chart_to_mlflow(isolated_cwd, capsys):
     runs = client.search_runs([exp.experiment_id])
     assert len(runs) == 1
     run = runs[0]
-    assert run.data.params["model"] == "SeasonalNaive" and run.data.params["origin"] == "2026Q2"
+    assert run.data.params["candidates"] == "AutoETS,SeasonalNaive" and run.data.params["origin"] == "2026Q2"
     assert run.data.tags["run_kind"] == "rollup" and "data_sha256" in run.data.tags
     hist = client.get_metric_history(run.info.run_id, "fcf_ttm.p50")
     assert sorted(m.step for m in hist) == [1, 2, 3, 4]
@@ -91,4 +116,4 @@ def test_rollup_logs_quantiles_and_fan_chart_to_mlflow(isolated_cwd, capsys):
     ttm = q[q["unique_id"] == "free_cash_flow_ttm"].sort_values("ds")
     assert [m.value for m in sorted(hist, key=lambda m: m.step)] == pytest.approx(list(ttm["p50"]))
     names = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert {"rollup_quantiles.csv", "drivers.csv", "fanchart.png"} <= names
+    assert {"rollup_quantiles.csv", "drivers.csv", "fanchart.png", "champions.csv"} <= names

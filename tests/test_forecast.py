@@ -142,7 +142,12 @@ def test_forecasts_are_reproducible(two, model_fc):
 
 
 # --------------------------------------------------------------------------- conformal
-def test_conformal_keeps_points_and_changes_widths(model_fc, conformal_fc):
+def test_conformal_keeps_points_and_rescales_each_series_interval_by_one_factor(model_fc, conformal_fc):
+    """`forecast(intervals="conformal")` keeps the points and multiplies both sides of each
+    series' own interval by one factor per series, model and level (the shape over the
+    horizon and the skew are kept). Catches: factors applied to the wrong rows or only one
+    side, a point forecast moved. Whether the factor is right is tested on synthetic series
+    with known distributions in test_calibration.py."""
     assert list(conformal_fc.columns) == FORECAST_COLUMNS
     key = ["unique_id", "model", "ds"]
     m = model_fc.merge(conformal_fc, on=key, suffixes=("_m", "_c"))
@@ -151,6 +156,12 @@ def test_conformal_keeps_points_and_changes_widths(model_fc, conformal_fc):
     width_m = m["hi-80_m"] - m["lo-80_m"]
     width_c = m["hi-80_c"] - m["lo-80_c"]
     assert not np.allclose(width_m, width_c), "conformal calibration changed nothing"
+    for lv in (80, 95):
+        up = (m[f"hi-{lv}_c"] - m["mean_c"]) / (m[f"hi-{lv}_m"] - m["mean_m"])
+        down = (m["mean_c"] - m[f"lo-{lv}_c"]) / (m["mean_m"] - m[f"lo-{lv}_m"])
+        np.testing.assert_allclose(up, down, rtol=1e-9)
+        per = up.groupby([m["unique_id"], m["model"]])
+        np.testing.assert_allclose(per.transform("max"), per.transform("min"), rtol=1e-9)
     assert_ordered(conformal_fc)
     assert (conformal_fc["hi-95"] > conformal_fc["lo-95"]).all()
 

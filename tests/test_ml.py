@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -59,23 +57,6 @@ def test_same_data_and_seed_give_identical_forecasts(df):
     a = forecast_ml(df, 3, specs, seed=7)
     b = forecast_ml(df, 3, specs, seed=7)
     pd.testing.assert_frame_equal(a, b)
-
-
-def test_values_after_the_cutoff_do_not_change_backtest_forecasts(df):
-    from forecasting.backtest import backtest
-
-    changed = df.copy()
-    last = df["ds"].max()
-    changed.loc[changed["ds"] == last, "y"] *= 3
-    kw = dict(h=2, n_windows=2, warmup_windows=0, intervals="model")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ShortSeriesWarning)
-        a = backtest(df, "RidgeML", **kw)
-        b = backtest(changed, "RidgeML", **kw)
-    # the last quarter is an outcome of the last window, never a training value
-    cols = ["unique_id", "cutoff", "ds", "model", "mean", "lo-80", "hi-80"]
-    pd.testing.assert_frame_equal(a[cols], b[cols])
-    assert not a["y"].equals(b["y"])
 
 
 def test_short_series_falls_back_with_a_warning(df):

@@ -64,7 +64,7 @@ def test_fallback_warnings_come_back_from_the_workers():
 def test_same_seed_same_numbers_for_the_default(cache_dir):
     """The library default (AutoCombo, with its ML members) on the same data and seed: identical
     numbers, whatever the number of processes or the cache."""
-    from forecasting.selection import WINDOWS
+    from forecasting.autocombo import WINDOWS
 
     df = _panel()
     with warnings.catch_warnings():

@@ -14,16 +14,19 @@ from experiments.retrain import ChampionState, parse_levels, predict_from_state
 pytestmark = pytest.mark.slow  # the module fixture forecasts and saves a model (~10-20 s)
 
 CHAMPIONS = {"net_sales_aws": "SeasonalNaive", "operating_income_aws": "Naive", "free_cash_flow": "AutoETS"}
-ROLLUP = {"model": "SeasonalNaive", "method": "MinTrace-wls_struct", "n_windows": 4, "n_paths": 200,
-          "seed": 0}
+ROLLUP = {"method": "MinTrace-wls_struct", "cashflow": "wls_var", "n_paths": 200, "seed": 0, "calibrate": True,
+          "candidates": ["AutoETS", "SeasonalNaive"], "guided": ["GuidedAutoETS"], "first_cutoff": "2019Q4"}
 
 
 @pytest.fixture(scope="module")
 def state():
     from features.loader import load_quarterly
 
+    from features.guidance import load_guidance
+
     return ChampionState(history=load_quarterly(), champions=dict(CHAMPIONS), seed=0, rollup=dict(ROLLUP),
-                         calibration_windows=6, vintage="test")
+                         calibration_windows=6, vintage="test",
+                         guidance=ChampionState.guidance_records(load_guidance()))
 
 
 @pytest.fixture(scope="module")

@@ -1,10 +1,11 @@
 """``fcf retrain`` end to end against a real MLflow server (fixture ``mlflow_server``).
 
-One module-scoped registry goes through the life of a model: an interrupted retrain (run
-KILLED, nothing registered or written), the first retrain (version 1 + alias), a re-run on the
-same data (no-op), a new quarter (version 2, alias per the gate), a forced re-run that fails
-a strict gate (version 3 without the alias), bad data (exit 2, registry untouched). Small
-settings: 3 series, SeasonalNaive/Naive/AutoETS, 3 windows, roll-up with SeasonalNaive nodes.
+One module-scoped registry goes through the life of a model: the first retrain (version 1 +
+alias), a re-run on the same data (no-op), a new quarter (version 2, alias per the gate), a
+forced re-run that fails a strict gate (version 3 without the alias), bad data (exit 2,
+registry untouched). Small settings: 3 series, SeasonalNaive/Naive/AutoETS, 3 windows, roll-up
+with SeasonalNaive nodes. Interrupted and killed retrains, and the lock across processes, are
+tested with real processes and real signals in test_retrain_process.py.
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from experiments.cli import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_LOCKED, EXIT_TRACKING, main
+from experiments.cli import EXIT_BAD_INPUT, EXIT_LOCKED, EXIT_TRACKING, main
 from experiments.retrain import LOCK_FILE, RetrainLock, choose_champions, gate, series_scores
 
 SERIES = "net_sales_aws,operating_income_aws,free_cash_flow"
 FAST = ["--series", SERIES, "--models", "SeasonalNaive,Naive,AutoETS", "--windows", "3", "--warmup", "2",
-        "--rollup-model", "SeasonalNaive", "--rollup-windows", "4", "--paths", "200", "--no-plots"]
+        "--rollup-candidates", "AutoETS,SeasonalNaive", "--rollup-guided", "GuidedAutoETS",
+        "--rollup-first-cutoff", "2019Q4", "--paths", "200", "--no-plots"]
 
 
 def fcf(*args: str) -> tuple[int, str]:
@@ -154,29 +156,10 @@ def runs(reg):
 
 @pytest.fixture(scope="module")
 def first(registry):
-    """An interrupted retrain, a run left RUNNING by a killed process, then the first real one."""
-    import experiments.retrain as retrain_mod
-
-    def killed(*a, **k):
-        raise KeyboardInterrupt("simulated SIGTERM while forecasting")
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(retrain_mod, "predict_from_state", killed)
-        code, out = fcf(*registry["args"])
-    assert code == EXIT_INTERRUPTED, out
-    interrupted = runs(registry)
-    assert [r.info.status for r in interrupted] == ["KILLED"]
-    assert versions(registry) == [] and not (registry["work"] / "outputs").exists()
-    # a retrain killed with SIGKILL leaves its run RUNNING; the next holder of the lock closes it
-    client = registry["client"]
-    exp_id = client.get_experiment_by_name(registry["experiment"]).experiment_id
-    lock = str((registry["work"] / LOCK_FILE).resolve())
-    ghost = client.create_run(exp_id, tags={"fcf.kind": "retrain", "fcf.vintage": "x",
-                                            "fcf.lock": lock}).info.run_id
+    """The first retrain of the registry's model."""
     t0 = time.perf_counter()
     code, out = fcf(*registry["args"])
     assert code == 0, out
-    assert client.get_run(ghost).info.status == "KILLED"
     return {"out": out, "seconds": time.perf_counter() - t0}
 
 
@@ -285,7 +268,7 @@ def test_mlproject_entry_points_build_fcf_commands():
     assert "fcf retrain" in cmd and "--windows 3" in cmd and "'/tmp/my data.csv'" in cmd
     parsed = main.__globals__["build_parser"]().parse_args(
         ["retrain", "--models", "statistical,ensemble", "--windows", "3", "--warmup", "8", "--horizon", "4",
-         "--tolerance", "0.02", "--model-name", "x", "--rollup-model", "best", "--wait", "0",
+         "--tolerance", "0.02", "--model-name", "x", "--wait", "0",
          "--out", "o", "--lock-file", "l"])
     assert parsed.windows == 3 and parsed.model_name == "x"
 
@@ -299,3 +282,54 @@ def test_cron_and_ci_schedules_agree():
     assert wf[True]["schedule"] == [{"cron": "0 6 5 2,5,8,11 *"}]  # YAML reads the key `on` as True
     steps = " ".join(str(s.get("run", "")) for s in wf["jobs"]["retrain"]["steps"])
     assert "pip install -q -c constraints.txt -e ." in steps and "fcf retrain" in steps
+
+
+# ------------------------------------------------------------ --update-data: SEC EDGAR first
+@pytest.mark.slow
+def test_update_data_turns_a_restatement_into_a_new_vintage_retrain(registry, first, tmp_path, monkeypatch,
+                                                                    closed_port_uri):
+    """The data file holds an earlier 2022Q4 North America sales figure (93,000) and was retrained;
+    with --update-data the 10-K (served by a local EDGAR-format server) restates it to 93,363 as a
+    new vintage row, so the retrain runs again on a new data vintage. Then, with no network, the
+    update says so and the retrain goes on with the data it has (nothing new to do)."""
+    from edgar_server import EdgarServer, amazon_routes
+
+    from features.loader import data_vintage, shipped_data_dir
+
+    data = copy_data(tmp_path / "restated")
+    shutil.copy(shipped_data_dir() / "sec_mapping.yaml", data.parent / "sec_mapping.yaml")
+    row = "net_sales_north_america,2022Q4,2022-12-31,"
+    data.write_text(data.read_text().replace(row + "93363,", row + "93000,"))
+    args = [*registry["args"], "--data", str(data), "--no-rollup"]
+    code, out = fcf(*args)
+    assert code == 0, out
+    v0 = data_vintage(data)["vintage"]
+    n_versions = len(versions(registry))
+
+    monkeypatch.setenv("SEC_USER_AGENT", "fcf-forecasting tests tests@example.com")
+    with EdgarServer(amazon_routes()) as server:
+        monkeypatch.setenv("FCF_SEC_BASE_URL", server.url)
+        code, out = fcf(*args, "--update-data")
+    assert code == 0, out
+    assert "restated net_sales_north_america 2022Q4: 93363 (was 93000), vintage 2023-02-03" in out
+    assert "nothing new" not in out
+    v1 = data_vintage(data)["vintage"]
+    assert v1 != v0 and v1.startswith("2026Q2-")
+    assert len(versions(registry)) == n_versions + 1
+    done = [r for r in runs(registry) if r.data.tags.get("fcf.vintage") == v1]
+    assert [r.info.status for r in done] == ["FINISHED"]
+    assert data.read_text().splitlines()[-1].endswith(",2023-02-03")
+
+    monkeypatch.setenv("FCF_SEC_BASE_URL", closed_port_uri)
+    code, out = fcf(*args, "--update-data")
+    assert code == 0, out
+    assert "data update skipped: cannot reach SEC EDGAR" in out and "going on with the data it has" in out
+    assert "nothing new" in out and len(versions(registry)) == n_versions + 1
+
+
+def test_update_data_without_a_user_agent_exits_2_before_any_work(isolated_cwd, monkeypatch):
+    for var in ("SEC_USER_AGENT", "EDGAR_IDENTITY"):
+        monkeypatch.delenv(var, raising=False)
+    code, out = fcf(*FAST, "--update-data")
+    assert code == EXIT_BAD_INPUT, out
+    assert "requires a declared User-Agent" in out and not (isolated_cwd / "mlflow.db").exists()

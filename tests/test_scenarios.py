@@ -10,7 +10,7 @@ import pytest
 
 from features.loader import load_quarterly, shipped_data_dir
 from forecasting.bridge import NET_CAPEX
-from forecasting.rollup import prepare, simulate
+from forecasting.rollup import RollupConfig, rollup, simulate
 from forecasting.scenarios import (
     ScenarioError,
     adjuster,
@@ -103,14 +103,16 @@ def test_periods_must_be_future_and_within_the_horizon():
 @pytest.fixture(scope="module")
 def inputs():
     df = load_quarterly()
-    return prepare(df, h=6, model="SeasonalNaive", n_windows=4, extra=("net_sales_advertising",))
+    cfg = RollupConfig(h=6, candidates=("AutoETS", "SeasonalNaive"), guided=(), first_cutoff="2019Q4",
+                       error_windows=4, n_paths=1000, extra=("net_sales_advertising",))
+    return rollup(df, cfg).inputs
 
 
 def test_scenario_drivers_hit_their_targets(inputs):
     s = scenario_from_dict({**GOOD, "drivers": {
         "capex": {"fiscal_year": {2026: 200000}}, "aws_growth": {2026: 0.2},
         "operating_margin": {"aws": {2027: 0.3}}}})
-    sim = simulate(inputs, 1000, seed=0, adjust=adjuster(s))
+    sim = simulate(inputs, seed=0, adjust=adjuster(s))
     hist = inputs.history.pivot(index="ds", columns="unique_id", values="y")
     ds = inputs.ds
     h2 = np.flatnonzero(ds.year == 2026)
@@ -127,22 +129,40 @@ def test_scenario_drivers_hit_their_targets(inputs):
 def test_capex_below_what_is_already_reported_is_rejected(inputs):
     s = scenario_from_dict({**GOOD, "drivers": {"capex": {"fiscal_year": {2026: 50000}}}})
     with pytest.raises(ScenarioError, match="below the 96310 already reported for 2026"):
-        simulate(inputs, 100, adjust=adjuster(s))
+        simulate(inputs, n_paths=100, adjust=adjuster(s))
 
 
 def test_run_scenarios_side_by_side_with_common_random_numbers(inputs):
-    res = run_scenarios(None, [SHIPPED / "bull.yaml", SHIPPED / "capex_heavy.yaml"], n_paths=500,
+    res = run_scenarios(None, [SHIPPED / "bull.yaml", SHIPPED / "capex_heavy.yaml", SHIPPED / "guidance.yaml"],
                         inputs=inputs)
-    assert list(res.simulations) == ["base", "bull", "capex_heavy"]
+    assert list(res.simulations) == ["base", "bull", "capex_heavy", "guidance"]
     t = side_by_side(res)
-    assert list(t.columns) == ["base", "bull", "capex_heavy"] and list(t.index)[0] == "2026Q3"
+    assert list(t.columns) == ["base", "bull", "capex_heavy", "guidance"] and list(t.index)[0] == "2026Q3"
     fy = res.fiscal_years()
     assert set(fy["fiscal_year"]) == {2026, 2027}
     assert (fy.loc[fy["fiscal_year"] == 2026, "reported_quarters"] == 2).all()
     d = res.drivers().set_index(["scenario", "fiscal_year"])
     assert d.loc[("bull", 2026), "capex"] == pytest.approx(135000)
     assert d.loc[("capex_heavy", 2026), "capex"] == pytest.approx(200000)
+    assert d.loc[("guidance", 2026), "capex"] == pytest.approx(220000)
     # less capex, same everything else: more FCF in 2026 than the heavy-capex scenario
     assert d.loc[("bull", 2026), "fcf"] > d.loc[("capex_heavy", 2026), "fcf"]
     with pytest.raises(ValueError, match="unique and not 'base'"):
         run_scenarios(None, [{**GOOD, "name": "base"}], inputs=inputs)
+
+
+def test_claims_reported_data_contradict_are_kept_and_marked():
+    """Bug caught: a scenario file that silently drops or rewrites an analyst's claim that the
+    reported quarters already rule out (bull.yaml's 135B of 2026 capex after 96.3B in H1)."""
+    from forecasting.scenarios import load_scenario, reported_checks
+
+    bull = load_scenario(SHIPPED / "bull.yaml")
+    assert bull.capex_year == {2026: 135000}
+    assert set(bull.contradicted) == {"capex.fiscal_year.2026"}
+    checks = reported_checks(bull, load_quarterly())
+    # 135,000 - 96,310 reported = 38,690 for two quarters: 19.3B each vs 53.1B in 2026Q2
+    assert any("19.3B per remaining quarter" in c and "53.1B in 2026Q2" in c and "-64%" in c for c in checks)
+    assert any("contradicted by reported data" in c for c in checks)
+    with pytest.raises(ScenarioError, match="key contradicted_by_reported_data.capex.fiscal_year.2027"):
+        scenario_from_dict({**GOOD, "drivers": {"capex": {"fiscal_year": {2026: 200000}}},
+                            "contradicted_by_reported_data": {"capex.fiscal_year.2027": "x"}})

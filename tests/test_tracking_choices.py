@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture()
 def selector():
-    from forecasting.selection import register_selector
+    from forecasting.autocombo import register_selector
 
     resolve(None)
     before = dict(REGISTRY)
@@ -40,7 +40,7 @@ def test_chosen_members_per_series_and_cutoff_are_logged(mlflow_server, selector
     from mlflow import MlflowClient
 
     from forecasting.backtest import BacktestConfig, backtest
-    from forecasting.selection import choices
+    from forecasting.autocombo import choices
 
     df = _panel()
     config = BacktestConfig(h=2, n_windows=4, warmup_windows=4, models=("SeasonalNaive", selector))

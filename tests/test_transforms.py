@@ -67,7 +67,7 @@ def test_log_and_boxcox_refuse_negative_series_by_name(frame):
             TargetTransform(names).fit_transform(frame)
 
 
-def test_seasonal_diff_scale_matches_hand_computation_and_uses_train_only(frame):
+def test_seasonal_diff_scale_matches_hand_computation(frame):
     cut = frame["ds"].max() - pd.offsets.QuarterEnd(4)
     train = frame[frame["ds"] <= cut]
     tt = TargetTransform(("seasonal_diff", "local_scale"))
@@ -77,13 +77,34 @@ def test_seasonal_diff_scale_matches_hand_computation_and_uses_train_only(frame)
     got = z_train[z_train["unique_id"] == "sales"]["y"].to_numpy()
     assert np.isnan(got[:4]).all()
     np.testing.assert_allclose(got[4:], (d - d.mean()) / d.std(), rtol=1e-6)
-    # the scaler state comes from the training part only: the future changes nothing in it
-    future = frame[frame["ds"] > cut].copy()
+    # the future maps with the training state: step k differences against the year before
+    future = frame[frame["ds"] > cut]
+    z = tt.transform(future)
+    z = z[z["unique_id"] == "sales"]["y"].to_numpy()
+    yf = future[future["unique_id"] == "sales"]["y"].to_numpy()
+    np.testing.assert_allclose(z, ((yf - y[-4:]) - d.mean()) / d.std(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("names", [("seasonal_diff", "local_scale"), ("diff", "seasonal_diff"), ("log",)])
+def test_transform_leaves_the_fitted_state_alone(frame, names):
+    """`transform` must map future values with the state learnt in `fit_transform` and leave
+    it as it was: transforming absurd future values, twice, changes neither a later
+    `transform` nor `inverse_transform`. Catches: `transform` updating the differencing
+    tails or the scaler in place (the earlier test compared a *fresh* fit and passed with
+    that bug)."""
+    data = frame[frame["unique_id"] == "sales"] if "log" in names else frame
+    cut = data["ds"].max() - pd.offsets.QuarterEnd(4)
+    train, future = data[data["ds"] <= cut], data[data["ds"] > cut]
+    tt = TargetTransform(names)
+    tt.fit_transform(train)
     z1 = tt.transform(future)
-    future["y"] *= 10
-    tt2 = TargetTransform(("seasonal_diff", "local_scale"))
-    pd.testing.assert_frame_equal(tt2.fit_transform(train), z_train)
-    assert not np.allclose(tt2.transform(future)["y"], z1["y"])  # only the new values moved
+    back1 = tt.inverse_transform(z1)
+    absurd = future.assign(y=future["y"] * 1e6 + 1e9)
+    tt.transform(absurd)
+    tt.transform(absurd)
+    pd.testing.assert_frame_equal(tt.transform(future), z1, check_exact=True)
+    pd.testing.assert_frame_equal(tt.inverse_transform(z1), back1, check_exact=True)
+    np.testing.assert_allclose(back1["y"], future.sort_values(["unique_id", "ds"])["y"], rtol=1e-10)
 
 
 def test_inverse_checks_series_and_dates(frame):

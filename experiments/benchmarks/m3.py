@@ -274,10 +274,10 @@ def benchmark(
         ``(table, per_series)``: `table` has one row per method: ``method, kind`` (library,
         statsforecast, published), ``sMAPE, MASE, MAPE, n_series, seconds``; `per_series` the
         per-series scores of the methods we ran. ``table.attrs["choices"]`` holds what a
-        selecting ensemble chose (`forecasting.selection.choices`).
+        selecting ensemble chose (`forecasting.autocombo.choices`).
     """
     from forecasting.models import DEFAULT_MODELS
-    from forecasting.selection import choices
+    from forecasting.autocombo import choices
 
     file_name, n_series, published, _ = DATASETS[dataset]
     train, test = load_m3(path or default_path(dataset), series_limit)

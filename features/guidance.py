@@ -1,0 +1,279 @@
+"""Management guidance as data: what a forecaster standing at a cutoff could have known.
+
+Two files, both validated like the reported quarters (`DataValidationError` naming file, line,
+series and problem):
+
+``amzn_guidance_quarterly.csv``, one row per guided quarter and metric::
+
+    metric,fiscal_quarter,period_end,announced_on,low_musd,high_musd[,quality,source]
+    net_sales_total,2026Q3,2026-09-30,2026-07-30,197000,202000,release_text,...
+
+``amzn_capex_guidance.csv``, statements of a fiscal year's total (a later statement about the
+same year is a new row with a later ``announced_on``; a row with both bounds empty records a
+direction only and carries no number)::
+
+    fiscal_year,announced_on,low_musd,high_musd[,wording,source,metric]
+
+The rule that keeps backtests honest (`GuidanceBook.at_cutoff`): a forecast made at cutoff
+``c`` stands on the day quarter ``c`` was reported and sees every row announced up to and
+including that day (the same release guides quarter ``c + 1``), never a later one. The day a
+quarter was reported is the ``announced_on`` of the guidance for the next quarter; for a
+quarter without such a row the book falls back to the quarter's last day, which can only
+hide guidance, never leak it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from features.errors import DataValidationError, Problem
+from features.loader import _read_csv, shipped_data_dir
+
+QUARTERLY_GUIDANCE_FILE = "amzn_guidance_quarterly.csv"
+ANNUAL_GUIDANCE_FILE = "amzn_capex_guidance.csv"
+#: The series an annual file without a ``metric`` column guides (capex net of proceeds).
+DEFAULT_ANNUAL_METRIC = "purchases_of_property_and_equipment_net_of_proceeds"
+_QUARTER = re.compile(r"^(\d{4})Q([1-4])$")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+QUARTERLY_COLUMNS = ["metric", "ds", "announced_on", "low", "high", "quality"]
+ANNUAL_COLUMNS = ["metric", "fiscal_year", "year_end", "announced_on", "low", "high"]
+
+
+def _date(text: str) -> pd.Timestamp | None:
+    if not _DATE.match(text or ""):
+        return None
+    try:
+        return pd.Timestamp(text)
+    except ValueError:
+        return None
+
+
+def _number(text: str) -> float | None:
+    try:
+        v = float(text.replace(",", ""))
+    except ValueError:
+        return None
+    return v if np.isfinite(v) else None
+
+
+def _closest(word: str, options: Iterable[str]) -> str:
+    match = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
+    return f" (did you mean '{match[0]}'?)" if match else ""
+
+
+def _bounds(row, bad) -> tuple[float, float] | None:
+    """(low, high) of a row, NaN for a direction-only row; None (after `bad`) if malformed."""
+    lo_t, hi_t = row.low_musd, row.high_musd
+    if lo_t == "" and hi_t == "":
+        return np.nan, np.nan
+    if (lo_t == "") != (hi_t == ""):
+        bad("give both low_musd and high_musd, or neither (a statement without a number)")
+        return None
+    lo, hi = _number(lo_t), _number(hi_t)
+    if lo is None or hi is None:
+        bad(f"low_musd '{lo_t}' / high_musd '{hi_t}' is not a number")
+        return None
+    if lo > hi:
+        bad(f"low_musd {lo:g} is above high_musd {hi:g}")
+        return None
+    return lo, hi
+
+
+def read_quarterly_guidance(path: str | Path | None = None, metrics: Iterable[str] | None = None) -> pd.DataFrame:
+    """Read and validate next-quarter guidance ranges.
+
+    Args:
+        path: the CSV (default: the shipped Amazon file).
+        metrics: the metric names a row may guide (default: any); an unknown one is an error
+            with the closest valid name.
+    Returns:
+        ``metric, ds, announced_on, low, high, quality`` (``ds`` = guided quarter's end).
+    """
+    path = Path(path) if path is not None else shipped_data_dir() / QUARTERLY_GUIDANCE_FILE
+    name = str(path)
+    raw = _read_csv(path, ("metric", "fiscal_quarter", "period_end", "announced_on", "low_musd", "high_musd"),
+                    ("quality", "source"))
+    known = set(metrics) if metrics is not None else None
+    rows, problems, seen = [], [], {}
+    for row in raw.itertuples(index=False):
+        line, metric = row.lineno_, row.metric
+        bad = lambda msg, m=metric, ln=line: problems.append(Problem(name, msg, ln, m or None))  # noqa: E731
+        if not metric:
+            bad("empty metric name")
+            continue
+        if known is not None and metric not in known:
+            bad(f"unknown metric '{metric}'{_closest(metric, sorted(known))}")
+            continue
+        m = _QUARTER.match(row.fiscal_quarter)
+        if not m:
+            bad(f"fiscal_quarter '{row.fiscal_quarter}' is not a quarter like 2026Q3")
+            continue
+        period = pd.Period(year=int(m.group(1)), quarter=int(m.group(2)), freq="Q")
+        end = _date(row.period_end)
+        if end is None:
+            bad(f"period_end '{row.period_end}' is not a date like 2026-09-30")
+            continue
+        if end != period.end_time.normalize():
+            bad(f"period_end {end.date()} disagrees with fiscal_quarter {row.fiscal_quarter} "
+                f"(expected {period.end_time.date()})")
+            continue
+        said = _date(row.announced_on)
+        if said is None:
+            bad(f"announced_on '{row.announced_on}' is not a date like 2026-07-30")
+            continue
+        if said > end:
+            bad(f"announced_on {said.date()} is after the guided quarter's end {end.date()}: "
+                "guidance is said before the quarter it guides ends")
+            continue
+        bounds = _bounds(row, bad)
+        if bounds is None:
+            continue
+        if not np.isfinite(bounds[0]):
+            bad("a quarterly guidance row needs low_musd and high_musd")
+            continue
+        key = (metric, row.fiscal_quarter, said)
+        if key in seen:
+            bad(f"duplicate guidance for {row.fiscal_quarter} announced on {said.date()} (also line {seen[key]})")
+            continue
+        seen[key] = line
+        rows.append((metric, end, said, bounds[0], bounds[1], getattr(row, "quality", "") or ""))
+    if problems:
+        raise DataValidationError(problems)
+    if not rows:
+        raise DataValidationError(Problem(name, "no guidance rows"))
+    out = pd.DataFrame(rows, columns=QUARTERLY_COLUMNS)
+    return out.sort_values(["metric", "ds", "announced_on"]).reset_index(drop=True)
+
+
+def read_annual_guidance(path: str | Path | None = None, metric: str = DEFAULT_ANNUAL_METRIC,
+                         year_end_month: int = 12, metrics: Iterable[str] | None = None) -> pd.DataFrame:
+    """Read and validate fiscal-year statements (capex).
+
+    Args:
+        path: the CSV (default: the shipped Amazon capex file).
+        metric: the series the rows guide when the file has no ``metric`` column.
+        year_end_month: last month of the fiscal year (12: calendar years).
+        metrics: the metric names a row may guide (default: any).
+    Returns:
+        ``metric, fiscal_year, year_end, announced_on, low, high``; ``low``/``high`` NaN on
+        direction-only rows.
+    """
+    path = Path(path) if path is not None else shipped_data_dir() / ANNUAL_GUIDANCE_FILE
+    name = str(path)
+    raw = _read_csv(path, ("fiscal_year", "announced_on", "low_musd", "high_musd"), ("wording", "source", "metric"))
+    known = set(metrics) if metrics is not None else None
+    rows, problems, seen = [], [], {}
+    for row in raw.itertuples(index=False):
+        line = row.lineno_
+        m_name = getattr(row, "metric", "") or metric
+        bad = lambda msg, m=m_name, ln=line: problems.append(Problem(name, msg, ln, m))  # noqa: E731
+        if known is not None and m_name not in known:
+            bad(f"unknown metric '{m_name}'{_closest(m_name, sorted(known))}")
+            continue
+        if not row.fiscal_year.isdigit() or len(row.fiscal_year) != 4:
+            bad(f"fiscal_year '{row.fiscal_year}' is not a year like 2026")
+            continue
+        year = int(row.fiscal_year)
+        year_end = pd.Period(year=year, month=year_end_month, freq="M").end_time.normalize()
+        said = _date(row.announced_on)
+        if said is None:
+            bad(f"announced_on '{row.announced_on}' is not a date like 2026-07-30 "
+                "(a statement that cannot be dated cannot be placed at a cutoff)")
+            continue
+        if said > year_end:
+            bad(f"announced_on {said.date()} is after the end of fiscal {year} ({year_end.date()})")
+            continue
+        bounds = _bounds(row, bad)
+        if bounds is None:
+            continue
+        key = (m_name, year, said)
+        if key in seen:
+            bad(f"duplicate statement about fiscal {year} announced on {said.date()} (also line {seen[key]})")
+            continue
+        seen[key] = line
+        rows.append((m_name, year, year_end, said, bounds[0], bounds[1]))
+    if problems:
+        raise DataValidationError(problems)
+    out = pd.DataFrame(rows, columns=ANNUAL_COLUMNS)
+    return out.sort_values(["metric", "fiscal_year", "announced_on"]).reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class GuidanceBook:
+    """Quarterly ranges and fiscal-year statements, with the no-look-ahead rule.
+
+    Attributes:
+        quarterly: `read_quarterly_guidance` frame.
+        annual: `read_annual_guidance` frame.
+        asof: the day this book stands on (None: everything in the files).
+    """
+
+    quarterly: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=QUARTERLY_COLUMNS))
+    annual: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=ANNUAL_COLUMNS))
+    asof: pd.Timestamp | None = None
+
+    @property
+    def metrics(self) -> list[str]:
+        return sorted(set(self.quarterly["metric"]) | set(self.annual["metric"]))
+
+    def release_date(self, quarter_end) -> pd.Timestamp:
+        """The day quarter `quarter_end` was reported: the ``announced_on`` of the guidance for
+        the quarter after it; the quarter's own last day when no such row exists."""
+        q = pd.Timestamp(quarter_end).normalize()
+        nxt = (pd.Period(q, freq="Q") + 1).end_time.normalize()
+        said = self.quarterly.loc[self.quarterly["ds"] == nxt, "announced_on"]
+        return pd.Timestamp(said.min()) if len(said) else q
+
+    def known_at(self, day) -> GuidanceBook:
+        """The rows announced on or before `day`."""
+        day = pd.Timestamp(day)
+        return GuidanceBook(self.quarterly[self.quarterly["announced_on"] <= day].reset_index(drop=True),
+                            self.annual[self.annual["announced_on"] <= day].reset_index(drop=True), day)
+
+    def at_cutoff(self, cutoff) -> GuidanceBook:
+        """What a forecaster knew on the day quarter `cutoff` was reported."""
+        return self.known_at(self.release_date(cutoff))
+
+    def range_for(self, metric: str, quarter_end) -> tuple[float, float] | None:
+        """The latest known (low, high) guided for `metric` in quarter `quarter_end`, or None."""
+        q = self.quarterly
+        rows = q[(q["metric"] == metric) & (q["ds"] == pd.Timestamp(quarter_end))]
+        if rows.empty:
+            return None
+        r = rows.sort_values("announced_on").iloc[-1]
+        return float(r["low"]), float(r["high"])
+
+    def year_total(self, metric: str, fiscal_year: int) -> float | None:
+        """Midpoint of the latest known numeric statement of `metric`'s fiscal-year total."""
+        a = self.annual
+        rows = a[(a["metric"] == metric) & (a["fiscal_year"] == fiscal_year) & a["low"].notna()]
+        if rows.empty:
+            return None
+        r = rows.sort_values("announced_on").iloc[-1]
+        return float((r["low"] + r["high"]) / 2)
+
+    def fingerprint(self) -> str:
+        """A short text identifying the rows (for run parameters and caches)."""
+        n_q, n_a = len(self.quarterly), len(self.annual)
+        last = max([*self.quarterly["announced_on"], *self.annual["announced_on"]], default=None)
+        return f"{n_q}q+{n_a}y" + (f" to {pd.Timestamp(last).date()}" if last is not None else "")
+
+
+def load_guidance(quarterly: str | Path | None = None, annual: str | Path | None = None,
+                  metrics: Iterable[str] | None = None) -> GuidanceBook:
+    """Both shipped guidance files (or the given paths) as a `GuidanceBook`.
+
+    Args:
+        quarterly, annual: CSV paths (default: the shipped Amazon files beside the data).
+        metrics: valid metric names (e.g. the modelled series); unknown ones are errors.
+    """
+    return GuidanceBook(read_quarterly_guidance(quarterly, metrics),
+                        read_annual_guidance(annual, metrics=metrics))

@@ -1,0 +1,303 @@
+"""Backtest of the FCF roll-up against reported quarters, beside the direct forecasts of FCF.
+
+At each of the last `n_windows` cutoffs whose `h` quarters are all reported, the roll-up
+(`forecasting.rollup`) is run as it would have been on the day that quarter was reported,
+and scored against reported FCF and trailing-twelve-month (TTM) FCF:
+
+- ``Rollup``: the raw simulation; ``RollupCalibrated``: its spread scaled by the conformal
+  quantile of the raw simulations' misses at the cutoffs just before, over the quarters
+  reported by the cutoff (`forecasting.rollup.recent_misses`);
+- direct models of the FCF series and of the TTM series itself (`direct_models`, conformal
+  intervals) and seasonal naive (the TTM equivalent of quarterly seasonal naive is the last
+  reported TTM carried forward);
+- fiscal-year FCF of the current and the next year (reported quarters + simulated ones),
+  where the year has been reported;
+- node tables: the reconciled totals against each candidate, the nested champion and the
+  guidance midpoint (h = 1); the segment reconciliation and the cash-flow identity variants
+  (direct FCF, bridged, OCF model - capex model, reconciled).
+
+Scores come from `forecasting.metrics` (MASE relative to seasonal naive, coverage, scaled
+CRPS and interval score).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from forecasting.backtest import backtest
+from forecasting.bridge import FCF, NET_CAPEX, OCF, OI, SALES
+from forecasting.forecast import ShortSeriesWarning
+from forecasting.hierarchy import hierarchy_series
+from forecasting.metrics import pointwise, seasonal_scale, summarize
+from forecasting.rollup import (
+    FCF_TTM,
+    Pipeline,
+    RollupConfig,
+    _quarters,
+    build_inputs,
+    calibration_cutoffs,
+    calibration_factor,
+    interval_rows,
+    prepare_pipeline,
+    recent_misses,
+    reported_fcf,
+    simulate,
+)
+from forecasting.simulate import QUANTILES
+
+#: Direct models of the FCF series (and of TTM FCF) shown beside the roll-up.
+DIRECT_MODELS = ("AutoETS", "StatsCombo", "StatsMLCombo")
+FCF_FY = FCF + "_fy"
+
+
+@dataclass
+class RollupBacktest:
+    """Everything `backtest_rollup` measured.
+
+    Attributes:
+        backtest: FCF and TTM FCF rows of every model (`forecasting.backtest` format).
+        history: reported FCF and TTM FCF (MASE scales).
+        fiscal_years: ``cutoff, fiscal_year, which (current/next), model, y, mean, lo-80..``.
+        nodes: reconciled totals, champions, candidates and the guidance midpoint on the
+            nodes (`forecasting.backtest` format with ``model``).
+        cashflow: FCF from each cash-flow variant at the evaluated cutoffs.
+        reconciliation: segment forecasts before and after reconciliation (``method``).
+        choices: the per-node choices at the evaluated cutoffs.
+        factors: the calibration factor used at each evaluated cutoff.
+        pipeline: the computed `forecasting.rollup.Pipeline` (reusable by `rollup`).
+    """
+
+    backtest: pd.DataFrame
+    history: pd.DataFrame
+    fiscal_years: pd.DataFrame
+    nodes: pd.DataFrame
+    cashflow: pd.DataFrame
+    reconciliation: pd.DataFrame
+    choices: pd.DataFrame
+    factors: pd.DataFrame
+    pipeline: Pipeline
+
+
+def _fy_rows(sim, inputs, cutoff, model: str, newest) -> list[dict]:
+    """Fiscal-year FCF quantiles of the current and next year from one simulation."""
+    hist = inputs.history
+    fcf = hist[hist["unique_id"] == FCF].set_index("ds")["y"]
+    first = pd.Timestamp(cutoff) + pd.offsets.QuarterEnd(1)
+    rows = []
+    for which, year in (("current", first.year), ("next", first.year + 1)):
+        cols = np.flatnonzero(sim.ds.year == year)
+        if len(cols) + int((fcf.index.year == year).sum()) != 4:
+            continue
+        tot = sim.paths[FCF][:, cols].sum(axis=1) + float(fcf[fcf.index.year == year].sum())
+        q = np.quantile(tot, QUANTILES)
+        rows.append({"cutoff": pd.Timestamp(cutoff), "fiscal_year": year, "which": which, "model": model,
+                     "mean": q[3], "lo-95": q[0], "lo-80": q[2], "hi-80": q[4], "hi-95": q[6],
+                     "steps": len(cols)})
+    return rows
+
+
+def _direct(history: pd.DataFrame, models: Sequence[str], h: int, n_windows: int) -> pd.DataFrame:
+    """Direct models on the FCF and TTM FCF series at the evaluated cutoffs, and seasonal naive
+    (TTM: the last reported TTM carried forward)."""
+    hist_all = reported_fcf(history)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ShortSeriesWarning)
+        bt = backtest(hist_all, models=["Naive", *models], h=h, n_windows=n_windows, end_offset=h)
+    q = bt[(bt["unique_id"] == FCF) & (bt["model"] != "Naive")]
+    t = bt[(bt["unique_id"] == FCF_TTM) & ~bt["model"].isin(["SeasonalNaive"])]
+    t = t.assign(model=t["model"].replace({"Naive": "SeasonalNaive"}))
+    return pd.concat([q, t], ignore_index=True)
+
+
+def _fy_seasonal_naive(history: pd.DataFrame, fy: pd.DataFrame) -> pd.DataFrame:
+    """Seasonal naive summed into fiscal years (each forecast quarter = same quarter a year earlier)."""
+    fcf = history[history["unique_id"] == FCF].set_index("ds")["y"]
+    rows = []
+    for (cutoff, year, which), _ in fy.groupby(["cutoff", "fiscal_year", "which"]):
+        qs = pd.date_range(f"{year}-03-31", f"{year}-12-31", freq="QE")
+        vals = []
+        for q in qs:
+            src = q
+            while src > cutoff:  # seasonal naive: the same quarter of the last reported year
+                src = src - pd.offsets.QuarterEnd(4)
+            vals.append(float(fcf.get(src, np.nan)))
+        rows.append({"cutoff": cutoff, "fiscal_year": year, "which": which, "model": "SeasonalNaive",
+                     "mean": float(np.sum(vals))})
+    return pd.DataFrame(rows)
+
+
+def backtest_rollup(df: pd.DataFrame, config: RollupConfig | None = None, guidance=None, n_windows: int = 12,
+                    direct_models: Iterable[str] = DIRECT_MODELS, fiscal_years: bool = True,
+                    pipeline: Pipeline | None = None,
+                    progress: Callable[[Iterable], Iterable] | None = None) -> RollupBacktest:
+    """The roll-up at each of the last `n_windows` fully reported cutoffs (see the module docstring).
+
+    Args:
+        df: every modelled series (`features.loader.load_quarterly()`).
+        config: `forecasting.rollup.RollupConfig` (``h`` quarters are scored).
+        guidance: `features.guidance.GuidanceBook` (each cutoff sees what was known then).
+        pipeline: reuse a computed `Pipeline` (same data and config).
+    """
+    config = config or RollupConfig()
+    h = config.h
+    pipe = pipeline or prepare_pipeline(df, config, guidance)
+    history = pipe.history
+    newest = history["ds"].max()
+    evaluated = calibration_cutoffs(pipe, h, n_windows)
+    hist_all = reported_fcf(history)
+    raw, cal, factors, fy = [], [], [], []
+    iterator = progress(evaluated) if progress is not None else evaluated
+    for c in iterator:
+        c = pd.Timestamp(c)
+        inputs = build_inputs(pipe, c, h)
+        raw.append(interval_rows(simulate(inputs), c, "Rollup", hist_all))
+        known = recent_misses(pipe, c, h, config.calibration_window)
+        factor = calibration_factor(known) if config.calibrate else 1.0
+        inputs.error_scale = factor
+        factors.append({"cutoff": c, "error_scale": factor, "rows": len(known.dropna(subset=["y"]))})
+        cal.append(interval_rows(simulate(inputs), c, "RollupCalibrated", hist_all))
+        if fiscal_years:
+            first_year = (c + pd.offsets.QuarterEnd(1)).year
+            year_end = pd.Timestamp(year=first_year + 1, month=12, day=31)
+            if year_end > newest:  # the next fiscal year is not reported yet: score the current one only
+                year_end = pd.Timestamp(year=first_year, month=12, day=31)
+            fy_in = build_inputs(pipe, c, _quarters(c, year_end))
+            fy += _fy_rows(simulate(fy_in), fy_in, c, "Rollup", newest)
+            fy_in.error_scale = factor
+            fy += _fy_rows(simulate(fy_in), fy_in, c, "RollupCalibrated", newest)
+    roll = pd.concat(raw + cal, ignore_index=True)
+    direct = _direct(history, list(direct_models), h, n_windows)
+    champ = pipe.champions[(pipe.champions["unique_id"] == FCF) & pipe.champions["cutoff"].isin(evaluated)
+                           & (pipe.champions["step"] <= h)]
+    champ = champ.assign(model="FCFChampion", model_used=champ["model"])
+    for c in ("lo-95", "lo-80", "hi-80", "hi-95"):
+        champ[c] = np.nan
+    out = pd.concat([roll, direct, champ], ignore_index=True).dropna(subset=["y"])
+    out["step"] = [_quarters(c, d) for c, d in zip(out["cutoff"], out["ds"])]
+    cols = ["unique_id", "cutoff", "ds", "step", "y", "model", "model_used", "mean", "lo-95", "lo-80", "hi-80", "hi-95"]
+    out = out[cols].sort_values(["unique_id", "model", "cutoff", "ds"]).reset_index(drop=True)
+    fy_df = pd.DataFrame(fy)
+    if len(fy_df):
+        fy_df = pd.concat([fy_df, _fy_seasonal_naive(history, fy_df[fy_df["model"] == "Rollup"])], ignore_index=True)
+        annual = history[history["unique_id"] == FCF].groupby(history["ds"].dt.year)["y"].agg(["sum", "size"])
+        annual = annual[annual["size"] == 4]["sum"]
+        fy_df["y"] = fy_df["fiscal_year"].map(annual)
+    return RollupBacktest(backtest=out, history=hist_all, fiscal_years=fy_df,
+                          nodes=_node_rows(pipe, evaluated, h), cashflow=_cashflow_rows(pipe, evaluated, h),
+                          reconciliation=_reconciliation_rows(pipe, evaluated),
+                          choices=pipe.choices[pipe.choices["cutoff"].isin(evaluated)].reset_index(drop=True),
+                          factors=pd.DataFrame(factors), pipeline=pipe)
+
+
+def _node_rows(pipe: Pipeline, cutoffs: Sequence, h: int) -> pd.DataFrame:
+    """Totals (sales, OI), capex and OCF: the roll-up's reconciled values, the champions and
+    every candidate (incl. the guidance midpoint), as backtest rows with ``model``."""
+    series = [SALES, OI, NET_CAPEX, OCF]
+    keep = lambda d: d[d["unique_id"].isin(series) & d["cutoff"].isin(cutoffs) & (d["step"] <= h)]  # noqa: E731
+    final = keep(pipe.final).assign(model="Rollup")
+    champ = keep(pipe.champions).assign(model="Champion")
+    cand = keep(pipe.nodes)
+    out = pd.concat([final, champ[final.columns], cand[final.columns]], ignore_index=True).dropna(subset=["y"])
+    for c in ("lo-95", "lo-80", "hi-80", "hi-95"):
+        out[c] = np.nan
+    out["model_used"] = out["model"]
+    return out.reset_index(drop=True)
+
+
+def _cashflow_rows(pipe: Pipeline, cutoffs: Sequence, h: int) -> pd.DataFrame:
+    """FCF of each way of combining the cash-flow forecasts, at the evaluated cutoffs."""
+    ci = pipe.cashflow_inputs
+    ci = ci[ci["cutoff"].isin(cutoffs) & (ci["step"] <= h)]
+    rec = pipe.final[(pipe.final["unique_id"] == FCF) & pipe.final["cutoff"].isin(cutoffs) & (pipe.final["step"] <= h)]
+    variants = {"direct FCF model": ci["fcf"], "bridge OCF - capex model": ci["ocf_bridge"] - ci["capex"],
+                "OCF model - capex model": ci["ocf"] - ci["capex"]}
+    parts = [pd.DataFrame({"unique_id": FCF, "cutoff": ci["cutoff"], "ds": ci["ds"], "step": ci["step"],
+                           "model": name, "mean": v.to_numpy()}) for name, v in variants.items()]
+    parts.append(rec[["unique_id", "cutoff", "ds", "step"]].assign(model=f"reconciled ({pipe.config.cashflow})",
+                                                                   mean=rec["mean"].to_numpy()))
+    out = pd.concat(parts, ignore_index=True)
+    fcf = pipe.history[pipe.history["unique_id"] == FCF][["ds", "y"]]
+    out = out.merge(fcf, on="ds", how="left").dropna(subset=["y", "mean"])
+    sn = out[out["model"] == "direct FCF model"].copy()
+    sn["model"] = "SeasonalNaive"
+    sn["mean"] = fcf.set_index("ds")["y"].reindex(sn["ds"] - pd.offsets.QuarterEnd(4)).to_numpy()
+    sn["mean"] = np.where(sn["step"] > 4, np.nan, sn["mean"])
+    out = pd.concat([out, sn.dropna(subset=["mean"])], ignore_index=True)
+    for c in ("lo-95", "lo-80", "hi-80", "hi-95"):
+        out[c] = np.nan
+    out["model_used"] = out["model"]
+    return out
+
+
+def _reconciliation_rows(pipe: Pipeline, cutoffs: Sequence) -> pd.DataFrame:
+    nodes = hierarchy_series()
+    base = pipe.champions[pipe.champions["unique_id"].isin(nodes) & pipe.champions["cutoff"].isin(cutoffs)]
+    rec = pipe.final[pipe.final["unique_id"].isin(nodes) & pipe.final["cutoff"].isin(cutoffs)]
+    cols = ["cutoff", "unique_id", "ds", "step", "mean", "y"]
+    return pd.concat([base[cols].assign(method="base"), rec[cols].assign(method=pipe.config.method)],
+                     ignore_index=True).dropna(subset=["y"])
+
+
+# --------------------------------------------------------------------------- scores
+def score_rollup(result: RollupBacktest, level: Sequence[int] = (80, 95)) -> dict:
+    """Tables of a `RollupBacktest`: ``by_step`` and ``overall`` (FCF and TTM FCF, every model),
+    ``fiscal_years``, ``nodes_by_step``, ``cashflow_by_step``, ``reconciliation``."""
+    pts = pointwise(result.backtest, result.history, level)
+    by_step = summarize(pts, ("unique_id", "model", "step"), level)
+    overall = summarize(pts, ("unique_id", "model"), level)
+    hist = result.pipeline.history
+    node_pts = pointwise(result.nodes, hist, level)
+    cash_pts = pointwise(result.cashflow, hist, level)
+    return {"points": pts, "by_step": by_step, "overall": overall,
+            "fiscal_years": score_fiscal_years(result.fiscal_years, hist),
+            "nodes_by_step": summarize(node_pts, ("unique_id", "model", "step"), level),
+            "cashflow_by_step": summarize(cash_pts, ("unique_id", "model", "step"), level),
+            "cashflow_overall": summarize(cash_pts, ("unique_id", "model"), level),
+            "reconciliation": compare_reconciliation(result.reconciliation, hist)}
+
+
+def score_fiscal_years(fy: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
+    """MAE, MASE (scale: mean |FY_t - FY_t-1| of fiscal-year FCF before the cutoff), coverage,
+    scaled CRPS and 80% interval score of fiscal-year FCF, per ``which`` x model."""
+    from forecasting.metrics import scaled_crps_rows
+
+    if fy.empty:
+        return pd.DataFrame()
+    fcf = history[history["unique_id"] == FCF]
+    annual = fcf.groupby(fcf["ds"].dt.year)["y"].agg(["sum", "size"])
+    annual = annual[annual["size"] == 4]["sum"]
+    d = fy.dropna(subset=["y"]).copy()
+    d["scale"] = [float(np.abs(np.diff(annual[annual.index <= pd.Timestamp(c).year - (0 if pd.Timestamp(c).month == 12
+                                                                                         else 1)].to_numpy())).mean())
+                  for c in d["cutoff"]]
+    d["ase"] = (d["y"] - d["mean"]).abs() / d["scale"]
+    has = d["lo-80"].notna() if "lo-80" in d else pd.Series(False, index=d.index)
+    d["in-80"] = ((d["y"] >= d.get("lo-80")) & (d["y"] <= d.get("hi-80"))).astype(float).where(has)
+    d["in-95"] = ((d["y"] >= d.get("lo-95")) & (d["y"] <= d.get("hi-95"))).astype(float).where(has)
+    d["scrps"] = scaled_crps_rows(d).where(has)
+    g = d.groupby(["which", "model"])
+    out = pd.DataFrame({"n": g.size(), "mae": (d["y"] - d["mean"]).abs().groupby([d["which"], d["model"]]).mean(),
+                        "mase": g["ase"].mean(), "coverage_80": g["in-80"].mean(), "coverage_95": g["in-95"].mean(),
+                        "scaled_crps": g["scrps"].mean(),
+                        "width_80": (d["hi-80"] - d["lo-80"]).groupby([d["which"], d["model"]]).mean()}).reset_index()
+    base = out[out["model"] == "SeasonalNaive"].set_index("which")["mase"]
+    out["rel_mase"] = out["mase"] / out["which"].map(base)
+    return out
+
+
+def compare_reconciliation(rec: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
+    """MASE of base vs reconciled node forecasts: one row per method x series, plus the
+    geometric mean over series of MASE relative to the base forecasts (``gm_rel_to_base``)."""
+    r = rec.merge(seasonal_scale(history, rec), on=["unique_id", "cutoff"], how="left")
+    r["ase"] = (r["mean"] - r["y"]).abs() / r["scale"]
+    t = r.groupby(["method", "unique_id"]).agg(mase=("ase", "mean"), n=("ase", "size")).reset_index()
+    base = t[t["method"] == "base"].set_index("unique_id")["mase"]
+    t["rel_to_base"] = t["mase"] / t["unique_id"].map(base)
+    gm = t.groupby("method")["rel_to_base"].apply(lambda s: float(np.exp(np.log(s).mean())))
+    t["gm_rel_to_base"] = t["method"].map(gm)
+    return t
