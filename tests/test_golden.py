@@ -4,9 +4,9 @@ The README's figures (the Amazon leaderboard, M3, the roll-up backtest) take min
 reproduce; these are small versions of the same computations that take about 20 seconds:
 
 - a reduced backtest (3 series, 4 windows + 4 warm-up, h=4) of SeasonalNaive, AutoETS,
-  Foster, StatsCombo and the default StatsMLCombo: gm relative MASE per model, 80% and 95%
-  coverage of the default;
-- `forecast()` with the default models, h=2: the default's mean and 80% bounds;
+  Foster, StatsCombo and StatsMLCombo: gm relative MASE per model, 80% and 95% coverage of
+  StatsMLCombo;
+- `forecast()` with the default models, h=2: the default's (AutoCombo's) mean and 80% bounds;
 - the calibrated FCF roll-up (default node model, 8 windows, 500 paths, seed 0): trailing-
   twelve-month FCF P10/P50/P90 four quarters ahead, and the calibration factor.
 
@@ -65,6 +65,7 @@ def compute_figures(noise_seed: int | None = None) -> dict[str, float]:
     from forecasting.backtest import BacktestConfig, backtest
     from forecasting.forecast import ShortSeriesWarning, forecast
     from forecasting.metrics import leaderboard, pointwise
+    from forecasting.models import DEFAULT_MODELS
     from features.guidance import load_guidance
     from forecasting.rollup import FCF_TTM, RollupConfig, rollup
 
@@ -82,10 +83,11 @@ def compute_figures(noise_seed: int | None = None) -> dict[str, float]:
         for lv in (80, 95):
             out[f"backtest/coverage_{lv}/StatsMLCombo"] = float(lb.loc["StatsMLCombo", f"coverage_{lv}"])
         fc = forecast(df, h=2)
-        for r in fc[fc["model"] == "StatsMLCombo"].to_dict("records"):
+        default = DEFAULT_MODELS[-1]
+        for r in fc[fc["model"] == default].to_dict("records"):
             q = str(pd.Period(r["ds"], freq="Q"))
             for col in ("mean", "lo-80", "hi-80"):
-                out[f"forecast/StatsMLCombo/{r['unique_id']}/{q}/{col}"] = float(r[col])
+                out[f"forecast/{default}/{r['unique_id']}/{q}/{col}"] = float(r[col])
         cfg = RollupConfig(h=4, candidates=("AutoETS", "SeasonalNaive"), guided=("GuidedAutoETS",),
                            first_cutoff="2019Q4", n_paths=500, seed=0)
         res = rollup(full, cfg, load_guidance())
