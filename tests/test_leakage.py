@@ -139,7 +139,7 @@ def test_every_ensemble_kind_and_the_default_are_covered():
 
     models = _backtest_models()
     combiners = {get_spec(m).options.get("combiner") for m in models if get_spec(m).engine == "ensemble"}
-    assert combiners == {"mean", "median", "weighted"}
+    assert combiners == {"mean", "median", "weighted", "select"}  # select: the default, AutoCombo
     assert set(DEFAULT_MODELS) <= set(models) and {s.name for s in resolve("ml")} <= set(models)
 
 
