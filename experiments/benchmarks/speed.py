@@ -11,8 +11,8 @@ same numbers either way (tests/test_parallel.py); only the time differs.
    default model, in a fresh process: one process without cache (before), all cores with an
    empty cache (after, cold), and again with the cache that run filled (after, warm);
 2. ``amazon``: the Amazon protocol backtest of the default (11 core series, 12 windows + 8
-   warm-up, h = 4) on one process vs all cores, and the FCF roll-up (if `forecasting.rollup`
-   exists);
+   warm-up, h = 4) on one process vs all cores, and the FCF roll-up with its default settings
+   and the shipped guidance (if `forecasting.rollup` exists);
 3. ``m3``: the default on the M3 quarterly series (h = 8, the run of ``fcf benchmark m3``):
    one process vs all cores (``--m3-series`` to time fewer than all 756);
 4. ``startup``: a fresh process vs a warm one (bytecode caches; ``fcf forecast --models
@@ -122,14 +122,15 @@ def amazon_pipeline(n_windows: int = 12, warmup_windows: int = 8, models: str | 
     out["backtest_rows"] = float(len(results["after_all_cores"]))
     if importlib.util.find_spec("forecasting.rollup") is None:
         return out
-    from forecasting.rollup import rollup
+    from features.guidance import load_guidance
+    from forecasting.rollup import RollupConfig, rollup
 
     saved = os.environ.get("FCF_CACHE")
     os.environ["FCF_CACHE"] = "0"  # a cold roll-up, like the backtest
     try:
         with warnings.catch_warnings(), _Clock() as clock:
             warnings.simplefilter("ignore")
-            rollup(load_quarterly(), n_windows=n_windows)
+            rollup(load_quarterly(), RollupConfig(), load_guidance())
     finally:
         if saved is None:
             os.environ.pop("FCF_CACHE", None)
