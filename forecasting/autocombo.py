@@ -27,8 +27,8 @@ candidate; with no earlier window at all the first candidate is used.
 Measured (forecasting the windows after the ones scored, never the scored ones): choosing per
 series, even shrunk (k = 2..16), was worse than one pooled choice on the M3 quarterly series
 (sMAPE 9.0-9.2 vs 8.7-8.8 at a development origin 8 quarters before the hold-out) and on
-Amazon's 11 core series (relative MASE 0.50-0.52 vs 0.484): eight windows are too few to
-tell two combinations apart on one series. On M3 the windows before an origin favoured
+Amazon's 11 core series (relative MASE 0.50-0.55 vs 0.484; a draw on its earlier windows):
+eight windows are too few to tell two combinations apart on one series. On M3 the windows before an origin favoured
 StatsMLCombo by 1-4% at every development origin while ETS + Theta won the quarters after
 it by 6-10% sMAPE, so the first candidate is kept unless another beats it by 5%.
 

@@ -1,4 +1,4 @@
-"""Choosing a combination per series from earlier windows only (forecasting/autocombo.py)."""
+"""Choosing a combination from earlier windows only, per data set or per series (forecasting/autocombo.py)."""
 
 from __future__ import annotations
 
