@@ -88,6 +88,8 @@ def claims_view(report) -> pd.DataFrame:
 
 def notes(report) -> list[str]:
     """Per claim: its text, source, reading and how it was evaluated."""
+    from forecasting.claims_run import ROLLUP_METHOD
+
     out = []
     for c, r in zip(report.claims.claims, report.table.itertuples()):
         line = f"{c.id}: {c.text}. Source: {c.source}."
@@ -95,7 +97,7 @@ def notes(report) -> list[str]:
             line += f" Read as: {c.note}."
         if r.status != "evaluated":
             line += f" NOT EVALUABLE: {r.reason}."
-        elif r.method != "roll-up paths":
+        elif r.method != ROLLUP_METHOD:
             line += f" Distribution: {r.method}."
         out.append(line)
     return out

@@ -91,9 +91,12 @@ def _claim(kind: str, series: str, periods, cond: Condition, measure: str, over:
                  series=series, measure=measure, periods=tuple(periods), condition=cond, over=over)
 
 
-def _known(claim: Claim, o: Outcomes, period) -> float | None:
+def _known(o: Outcomes, series: str, measure: str, period, over: str | None = None) -> float | None:
+    """A quantity on the reported quarters of `o` (None where it cannot be computed)."""
+    probe = Claim(id="probe", text="", source="", series=series, measure=measure, periods=(period,),
+                  condition=Condition(">", low=0.0), over=over)
     try:
-        return float(quantity(claim, o, period)[0])
+        return float(quantity(probe, o, period)[0])
     except NotEvaluable:
         return None
 
@@ -113,30 +116,28 @@ def auto_claims(reported: pd.DataFrame, cutoff, h: int, subjects: Subjects, guid
     for k in range(1, h + 1):
         q = c + k
         for s in subjects.growth:
-            g = Claim("g", "", "", s, "yoy_growth", (q,), ge(0.0))
-            last_year = _known(g, o, q - 4) if k <= 4 else None
+            last_year = _known(o, s, "yoy_growth", q - 4) if k <= 4 else None
             if last_year is not None:
                 out.append(("growth_above_last_year", k, _claim("growth_above_last_year", s, (q,), ge(last_year),
                                                                 "yoy_growth")))
-            latest = _known(g, o, c)
+            latest = _known(o, s, "yoy_growth", c)
             if latest is not None:
                 out.append(("growth_above_latest", k, _claim("growth_above_latest", s, (q,), ge(latest),
                                                              "yoy_growth")))
         for num, den in subjects.margins:
-            m = Claim("m", "", "", num, "ratio", (q,), ge(0.0), over=den)
-            last_year = _known(m, o, q - 4) if k <= 4 else None
+            last_year = _known(o, num, "ratio", q - 4, over=den) if k <= 4 else None
             if last_year is not None:
                 out.append(("margin_above_last_year", k, _claim("margin_above_last_year", num, (q,), ge(last_year),
                                                                 "ratio", over=den)))
         for s in subjects.ttm:
-            t = _known(Claim("t", "", "", s, "ttm", (c,), ge(0.0)), o, c)
+            t = _known(o, s, "ttm", c)
             if t is not None:
                 out.append(("ttm_above_current", k, _claim("ttm_above_current", s, (q,), ge(t), "ttm")))
     year = (c + 1).year
     end = pd.Period(year=year, quarter=4, freq="Q")
     if end <= c + h:
         for s in subjects.growth:
-            last = _known(Claim("g", "", "", s, "yoy_growth", (year - 1,), ge(0.0)), o, year - 1)
+            last = _known(o, s, "yoy_growth", year - 1)
             if last is not None:
                 out.append(("fy_growth_above_last_year", int((end - c).n),
                             _claim("fy_growth_above_last_year", s, (year,), ge(last), "yoy_growth")))

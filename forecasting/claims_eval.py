@@ -49,6 +49,7 @@ class Outcomes:
     paths: Mapping[str, np.ndarray] | None = None
     ds: Sequence | None = None
     origin: object = None
+    n_paths: int = field(init=False)
     _rep: dict = field(init=False, repr=False)
     _col: dict = field(init=False, repr=False)
 
@@ -195,15 +196,16 @@ RESULT_COLUMNS = ["id", "text", "source", "series", "periods", "claimed", "proba
 
 
 def evaluate(claims: ClaimSet | Sequence[Claim], outcomes: Outcomes, reported: Outcomes | None = None,
-             methods: Mapping[str, str] | None = None, not_evaluable: Mapping[str, str] | None = None) -> pd.DataFrame:
+             methods: Mapping[str, str] | None = None, not_evaluable: Mapping[str, str] | None = None,
+             default_method: str = "sample paths") -> pd.DataFrame:
     """Probability, median and realised outcome of every claim.
 
     Args:
         claims: a `ClaimSet` or claims.
         outcomes: reported quarters up to the origin and sample paths after it.
         reported: every reported quarter (realised outcomes); None: not shown.
-        methods: series -> how its paths were made, for series not simulated by the roll-up
-            (named in the ``method`` column of the claims that use them).
+        methods: series -> how its paths were made, named in the ``method`` column of the
+            claims that use them (other claims say `default_method`).
         not_evaluable: claim id -> reason, from `check_claims`.
     Returns:
         One row per claim, `RESULT_COLUMNS`: ``probability`` in [0, 1] (NaN with ``status``
@@ -219,12 +221,9 @@ def evaluate(claims: ClaimSet | Sequence[Claim], outcomes: Outcomes, reported: O
                "periods": ",".join(period_label(p) for p in c.periods), "claimed": claimed_text(c),
                "probability": np.nan, "median": "", "median_value": np.nan, "realised": "",
                "realised_value": np.nan, "held": None, "status": "evaluated", "reason": "",
-               "method": "; ".join(dict.fromkeys(methods[s] for s in c.series_used if s in methods)) or "roll-up paths"}
+               "method": "; ".join(dict.fromkeys(methods[s] for s in c.series_used if s in methods)) or default_method}
         if reported is not None:
-            try:
-                vals, held, text = realised(c, reported)
-            except NotEvaluable as exc:  # pragma: no cover - realised() catches per period
-                vals, held, text = [None], None, str(exc)
+            vals, held, text = realised(c, reported)
             row.update(realised=text, held=held,
                        realised_value=vals[0] if len(vals) == 1 and vals[0] is not None else np.nan)
         if c.id in not_evaluable:

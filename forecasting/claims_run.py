@@ -34,6 +34,8 @@ from forecasting.rollup import FCF_TTM, SIMULATED, RollupConfig, RollupResult, p
 
 #: Series the roll-up simulates path by path (segments, totals, retail, capex, OCF, FCF, TTM FCF).
 ROLLUP_SERIES = tuple(dict.fromkeys([*SIMULATED, *hierarchy_series(), FCF, FCF_TTM]))
+#: The ``method`` of claims evaluated on the roll-up's own paths.
+ROLLUP_METHOD = "roll-up paths"
 #: Guided quarters shown in the recent window of the guidance table.
 RECENT_GUIDED = 12
 
@@ -152,7 +154,8 @@ def run_claims(df: pd.DataFrame, claims: ClaimSet, config: RollupConfig | None =
             del paths[ADVERTISING]
             skip.update({c.id: f"scenario {name} sets advertising growth, which is not simulated path by path"
                          for c in claims.claims if ADVERTISING in c.series_used and c.id not in skip})
-        tables[name] = evaluate(claims, Outcomes(df, paths, sim.ds), reported, methods, skip)
+        tables[name] = evaluate(claims, Outcomes(df, paths, sim.ds), reported, methods, skip,
+                                default_method=ROLLUP_METHOD)
     table = tables["base"].copy()
     for name in sims:
         if name != "base":
