@@ -107,6 +107,17 @@ def extra_paths(df: pd.DataFrame, series: Iterable[str], ds: pd.DatetimeIndex, n
     return paths, methods
 
 
+def with_ttm(df: pd.DataFrame) -> pd.DataFrame:
+    """`df` with the reported trailing-twelve-month FCF (``free_cash_flow_ttm``), which the
+    roll-up's paths carry, so claims written on that series have reported values too."""
+    from features.loader import trailing_twelve_months
+
+    ids = set(df["unique_id"])
+    if FCF not in ids or FCF_TTM in ids:
+        return df
+    return pd.concat([df, trailing_twelve_months(df, FCF)], ignore_index=True)
+
+
 def run_claims(df: pd.DataFrame, claims: ClaimSet, config: RollupConfig | None = None, guidance=None,
                scenarios: Sequence = (), calibration_h: int | None = 4, pipeline=None,
                progress: Callable[[Iterable], Iterable] | None = None) -> ClaimsReport:
@@ -145,7 +156,8 @@ def run_claims(df: pd.DataFrame, claims: ClaimSet, config: RollupConfig | None =
     if parsed:
         sims = run_scenarios(df, parsed, h=config.h, config=config, guidance=guidance,
                              inputs=res.inputs).simulations
-    reported = Outcomes(df)
+    known = with_ttm(df)
+    reported = Outcomes(known)
     tables = {}
     for name, sim in sims.items():
         sc = next((s for s in parsed if s.name == name), None)
@@ -154,7 +166,7 @@ def run_claims(df: pd.DataFrame, claims: ClaimSet, config: RollupConfig | None =
             del paths[ADVERTISING]
             skip.update({c.id: f"scenario {name} sets advertising growth, which is not simulated path by path"
                          for c in claims.claims if ADVERTISING in c.series_used and c.id not in skip})
-        tables[name] = evaluate(claims, Outcomes(df, paths, sim.ds), reported, methods, skip,
+        tables[name] = evaluate(claims, Outcomes(known, paths, sim.ds), reported, methods, skip,
                                 default_method=ROLLUP_METHOD)
     table = tables["base"].copy()
     for name in sims:

@@ -132,6 +132,12 @@ def test_claims_command_on_a_users_file_with_decided_claims(isolated_cwd, capsys
             period: 2026Q1..2026Q4
             holds: all
             condition: "> 30%"
+          - id: ttm_2025q4
+            text: TTM FCF above $10B at the end of 2025
+            source: a test
+            series: free_cash_flow_ttm
+            period: 2025Q4
+            condition: "> 10000"
           - id: capex_q3
             text: 2026Q3 net capex below $50B
             source: a test
@@ -149,6 +155,7 @@ def test_claims_command_on_a_users_file_with_decided_claims(isolated_cwd, capsys
     # 2026Q1 grew 28.4%: already failed, probability 0 on every path
     assert t.loc["aws_above_30_each_2026", "probability"] == 0.0 and not bool(t.loc["aws_above_30_each_2026", "held"])
     assert "failed: 2026Q1 28.4%; 2026Q2 36.8%; 2026Q3, 2026Q4 pending" in out
+    assert t.loc["ttm_2025q4", "realised_value"] == -7240 + 1147 + 1297 + 15990 and bool(t.loc["ttm_2025q4", "held"])
     assert 0.0 <= t.loc["capex_q3", "probability"] <= 1.0 and np.isnan(t.loc["capex_q3", "realised_value"])
     assert "P bull" not in out and "Reliability" not in out
     assert sorted(p.name for p in (isolated_cwd / "o").iterdir()) == ["claims.csv", "claims.md",
