@@ -7,7 +7,7 @@ Modules are imported when the parser is built; heavy imports happen inside the c
 Exit codes (also in the README):
     0  success (also: a retrain that found nothing new to do)
     1  unexpected error (a bug: please report the traceback)
-    2  bad input: data file, scenario file or arguments
+    2  bad input: data file, scenario or claims file, or arguments
     3  a server cannot be reached (the MLflow tracking server, SEC EDGAR)
     4  another retrain holds the lock
     130 interrupted (Ctrl-C)
@@ -29,6 +29,7 @@ COMMAND_MODULES = [
     "experiments.cmd_backtest",
     "experiments.cmd_rollup",
     "experiments.cmd_scenario",
+    "experiments.cmd_claims",
     "experiments.cmd_retrain",
     "experiments.cmd_benchmark",
     "experiments.cmd_data",

@@ -52,8 +52,9 @@ def add_parser(sub) -> None:
 def add_rollup_options(p: argparse.ArgumentParser, horizon: int) -> None:
     """Options `fcf rollup` and `fcf scenario` share."""
     p.add_argument("--horizon", "-H", type=int, default=horizon, help=f"quarters ahead (default {horizon})")
-    p.add_argument("--method", default="MinTrace-wls_struct",
-                   help="segment reconciliation: BottomUp, MinTrace-ols, MinTrace-wls_struct (default) or base")
+    p.add_argument("--method", default="MinTrace-wls_var",
+                   help="segment reconciliation: MinTrace-wls_var (default: weights from past errors), "
+                        "MinTrace-mint_shrink, MinTrace-wls_struct, MinTrace-ols, BottomUp or base")
     p.add_argument("--cashflow", default="wls_var",
                    help="FCF = OCF - capex reconciliation of the direct, bridged and component forecasts: "
                         "wls_var (default), mint_shrink, ols; or bridge / direct (no reconciliation)")
@@ -76,7 +77,7 @@ def add_rollup_options(p: argparse.ArgumentParser, horizon: int) -> None:
 
 def check_options(args) -> None:
     from forecasting.cashflow import METHODS as CASHFLOW
-    from forecasting.hierarchy import METHODS
+    from forecasting.hierarchy import ERROR_METHODS, METHODS
     from forecasting.models import get_spec, resolve
 
     resolve([])  # loads every registered model so that names can be checked
@@ -91,8 +92,8 @@ def check_options(args) -> None:
     if getattr(args, "series", None):
         raise CommandError("--series: the roll-up always uses the segment, capex, OCF and FCF series; "
                            "drop --series")
-    if args.method not in ("base", *METHODS):
-        raise CommandError(f"--method {args.method}: choose from base, {', '.join(METHODS)}")
+    if args.method not in ("base", *METHODS, *ERROR_METHODS):
+        raise CommandError(f"--method {args.method}: choose from base, {', '.join([*ERROR_METHODS, *METHODS])}")
     if args.cashflow not in (*CASHFLOW, "bridge", "direct"):
         raise CommandError(f"--cashflow {args.cashflow}: choose from {', '.join([*CASHFLOW, 'bridge', 'direct'])}")
     if not 1 <= args.horizon <= 8:

@@ -518,7 +518,7 @@ class RetrainSettings:
     alias: str = "champion"
     experiment: str = "amazon-retrain"
     rollup: bool = True
-    rollup_method: str = "MinTrace-wls_struct"
+    rollup_method: str = "MinTrace-wls_var"
     rollup_candidates: tuple[str, ...] | None = None
     rollup_guided: tuple[str, ...] | None = None
     rollup_first_cutoff: str | None = None

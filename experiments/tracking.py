@@ -12,6 +12,7 @@ Sections:
 - generic helpers: `run_tags` (data vintage, library version, git commit), `log_batch`
   (chunks within MLflow's batch limits), `start_run` / `end_run`, `spec_params`;
 - backtests: `log_backtest` -- one parent run per backtest, one nested child run per model.
+- claims: `log_claims` (``fcf claims``) -- one run per claims file.
 - retrain and model registry (end of file): `finished_retrain`, `save_pyfunc`,
   `log_and_register`, `set_alias`, `champion_version`, `log_retrain` (``fcf retrain``).
 
@@ -743,6 +744,87 @@ def _log_scenarios(result, fanchart_paths, checks, experiment, uri, data_path, r
 
 
 # ------------------------------------------------------------------ end of FCF roll-up section
+
+
+# ------------------------------------------------------------------ claims
+# One parent run per `fcf claims` in experiment ``amazon-claims`` (tag ``run_kind=claims``):
+# params from the roll-up and the claims run (`forecasting.claims_run.ClaimsReport.params`);
+# per claim ``claim.<id>.probability`` (base case), ``claim.<id>.probability.<scenario>``,
+# ``claim.<id>.median`` (single-period claims), ``claim.<id>.realised`` and ``claim.<id>.held``
+# (1/0, once decided); the reliability table as ``reliability.n``, ``reliability.mean_probability``
+# and ``reliability.observed`` with step = probability bin (0: 0.0-0.1 ... 9: 0.9-1.0); Brier
+# scores ``brier.<forecaster>`` (rollup, rollup_raw, seasonal_naive, base_rate; all kinds);
+# where outcomes landed against guided ranges, ``guidance.<metric>.share_inside`` /
+# ``share_above`` (all guided quarters). Artifacts: ``claims.csv``, ``claims.md``,
+# ``claims_by_scenario.csv``, ``guidance_outcomes.csv``, ``calibration_claims.csv``,
+# ``reliability.csv``, ``brier.csv``.
+CLAIMS_EXPERIMENT = "amazon-claims"
+BRIER_KEYS = {"probability": "rollup", "probability_raw": "rollup_raw", "probability_sn": "seasonal_naive",
+              "probability_base_rate": "base_rate"}
+
+
+def claims_metrics(report) -> list[tuple]:
+    """``(key, value, step)`` of a `forecasting.claims_run.ClaimsReport` (see the section comment)."""
+    from forecasting.claims_calibration import FORECASTERS
+
+    out = []
+    for r in report.table.itertuples(index=False):
+        out.append((metric_key("claim", r.id, "probability"), r.probability, 0))
+        out.append((metric_key("claim", r.id, "median"), r.median_value, 0))
+        out.append((metric_key("claim", r.id, "realised"), r.realised_value, 0))
+        if r.held is not None and not pd.isna(r.held):
+            out.append((metric_key("claim", r.id, "held"), float(bool(r.held)), 0))
+    for r in report.by_scenario[report.by_scenario["scenario"] != "base"].itertuples(index=False):
+        out.append((metric_key("claim", r.id, "probability", r.scenario), r.probability, 0))
+    if report.reliability is not None:
+        for step, r in enumerate(report.reliability.itertuples(index=False)):
+            out += [(metric_key("reliability", n), getattr(r, n), step) for n in ("n", "mean_probability", "observed")]
+        names = {v: BRIER_KEYS[k] for k, v in FORECASTERS.items()}
+        b = report.brier[report.brier["kind"] == "all"]
+        out += [(metric_key("brier", names[r.forecaster]), r.brier, 0) for r in b.itertuples(index=False)]
+    g = report.guidance
+    if len(g):
+        for r in g[g["window"] == "all"].itertuples(index=False):
+            out += [(metric_key("guidance", r.metric, n), getattr(r, n), 0) for n in ("share_inside", "share_above")]
+    return out
+
+
+def log_claims(report, *, markdown: str = "", experiment: str = CLAIMS_EXPERIMENT, uri: str | None = None,
+               data_path: str | Path | None = None, run_name: str | None = None) -> str:
+    """Log a `forecasting.claims_run.ClaimsReport` as one run; returns its id.
+
+    Raises:
+        TrackingError: the store failed mid-way (the run is marked FAILED).
+    """
+    from mlflow.exceptions import MlflowException
+
+    uri = uri or tracking_uri()
+    client = get_client(uri)
+    run_id = None
+    try:
+        exp_id = experiment_id(client, experiment)
+        params = dict(report.params)
+        run_id = start_run(client, exp_id, run_name or f"claims-{report.claims.name}-{params.get('origin', '')}",
+                           tags=run_tags(data_path, {"run_kind": "claims", "claims": report.claims.name}))
+        log_batch(client, run_id, claims_metrics(report), params=params)
+        with tempfile.TemporaryDirectory(prefix="fcf-claims-") as tmp:
+            report.table.to_csv(Path(tmp) / "claims.csv", index=False)
+            report.by_scenario.to_csv(Path(tmp) / "claims_by_scenario.csv", index=False)
+            (Path(tmp) / "claims.md").write_text(markdown, encoding="utf-8")
+            if len(report.guidance):
+                report.guidance.to_csv(Path(tmp) / "guidance_outcomes.csv", index=False)
+            if report.reliability is not None:
+                report.calibration.to_csv(Path(tmp) / "calibration_claims.csv", index=False)
+                report.reliability.to_csv(Path(tmp) / "reliability.csv", index=False)
+                report.brier.to_csv(Path(tmp) / "brier.csv", index=False)
+            client.log_artifacts(run_id, tmp)
+        end_run(client, run_id)
+        return run_id
+    except (MlflowException, OSError) as exc:
+        if run_id is not None:
+            _quiet_fail(client, run_id)
+        raise TrackingError(f"logging the claims to {uri} failed: {exc}") from exc
+# ------------------------------------------------------------------ end of claims section
 
 
 # ------------------------------------------------------------------ benchmarks (issue 7)

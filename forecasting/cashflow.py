@@ -52,39 +52,27 @@ def reconcile_cashflow(base: pd.DataFrame, errors: pd.DataFrame | None, method: 
             missing column: node not used).
         errors: past scaled errors ``y - f`` (rows: quarters reported by the cutoff; columns:
             the nodes), or None.
-        method: `METHODS`.
+        method: `METHODS`; with fewer than `min_rows` past errors, ``ols``.
     Returns:
         ``ds, ocf, capex, fcf`` (reconciled) plus ``method_used``.
     """
-    from hierarchicalforecast.methods import MinTrace
+    from forecasting.hierarchy import mintrace
 
     if method not in METHODS:
         raise ValueError(f"cash-flow reconciliation method must be one of {METHODS}, got '{method}'")
     nodes = [n for n in NODES if n in base.columns and base[n].notna().all()]
     if "ocf" not in nodes and "ocf_bridge" not in nodes or "capex" not in nodes:
         raise ValueError(f"reconcile_cashflow: need an OCF forecast and a capex forecast, got {nodes}")
-    S = summing_matrix(nodes)
-    y_hat = base[nodes].to_numpy(dtype=float).T  # (n_nodes, h)
-    used = method
+    # bottom series last, as an identity block: (OCF, capex); without a direct OCF forecast
+    # the bridge is the OCF bottom node
+    bottom = ["ocf", "capex"] if "ocf" in nodes else ["ocf_bridge", "capex"]
+    order = [n for n in nodes if n not in bottom] + bottom
     E = None
-    if method != "ols" and errors is not None:
-        e = errors.reindex(columns=nodes).dropna()
-        if len(e) >= min_rows:
-            E = e.to_numpy(dtype=float).T
-    if E is None:
-        used = "ols"
-    # MinTrace expects bottom series last with an identity block: order rows as aggregates,
-    # then (OCF, capex) as the bottom level.
-    bottom = [n for n in nodes if n in ("ocf", "capex")]
-    if len(bottom) < 2:  # no direct OCF: the bridge serves as the OCF bottom node
-        bottom = ["ocf_bridge", "capex"]
-    aggs = [n for n in nodes if n not in bottom]
-    order = [nodes.index(n) for n in aggs + bottom]
-    model = MinTrace(method=used)
-    kw = {}
-    if used != "ols":
-        kw = {"y_insample": E[order], "y_hat_insample": np.zeros_like(E[order])}
-    rec = model.fit_predict(S=S[order], y_hat=y_hat[order], **kw)["mean"]
-    ocf, capex = rec[len(aggs)], rec[len(aggs) + 1]
+    if errors is not None:
+        e = errors.reindex(columns=order).dropna()
+        E = e.to_numpy(dtype=float).T if len(e) else None
+    rec, used = mintrace(summing_matrix(order), base[order].to_numpy(dtype=float).T, E, method,
+                         fallback="ols", min_rows=min_rows)
+    ocf, capex = rec[-2], rec[-1]
     return pd.DataFrame({"ds": base["ds"].to_numpy(), "ocf": ocf, "capex": capex, "fcf": ocf - capex,
                          "method_used": used})

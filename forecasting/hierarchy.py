@@ -46,7 +46,11 @@ METHODS = {
     "MinTrace-ols": "MinTrace_method-ols",
     "MinTrace-wls_struct": "MinTrace_method-wls_struct",
 }
-DEFAULT_METHOD = "MinTrace-wls_struct"
+#: Methods whose weights are learnt from past forecast errors (`mintrace`), cutoff by cutoff.
+ERROR_METHODS = ("MinTrace-wls_var", "MinTrace-mint_shrink")
+DEFAULT_METHOD = "MinTrace-wls_var"
+#: Fewest past error rows before weights are learnt from them.
+MIN_ERROR_ROWS = 8
 #: Documented differences in the reported data (data/SOURCES.md), (measure, quarter) -> reason.
 KNOWN_RESIDUALS = {
     ("net_sales", "2019Q4"): "off by 1: rounding in the derived Q4 (FY - 9M)",
@@ -142,6 +146,39 @@ def add_retail(df: pd.DataFrame, measures: Sequence[str] = MEASURES) -> pd.DataF
 
 
 # --------------------------------------------------------------------------- reconciliation
+def mintrace(S: np.ndarray, y_hat: np.ndarray, errors: np.ndarray | None, method: str = "wls_var",
+             fallback: str = "wls_struct", min_rows: int = MIN_ERROR_ROWS) -> tuple[np.ndarray, str]:
+    """MinTrace (hierarchicalforecast) with W learnt from past forecast errors.
+
+    ``y_tilde = S (S' W^-1 S)^-1 S' W^-1 y_hat``, with W the diagonal of the errors' mean
+    squares (``wls_var``) or their shrunk covariance (``mint_shrink``), estimated from errors
+    of forecasts whose outcomes were reported by the origin (the caller's responsibility).
+
+    Args:
+        S: (n_nodes, n_bottom) summing matrix, bottom rows last (an identity block); entries
+            may be negative (a difference such as FCF = OCF - capex) and rows repeated (two
+            forecasts of one quantity).
+        y_hat: (n_nodes, h) base forecasts.
+        errors: (n_nodes, n_obs) past errors on a common scale, or None.
+        method: ``wls_var``, ``mint_shrink`` or ``ols``.
+        fallback: the method used with fewer than `min_rows` complete error columns.
+    Returns:
+        ``(y_tilde (n_nodes, h), method used)``.
+    """
+    from hierarchicalforecast.methods import MinTrace
+
+    used = method
+    kw = {}
+    if method not in ("ols", "wls_struct"):
+        ok = errors is not None and errors.shape[1] and np.isfinite(errors).all(axis=0).sum() >= min_rows
+        if ok:
+            e = errors[:, np.isfinite(errors).all(axis=0)]
+            kw = {"y_insample": e, "y_hat_insample": np.zeros_like(e)}
+        else:
+            used = fallback
+    return MinTrace(method=used).fit_predict(S=S, y_hat=y_hat, **kw)["mean"], used
+
+
 def summing_matrix(measures: Sequence[str] = MEASURES) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
     """The summing matrix ``S`` as a frame and the level tags, as hierarchicalforecast wants them.
 

@@ -46,6 +46,7 @@ from forecasting.cashflow import reconcile_cashflow
 from forecasting.forecast import ShortSeriesWarning, check_series_frame, forecast
 from forecasting.hierarchy import (
     DEFAULT_METHOD,
+    ERROR_METHODS,
     MEASURES,
     METHODS,
     RETAIL,
@@ -53,8 +54,10 @@ from forecasting.hierarchy import (
     add_retail,
     bottom_series,
     hierarchy_series,
+    mintrace,
     reconcile,
     series_name,
+    summing_matrix,
 )
 from forecasting.selection import SelectionSettings, champion_forecasts, scored
 from forecasting.simulate import (
@@ -93,7 +96,9 @@ class RollupConfig:
         h: quarters ahead (1-8).
         candidates, guided: node models the per-node choice picks from.
         selection: the nested choice (window, lambdas of the intercept correction, ...).
-        method: segment reconciliation (`forecasting.hierarchy.METHODS` or ``"base"``).
+        method: segment reconciliation: ``MinTrace-wls_var`` (default: weights from the
+            champions' past errors, so a guided total weighs more than the segments' sum),
+            ``MinTrace-mint_shrink``, a `forecasting.hierarchy.METHODS` name, or ``"base"``.
         cashflow: reconciliation across FCF = OCF - capex (`forecasting.cashflow.METHODS`),
             or ``"bridge"``: FCF = bridged OCF - capex (no direct forecasts), ``"direct"``:
             the OCF and capex models only.
@@ -128,8 +133,9 @@ class RollupConfig:
     def __post_init__(self):
         if not 1 <= self.h <= NODE_HORIZON:
             raise ValueError(f"roll-up horizon h must be between 1 and {NODE_HORIZON}, got {self.h}")
-        if self.method not in ("base", *METHODS):
-            raise ValueError(f"unknown reconciliation method '{self.method}'; choose from {['base', *METHODS]}")
+        if self.method not in ("base", *METHODS, *ERROR_METHODS):
+            raise ValueError(f"unknown reconciliation method '{self.method}'; "
+                             f"choose from {['base', *METHODS, *ERROR_METHODS]}")
         if self.cashflow not in (*CASHFLOW_METHODS, "bridge", "direct"):
             raise ValueError(f"cashflow must be one of {[*CASHFLOW_METHODS, 'bridge', 'direct']}, "
                              f"got '{self.cashflow}'")
@@ -247,6 +253,33 @@ def _bridged(history: pd.DataFrame, rec: pd.DataFrame, cutoff, window: int) -> p
     return pd.Series(br.predict(w[OI].to_numpy(), w[SALES].to_numpy(), w.index), index=w.index)
 
 
+def _level(scale: pd.Series, cutoff) -> float:
+    """Mean |value| of the four quarters of `scale` up to `cutoff` (errors' common scale)."""
+    return float(np.abs(scale[scale.index <= cutoff].iloc[-4:]).mean())
+
+
+def _reconcile_with_errors(h_part: pd.DataFrame, scale: pd.Series, method: str, window: int) -> pd.DataFrame:
+    """The segment trees reconciled at each cutoff by MinTrace with W learnt from the
+    champions' errors at the `window` earlier cutoffs, on quarters reported by the cutoff
+    (scaled by net sales at their cutoff); ``wls_struct`` until enough errors exist."""
+    S_df, _ = summing_matrix()
+    nodes = list(S_df["unique_id"])
+    S = S_df.drop(columns="unique_id").to_numpy(dtype=float)
+    err = h_part.assign(e=(h_part["y"] - h_part["mean"]) / h_part["cutoff"].map(lambda c: _level(scale, c)))
+    E = err.pivot_table(index=["cutoff", "ds"], columns="unique_id", values="e").reindex(columns=nodes)
+    cuts, dss = E.index.get_level_values(0), E.index.get_level_values(1)
+    out = []
+    for c, g in h_part.groupby("cutoff", sort=True):
+        w = g.pivot_table(index="ds", columns="unique_id", values="mean").reindex(columns=nodes)
+        past = E[(cuts < c) & (dss <= c) & (cuts >= c - pd.offsets.QuarterEnd(window))]
+        rec, _ = mintrace(S, w.to_numpy(dtype=float).T, past.to_numpy(dtype=float).T, method)
+        o = pd.DataFrame(rec.T, index=w.index, columns=nodes).reset_index()
+        o = o.melt(id_vars="ds", var_name="unique_id", value_name="mean")
+        o["cutoff"] = c
+        out.append(o[["cutoff", "unique_id", "ds", "mean"]])
+    return pd.concat(out, ignore_index=True)
+
+
 def run_pipeline(history: pd.DataFrame, nodes: pd.DataFrame, config: RollupConfig) -> Pipeline:
     """Steps 2-4 of the module docstring at every cutoff where every node has a forecast."""
     hier = hierarchy_series()
@@ -261,15 +294,17 @@ def run_pipeline(history: pd.DataFrame, nodes: pd.DataFrame, config: RollupConfi
     h_part = champs[champs["unique_id"].isin(hier)]
     complete = h_part.groupby(["cutoff", "ds"])["unique_id"].transform("nunique") == len(hier)
     h_part = h_part[complete]
+    scale = history[history["unique_id"] == SALES].set_index("ds")["y"]
     if config.method == "base":
         rec = h_part[["cutoff", "unique_id", "ds", "mean"]]
+    elif config.method in ERROR_METHODS:
+        rec = _reconcile_with_errors(h_part, scale, config.method.split("-", 1)[1], config.selection.window)
     else:
         r = reconcile(h_part, methods=[config.method], by=("cutoff",))
         rec = r[r["method"] == config.method][["cutoff", "unique_id", "ds", "mean"]]
     yv = history.set_index(["unique_id", "ds"])["y"]
     w = champs[champs["unique_id"].isin(cash)].pivot_table(index=["cutoff", "ds"], columns="unique_id",
                                                            values="mean")
-    scale = history[history["unique_id"] == SALES].set_index("ds")["y"]
     inputs, finals, errs = [], [], []
     for c in cutoffs:
         rc = rec[rec["cutoff"] == c]
@@ -300,7 +335,7 @@ def run_pipeline(history: pd.DataFrame, nodes: pd.DataFrame, config: RollupConfi
         base["method_used"] = out["method_used"].to_numpy()
         inputs.append(base)
         # scaled errors of the four inputs where the outcome is reported (for later cutoffs' W)
-        lev = float(np.abs(scale[scale.index <= c].iloc[-4:]).mean())
+        lev = _level(scale, c)
         e = pd.DataFrame({"cutoff": c, "ds": base["ds"]})
         for node, series in (("fcf", FCF), ("ocf_bridge", OCF), ("ocf", OCF), ("capex", NET_CAPEX)):
             actual = yv.reindex(pd.MultiIndex.from_product([[series], base["ds"]])).to_numpy(dtype=float)

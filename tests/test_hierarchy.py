@@ -166,3 +166,27 @@ def test_ols_and_wls_struct_differ_and_coherent_forecasts_are_kept():
     for method in METHODS:
         r = rec[rec["method"] == method].set_index(["cutoff", "ds", "unique_id"])["mean"].sort_index()
         np.testing.assert_allclose(r.to_numpy(), base.loc[r.index].to_numpy(), rtol=1e-9)
+
+
+def test_mintrace_learns_weights_from_past_errors_closed_form():
+    """W = diag(mean squared past errors): a node that erred little (a guided total) keeps its
+    forecast while the noisy segments move. Bug caught: errors ignored (structural weights), or
+    the errors' nodes misaligned with S's rows."""
+    from forecasting.hierarchy import mintrace, summing_matrix
+
+    S_df, _ = summing_matrix()
+    S = S_df.drop(columns="unique_id").to_numpy(dtype=float)
+    rng = np.random.default_rng(0)
+    y_hat = rng.normal(100, 10, size=(S.shape[0], 2))
+    sd = np.ones(S.shape[0])
+    sd[0] = 0.01  # net_sales_total: almost no past error
+    E = rng.normal(size=(S.shape[0], 30)) * sd[:, None]
+    rec, used = mintrace(S, y_hat, E, "wls_var")
+    W = np.diag((E ** 2).mean(axis=1) + 2e-8)
+    Wi = np.linalg.inv(W)
+    expected = S @ np.linalg.solve(S.T @ Wi @ S, S.T @ Wi @ y_hat)
+    assert used == "wls_var"
+    np.testing.assert_allclose(rec, expected, rtol=1e-8)
+    np.testing.assert_allclose(rec[0], y_hat[0], atol=0.05)  # the precise total barely moves
+    few, used_few = mintrace(S, y_hat, E[:, :3], "wls_var")
+    assert used_few == "wls_struct"

@@ -1,0 +1,196 @@
+"""A claims file against the roll-up's forecast distribution, in one call (`run_claims`).
+
+1. The claims are checked against the data before any model is fitted
+   (`forecasting.claims.check_claims`: typos in series names, amounts in the wrong unit; a
+   series the data does not have makes its claim "not evaluable").
+2. The roll-up (`forecasting.rollup`) gives sample paths of the segments, totals, capex,
+   OCF, FCF and TTM FCF after the newest reported quarter, with its calibrated spread.
+3. A claim about a reported series the roll-up does not simulate (advertising) gets paths
+   from `forecasting.forecast.forecast`'s calibrated 80/95% intervals
+   (`forecasting.claims_eval.interval_paths`: quarters perfectly correlated, independent of
+   the roll-up's paths), and its ``method`` column says so: such probabilities are weaker.
+4. Each claim's probability, median and realised outcome (`forecasting.claims_eval.evaluate`),
+   under the base case and under each scenario (`forecasting.scenarios`, same paths and
+   seed). Under a scenario that sets a driver of a series simulated outside the roll-up
+   (advertising growth), claims on that series are not evaluated.
+5. Where outcomes landed against management's guided ranges, and the reliability of claims
+   generated at past cutoffs (`forecasting.claims_calibration`).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+
+from forecasting.bridge import FCF
+from forecasting.claims import ClaimSet, check_claims
+from forecasting.claims_calibration import brier_scores, calibration_claims, guidance_outcomes, reliability
+from forecasting.claims_eval import Outcomes, evaluate, interval_paths
+from forecasting.hierarchy import hierarchy_series
+from forecasting.rollup import FCF_TTM, SIMULATED, RollupConfig, RollupResult, prepare_pipeline, rollup
+
+#: Series the roll-up simulates path by path (segments, totals, retail, capex, OCF, FCF, TTM FCF).
+ROLLUP_SERIES = tuple(dict.fromkeys([*SIMULATED, *hierarchy_series(), FCF, FCF_TTM]))
+#: The ``method`` of claims evaluated on the roll-up's own paths.
+ROLLUP_METHOD = "roll-up paths"
+#: Guided quarters shown in the recent window of the guidance table.
+RECENT_GUIDED = 12
+
+
+@dataclass
+class ClaimsReport:
+    """Everything `run_claims` computed.
+
+    Attributes:
+        claims: the claims.
+        table: `forecasting.claims_eval.RESULT_COLUMNS` for the base case, plus one
+            ``p.<scenario>`` column per scenario.
+        by_scenario: ``id, scenario, probability, median, median_value, status, reason`` (base
+            first).
+        methods: series -> how its paths were made, for series not simulated by the roll-up.
+        guidance: `guidance_outcomes` over all guided quarters and the last `RECENT_GUIDED`
+            (column ``window``); empty without guidance.
+        calibration: claims generated at past cutoffs (`calibration_claims`), or None.
+        reliability, brier: their reliability table and Brier scores, or None.
+        params: settings and sizes (run parameters).
+        result: the roll-up at the origin.
+    """
+
+    claims: ClaimSet
+    table: pd.DataFrame
+    by_scenario: pd.DataFrame
+    methods: dict
+    guidance: pd.DataFrame
+    calibration: pd.DataFrame | None
+    reliability: pd.DataFrame | None
+    brier: pd.DataFrame | None
+    params: dict
+    result: RollupResult
+
+    @property
+    def scenarios(self) -> list[str]:
+        return [s for s in self.by_scenario["scenario"].unique() if s != "base"]
+
+
+def extra_paths(df: pd.DataFrame, series: Iterable[str], ds: pd.DatetimeIndex, n_paths: int,
+                seed: int = 0) -> tuple[dict, dict]:
+    """Paths of reported series the roll-up does not simulate, from `forecast`'s calibrated
+    intervals (the library's default model). A series whose last reported quarter is not the
+    one before ``ds[0]`` gets none.
+
+    Returns:
+        ``(paths, methods)``: series -> (n_paths, len(ds)); series -> how they were made.
+    """
+    from forecasting.forecast import ShortSeriesWarning, forecast
+
+    origin = ds[0] - pd.offsets.QuarterEnd(1)
+    todo = [s for s in series if df.loc[df["unique_id"] == s, "ds"].max() == origin]
+    if not todo:
+        return {}, {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ShortSeriesWarning)
+        fc = forecast(df[df["unique_id"].isin(todo)], h=len(ds))
+    paths, methods = {}, {}
+    for s in todo:
+        rows = fc[fc["unique_id"] == s]
+        models = [m for m in rows["model"].unique() if m != "SeasonalNaive"] or ["SeasonalNaive"]
+        rows = rows[rows["model"] == models[0]].set_index("ds").reindex(ds)
+        if rows["mean"].isna().any():
+            continue
+        paths[s] = interval_paths(rows, n_paths, seed)
+        used = ",".join(dict.fromkeys(rows["model_used"]))
+        methods[s] = (f"{s}: {used} forecast with calibrated 80/95% intervals, quarters perfectly correlated, "
+                      "independent of the roll-up's paths (weaker)")
+    return paths, methods
+
+
+def with_ttm(df: pd.DataFrame) -> pd.DataFrame:
+    """`df` with the reported trailing-twelve-month FCF (``free_cash_flow_ttm``), which the
+    roll-up's paths carry, so claims written on that series have reported values too."""
+    from features.loader import trailing_twelve_months
+
+    ids = set(df["unique_id"])
+    if FCF not in ids or FCF_TTM in ids:
+        return df
+    return pd.concat([df, trailing_twelve_months(df, FCF)], ignore_index=True)
+
+
+def run_claims(df: pd.DataFrame, claims: ClaimSet, config: RollupConfig | None = None, guidance=None,
+               scenarios: Sequence = (), calibration_h: int | None = 4, pipeline=None,
+               progress: Callable[[Iterable], Iterable] | None = None) -> ClaimsReport:
+    """Probabilities of `claims` under the roll-up's forecast distribution (module docstring).
+
+    Args:
+        df: every modelled series (`features.loader.load_quarterly()`); its newest quarter
+            is the origin, and it holds the realised outcomes.
+        claims: a `ClaimSet` (`forecasting.claims.load_claims`).
+        config: roll-up settings; ``h`` quarters are simulated (claims beyond are not
+            evaluable); advertising is added to ``extra`` when a scenario sets its growth.
+        guidance: `features.guidance.GuidanceBook` (guided models, guidance table, guided
+            claims at past cutoffs) or None.
+        scenarios: scenario files, dicts or `Scenario` objects.
+        calibration_h: quarters ahead of the claims generated at past cutoffs (None: skip
+            the reliability table).
+        pipeline: a computed `forecasting.rollup.Pipeline` (same data and config) to reuse.
+    """
+    from forecasting.scenarios import ADVERTISING, as_scenario, check_periods, run_scenarios
+
+    config = config or RollupConfig()
+    parsed = [as_scenario(s) for s in scenarios]
+    origin = pd.Timestamp(df["ds"].max())
+    ds = pd.DatetimeIndex([origin + pd.offsets.QuarterEnd(k) for k in range(1, config.h + 1)])
+    for s in parsed:  # fail before any model is fitted
+        check_periods(s, origin, ds)
+    not_evaluable = check_claims(claims, df, ROLLUP_SERIES)
+    if any(s.needs_advertising for s in parsed) and ADVERTISING not in config.extra:
+        config = config.replace(extra=(*config.extra, ADVERTISING))
+    pipe = pipeline or prepare_pipeline(df, config, guidance)
+    res = rollup(df, config, guidance, pipeline=pipe)
+    wanted = {s for c in claims.claims if c.id not in not_evaluable for s in c.series_used}
+    extra, methods = extra_paths(df, sorted(wanted - set(ROLLUP_SERIES)), res.simulation.ds, config.n_paths,
+                                 config.seed)
+    sims = {"base": res.simulation}
+    if parsed:
+        sims = run_scenarios(df, parsed, h=config.h, config=config, guidance=guidance,
+                             inputs=res.inputs).simulations
+    known = with_ttm(df)
+    reported = Outcomes(known)
+    tables = {}
+    for name, sim in sims.items():
+        sc = next((s for s in parsed if s.name == name), None)
+        paths, skip = {**sim.paths, **extra}, dict(not_evaluable)
+        if sc is not None and sc.needs_advertising and ADVERTISING in extra:
+            del paths[ADVERTISING]
+            skip.update({c.id: f"scenario {name} sets advertising growth, which is not simulated path by path"
+                         for c in claims.claims if ADVERTISING in c.series_used and c.id not in skip})
+        tables[name] = evaluate(claims, Outcomes(known, paths, sim.ds), reported, methods, skip,
+                                default_method=ROLLUP_METHOD)
+    table = tables["base"].copy()
+    for name in sims:
+        if name != "base":
+            table[f"p.{name}"] = tables[name]["probability"].to_numpy()
+    cols = ["id", "probability", "median", "median_value", "status", "reason"]
+    by_scenario = pd.concat([t[cols].assign(scenario=name) for name, t in tables.items()], ignore_index=True)
+    by_scenario = by_scenario[["id", "scenario", *cols[1:]]]
+    gtab = pd.DataFrame()
+    if guidance is not None:
+        gtab = pd.concat([guidance_outcomes(guidance, df).assign(window="all"),
+                          guidance_outcomes(guidance, df, last=RECENT_GUIDED).assign(window=f"last {RECENT_GUIDED}")],
+                         ignore_index=True)
+    cal = rel = brier = None
+    if calibration_h is not None:
+        cal = calibration_claims(pipe, guidance, h=calibration_h, progress=progress)
+        if len(cal):
+            rel, brier = reliability(cal), brier_scores(cal)
+    params = {**res.params, "claims_file": claims.source, "claims": len(claims.claims),
+              "evaluated": int((table["status"] == "evaluated").sum()),
+              "scenarios": ",".join(s.name for s in parsed) or "none",
+              "calibration_h": calibration_h if calibration_h is not None else "none",
+              "calibration_claims": len(cal) if cal is not None else 0,
+              "calibration_cutoffs": int(cal["cutoff"].nunique()) if cal is not None and len(cal) else 0}
+    return ClaimsReport(claims=claims, table=table, by_scenario=by_scenario, methods=methods, guidance=gtab,
+                        calibration=cal, reliability=rel, brier=brier, params=params, result=res)
+
