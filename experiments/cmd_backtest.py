@@ -14,7 +14,15 @@ import time
 
 import pandas as pd
 
-from experiments.cli import EXIT_TRACKING, CommandError, add_data_options, checked_tracking_uri, split_list
+from experiments.cli import (
+    EXIT_TRACKING,
+    CommandError,
+    add_data_options,
+    add_guidance_option,
+    checked_tracking_uri,
+    guidance_for,
+    split_list,
+)
 
 #: The headline set: series with at least 27 contiguous quarters that the FCF roll-up uses.
 CORE_SERIES = (
@@ -64,6 +72,7 @@ def add_parser(sub) -> None:
                         "12 windows before the default ones, a hold-out no model was chosen on)")
     p.add_argument("--intervals", choices=["conformal", "model"], default="conformal",
                    help="calibrated conformal intervals (default) or the models' own")
+    add_guidance_option(p)
     p.add_argument("--experiment", default=None, help="MLflow experiment (default amazon-backtest)")
     p.add_argument("--no-track", action="store_true", help="do not log to MLflow")
     p.add_argument("--out", help="folder to write the backtest, pointwise and leaderboard tables to")
@@ -138,10 +147,22 @@ def run(args: argparse.Namespace) -> int:
     shifted = f", cutoffs {args.shift} quarters earlier" if args.shift else ""
     print(f"backtest: {len(series)} series x {len(specs)} models ({', '.join(config.models)}), "
           f"{args.windows} windows + {args.warmup} warm-up, h={args.horizon}, intervals={args.intervals}{shifted}")
-    bt = backtest(df, list(config.models), config,
+    book = guidance_for(args)
+    bt = backtest(df, list(config.models), config, guidance=book,
                   progress=lambda it: tqdm(it, desc="cutoffs", unit="cutoff", leave=False))
     t_bt = time.perf_counter() - t0
     tables = tracking.backtest_tables(bt, df, config)
+    guided = [u for u in series if book is not None and u in book.metrics]
+    if guided:  # the guidance midpoint beside the models, one quarter ahead
+        from forecasting.metrics import pointwise
+
+        from experiments.leaderboard import guidance_table
+
+        g = df[df["unique_id"].isin(guided)]
+        mid = backtest(g, ["GuidanceMidpoint"], config, guidance=book)
+        rows = pd.concat([bt[bt["unique_id"].isin(guided)], mid[mid["model"] == "GuidanceMidpoint"]],
+                         ignore_index=True)
+        tables["guidance_h1"] = guidance_table(pointwise(rows[rows["step"] == 1], df))
     board = tables["leaderboard"]
     leader = str(board["model"].iloc[0])
     steps = sorted({1, min(4, args.horizon)})
@@ -150,6 +171,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"\nPer series at horizons {', '.join(map(str, steps))}: SeasonalNaive MASE, the leader "
           f"{leader}'s relative MASE, and the series' best model (relative MASE)")
     print(horizon_table(tables["series_step"], leader, steps).to_string(index=False))
+    if "guidance_h1" in tables:
+        print("\nOne quarter ahead on the guided series: the guidance midpoint beside the models "
+              "(MASE relative to SeasonalNaive)")
+        print(tables["guidance_h1"].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     beaten = series_without_winner(tables["series"])
     if beaten:
         print(f"\nNo model beats SeasonalNaive (MASE over all horizons) on: {', '.join(beaten)}")

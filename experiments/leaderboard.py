@@ -113,7 +113,10 @@ def sections(tables: Mapping[str, pd.DataFrame]) -> list[tuple[str, str, pd.Data
         (f"Per series at horizons {', '.join(str(s) for s in show)}",
          f"SeasonalNaive's MASE, the leader {leader}'s relative MASE and each series' best model.",
          horizon_table(tables["series_step"], leader, show)),
-    ]
+    ] + ([("One quarter ahead vs the guidance midpoint",
+           "MASE relative to SeasonalNaive at h=1 on the series management guides: the middle of the "
+           "guided range, and each model (what the models add to or take from what management said).",
+           tables["guidance_h1"])] if len(tables.get("guidance_h1", ())) else [])
 
 
 def leaderboard_markdown(tables: Mapping[str, pd.DataFrame]) -> str:
@@ -151,3 +154,15 @@ def rollup_table(scores: dict, series: str) -> pd.DataFrame:
         t[name] = o[c]
     order = ["SeasonalNaive"] + [m for m in t.sort_values("all").index if m != "SeasonalNaive"]
     return t.loc[order]
+
+
+def guidance_table(points, history=None) -> "pd.DataFrame":
+    """Relative MASE at h=1 per guided series (columns) and model (rows), the guidance midpoint
+    and SeasonalNaive first, from `forecasting.metrics.pointwise` rows of step 1."""
+    from forecasting.metrics import summarize
+
+    t = summarize(points[points["step"] == 1], ("unique_id", "model"))
+    w = t.pivot_table(index="model", columns="unique_id", values="rel_mase")
+    first = [m for m in ("SeasonalNaive", "GuidanceMidpoint") if m in w.index]
+    rest = list(w.drop(index=first).mean(axis=1).sort_values().index)
+    return w.loc[first + rest].reset_index()

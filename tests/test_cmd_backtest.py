@@ -125,3 +125,23 @@ def test_backtest_command_against_real_server(mlflow_server, isolated_cwd, monke
     children = client.search_runs([run.info.experiment_id], f"tags.mlflow.parentRunId = '{run_id}'")
     assert {c.info.run_name for c in children} == {"SeasonalNaive", "Naive"}
     assert not (isolated_cwd / "mlflow.db").exists()
+
+
+def test_guidance_midpoint_is_shown_beside_the_models_one_quarter_ahead(isolated_cwd, capsys):
+    """The shipped guidance is found beside the shipped data and passed to every cutoff; the
+    midpoint of the guided range is scored at h=1 beside the models on the guided series."""
+    from experiments.cli import main
+
+    code = main(["backtest", "--no-track", "--series", "net_sales_total,operating_income_total",
+                 "--models", "SeasonalNaive,GuidedAutoETS", "--windows", "4", "--warmup", "1", "--out", "bt"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "One quarter ahead on the guided series" in out and "GuidanceMidpoint" in out
+    md = (isolated_cwd / "bt" / "leaderboard.md").read_text()
+    assert "One quarter ahead vs the guidance midpoint" in md
+    bt = pd.read_csv(isolated_cwd / "bt" / "backtest.csv")
+    assert set(bt.loc[bt["model"] == "GuidedAutoETS", "model_used"]) == {"GuidedAutoETS"}  # guidance reached it
+    code = main(["backtest", "--no-track", "--series", "net_sales_total", "--models", "GuidedAutoETS",
+                 "--windows", "2", "--warmup", "0", "--guidance", "none"])
+    out = capsys.readouterr().out
+    assert code == 0 and "guidance midpoint" not in out
