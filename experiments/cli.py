@@ -20,6 +20,7 @@ import importlib
 import logging
 import sys
 import warnings
+from pathlib import Path
 
 EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_TRACKING, EXIT_LOCKED, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 
@@ -47,7 +48,8 @@ class CommandError(Exception):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fcf",
-        description="Backtested forecasts of Amazon's reported quarterly segments, rolled up to free cash flow.",
+        description="Backtested forecasts of a company's reported quarterly segments, rolled up to free cash "
+                    "flow (the shipped companies: Amazon, the default, and Snowflake; --company).",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log more detail")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -64,52 +66,66 @@ def build_parser() -> argparse.ArgumentParser:
 
 def add_data_options(p: argparse.ArgumentParser) -> None:
     """Options every command that reads data shares."""
-    p.add_argument("--data", help="quarterly CSV (default: the shipped Amazon data)")
+    p.add_argument("--company", help="company profile: a shipped name (amazon, snowflake) or a profile YAML file "
+                                     "(default: the profile of --data's file, else amazon)")
+    p.add_argument("--data", help="quarterly CSV (default: the company's data file)")
     p.add_argument("--series-config", help="series config CSV (default: series.csv beside the data file)")
     p.add_argument("--series", help="comma-separated series to use (default: every modelled series)")
+
+
+def profile_for(args: argparse.Namespace):
+    """The `features.profile.CompanyProfile` of a command: ``--company`` (a shipped name or a
+    YAML file), else the shipped profile whose data file is ``--data``, else (no ``--data``)
+    the default company's; None for a data file no profile describes (library defaults)."""
+    from features.profile import load_profile, profile_for_data, shipped_profile
+
+    company = getattr(args, "company", None)
+    if company:
+        path = Path(company)
+        return load_profile(path) if path.suffix in (".yaml", ".yml") else shipped_profile(company)
+    return profile_for_data(getattr(args, "data", None))
+
+
+def company_profile(args: argparse.Namespace):
+    """`profile_for`, falling back to the default company's profile (with a note) for a data file
+    no profile describes: the commands that need a company's structure (roll-up, scenarios,
+    claims, retrain) read such a file as the default company's."""
+    from features.profile import DEFAULT_COMPANY, shipped_profile
+
+    profile = profile_for(args)
+    if profile is None:
+        profile = shipped_profile(DEFAULT_COMPANY)
+        print(f"fcf: no company profile names {args.data}; reading it with the {profile.name} profile "
+              "(pass --company NAME or a profile YAML for another company)", file=sys.stderr)
+    return profile
+
+
+def data_path(args: argparse.Namespace, profile) -> str | None:
+    """``--data``, else the profile's data file (None: the shipped default)."""
+    if getattr(args, "data", None):
+        return args.data
+    return str(profile.data) if profile is not None else None
 
 
 def add_guidance_option(p: argparse.ArgumentParser) -> None:
     """``--guidance``: where the guidance files are (see `guidance_for`)."""
     p.add_argument("--guidance", default="auto",
-                   help="folder holding the guidance files (amzn_guidance_quarterly.csv, amzn_capex_guidance.csv); "
-                        "'auto' (default): beside the data file when they are there; 'none': no guidance")
+                   help="folder holding the guidance files (<company>_guidance_quarterly.csv, ...); 'auto' "
+                        "(default): the company profile's, else beside the data file when they are there; "
+                        "'none': no guidance")
 
 
-def guidance_for(args: argparse.Namespace):
-    """The `features.guidance.GuidanceBook` `--guidance` names (None for 'none', or 'auto'
-    with no guidance files beside the data); bad files raise `DataValidationError`."""
-    from pathlib import Path
-
-    from features.guidance import (
-        ANNUAL_GUIDANCE_FILE,
-        QUARTERLY_GUIDANCE_FILE,
-        GuidanceBook,
-        read_annual_guidance,
-        read_quarterly_guidance,
-    )
-    from features.loader import read_series_config, shipped_data_dir
+def guidance_for(args: argparse.Namespace, profile=None):
+    """The `features.guidance.GuidanceBook` `--guidance` names (None for 'none', or 'auto' with
+    no guidance files); bad files raise `DataValidationError`."""
+    from features.guidance import guidance_files, load_guidance_files
 
     choice = getattr(args, "guidance", "auto") or "auto"
-    if choice == "none":
-        return None
-    if choice == "auto":
-        folder = Path(args.data).parent if getattr(args, "data", None) else shipped_data_dir()
-        if not (folder / QUARTERLY_GUIDANCE_FILE).is_file():
-            return None
-    else:
-        folder = Path(choice)
-        if not (folder / QUARTERLY_GUIDANCE_FILE).is_file():
-            raise CommandError(f"--guidance {choice}: no {QUARTERLY_GUIDANCE_FILE} there "
-                               f"(looked for {(folder / QUARTERLY_GUIDANCE_FILE).resolve()})")
-    annual = folder / ANNUAL_GUIDANCE_FILE
-    config = getattr(args, "series_config", None)
-    cfg_path = Path(config) if config else folder / "series.csv"
-    metrics = read_series_config(cfg_path).metrics if cfg_path.is_file() else None
-    quarterly = read_quarterly_guidance(folder / QUARTERLY_GUIDANCE_FILE, metrics)
-    if not annual.is_file():
-        return GuidanceBook(quarterly)
-    return GuidanceBook(quarterly, read_annual_guidance(annual, metrics=metrics))
+    try:
+        files = guidance_files(profile, getattr(args, "data", None), choice)
+    except FileNotFoundError as exc:
+        raise CommandError(str(exc)) from None
+    return load_guidance_files(files, getattr(args, "series_config", None))
 
 
 def checked_tracking_uri(no_track: bool = False, untracked_hint: bool = True) -> str | None:
@@ -147,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_BAD_INPUT
     from features.errors import DataValidationError
+    from features.profile import ProfileError
 
     original_format = warnings.formatwarning
     warnings.formatwarning = _format_warning  # printed warnings read as messages, not code
@@ -157,6 +174,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(result or 0)
     except DataValidationError as exc:
         print(f"fcf: bad input data: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except ProfileError as exc:
+        print(f"fcf: bad company profile: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except CommandError as exc:
         print(f"fcf: {exc}", file=sys.stderr)

@@ -1,10 +1,12 @@
 """``fcf backtest``: rolling-origin backtest of every model, a leaderboard, tracked in MLflow.
 
-Default series: the 11 core series (segment sales and operating income, operating cash flow,
-net capex, FCF) when the data holds them, else every series; in both cases only series with
-at least ``windows + horizon + 10 + shift`` quarters, so the first evaluated cutoff has 10
-quarters to fit on. ``--shift N`` moves every cutoff N quarters earlier (an earlier hold-out).
-``--series all`` takes every long-enough series. Skipped series are printed with the reason.
+Default series: the company profile's core series (for the shipped Amazon data, the 11
+series of segment sales and operating income, operating cash flow, net capex, FCF) when the
+data holds them, else every series; in both cases only series with at least ``windows +
+horizon + 10 + shift`` quarters, so the first evaluated cutoff has 10 quarters to fit on. The
+tables mark the company's default model (its profile's, else the library's AutoCombo).
+``--shift N`` moves every cutoff N quarters earlier (an earlier hold-out). ``--series all``
+takes every long-enough series. Skipped series are printed with the reason.
 """
 
 from __future__ import annotations
@@ -14,33 +16,20 @@ import time
 
 import pandas as pd
 
+from experiments.champions import MIN_EXTRA_QUARTERS, select_series
 from experiments.cli import (
     EXIT_TRACKING,
     CommandError,
     add_data_options,
     add_guidance_option,
     checked_tracking_uri,
+    data_path,
     guidance_for,
+    profile_for,
     split_list,
 )
 
-#: The headline set: series with at least 27 contiguous quarters that the FCF roll-up uses.
-CORE_SERIES = (
-    "net_sales_north_america",
-    "net_sales_international",
-    "net_sales_aws",
-    "net_sales_total",
-    "operating_income_north_america",
-    "operating_income_international",
-    "operating_income_aws",
-    "operating_income_total",
-    "operating_cash_flow",
-    "purchases_of_property_and_equipment_net_of_proceeds",
-    "free_cash_flow",
-)
 DEFAULT_MODELS = "baseline,statistical"
-#: Quarters a series needs beyond ``windows + horizon`` to be backtested by default.
-MIN_EXTRA_QUARTERS = 10
 MAX_HORIZON = 8
 
 
@@ -73,38 +62,10 @@ def add_parser(sub) -> None:
     p.add_argument("--intervals", choices=["conformal", "model"], default="conformal",
                    help="calibrated conformal intervals (default) or the models' own")
     add_guidance_option(p)
-    p.add_argument("--experiment", default=None, help="MLflow experiment (default amazon-backtest)")
+    p.add_argument("--experiment", default=None, help="MLflow experiment (default <company>-backtest)")
     p.add_argument("--no-track", action="store_true", help="do not log to MLflow")
     p.add_argument("--out", help="folder to write the backtest, pointwise and leaderboard tables to")
     p.set_defaults(func=run)
-
-
-def select_series(df: pd.DataFrame, requested: list[str] | None, min_len: int) -> tuple[list[str], list[str]]:
-    """The series to backtest and a line per skipped series saying why.
-
-    `requested` None: the core series present (all series when none is), ``["all"]``: every
-    series; either way only those with at least `min_len` quarters. Named series are kept
-    whatever their length (a short one is reported, and its early cutoffs use fallbacks).
-    """
-    sizes = df.groupby("unique_id").size()
-    skipped = []
-    if requested and requested != ["all"]:
-        for s in requested:
-            if sizes.get(s, 0) < min_len:
-                skipped.append(f"{s}: only {sizes.get(s, 0)} quarters (< {min_len}); kept because it "
-                               "was named, early cutoffs use fallback models")
-        return list(requested), skipped
-    pool = list(sizes.index)
-    if requested is None and any(s in sizes.index for s in CORE_SERIES):
-        pool = [s for s in CORE_SERIES if s in sizes.index]
-        extra = [s for s in sizes.index if s not in CORE_SERIES]
-        if extra:
-            skipped.append("not core series (add with --series NAME,... or --series all): "
-                           + ", ".join(extra))
-    keep = [s for s in pool if sizes[s] >= min_len]
-    skipped += [f"{s}: {sizes[s]} quarters, fewer than windows + horizon + {MIN_EXTRA_QUARTERS} (+ shift) = {min_len}"
-                for s in pool if sizes[s] < min_len]
-    return keep, skipped
 
 
 def run(args: argparse.Namespace) -> int:
@@ -113,14 +74,18 @@ def run(args: argparse.Namespace) -> int:
     from experiments import tracking
     from experiments.io import write_csv, write_text
     from experiments.leaderboard import (
+        backtest_tables,
+        guidance_table,
         horizon_table,
         leaderboard_markdown,
         leaderboard_view,
         series_without_winner,
     )
+    from experiments.track_backtest import RunContext, log_backtest
     from features.loader import load_quarterly
     from forecasting.backtest import BacktestConfig, backtest
-    from forecasting.models import resolve
+    from forecasting.catalogue import LIBRARY_DEFAULT, resolve
+    from forecasting.metrics import pointwise
 
     if not 1 <= args.horizon <= MAX_HORIZON:
         raise CommandError(f"--horizon must be between 1 and {MAX_HORIZON}, got {args.horizon}")
@@ -129,11 +94,13 @@ def run(args: argparse.Namespace) -> int:
                            f"(got {args.windows}, {args.warmup}, {args.shift})")
     t0 = time.perf_counter()
     uri = checked_tracking_uri(args.no_track)
+    profile = profile_for(args)
+    data = data_path(args, profile)
     names = split_list(args.series)
     explicit = names if names and names != ["all"] else None
-    df = load_quarterly(args.data, args.series_config, explicit)
+    df = load_quarterly(data, args.series_config, explicit)
     min_len = args.windows + args.horizon + MIN_EXTRA_QUARTERS + args.shift
-    series, skipped = select_series(df, names, min_len)
+    series, skipped = select_series(df, names, min_len, profile.core_series if profile is not None else ())
     if skipped:
         print("series skipped or flagged:\n  " + "\n  ".join(skipped))
     if not series:
@@ -147,35 +114,35 @@ def run(args: argparse.Namespace) -> int:
     shifted = f", cutoffs {args.shift} quarters earlier" if args.shift else ""
     print(f"backtest: {len(series)} series x {len(specs)} models ({', '.join(config.models)}), "
           f"{args.windows} windows + {args.warmup} warm-up, h={args.horizon}, intervals={args.intervals}{shifted}")
-    book = guidance_for(args)
+    book = guidance_for(args, profile)
     bt = backtest(df, list(config.models), config, guidance=book,
                   progress=lambda it: tqdm(it, desc="cutoffs", unit="cutoff", leave=False))
     t_bt = time.perf_counter() - t0
-    tables = tracking.backtest_tables(bt, df, config)
+    default = (profile.default_model if profile is not None else None) or LIBRARY_DEFAULT
+    tables = backtest_tables(bt, df, config, default)
     guided = [u for u in series if book is not None and u in book.metrics]
     if guided:  # the guidance midpoint beside the models, one quarter ahead
-        from forecasting.metrics import pointwise
-
-        from experiments.leaderboard import guidance_table
-
         g = df[df["unique_id"].isin(guided)]
         mid = backtest(g, ["GuidanceMidpoint"], config, guidance=book)
         rows = pd.concat([bt[bt["unique_id"].isin(guided)], mid[mid["model"] == "GuidanceMidpoint"]],
                          ignore_index=True)
-        tables["guidance_h1"] = guidance_table(pointwise(rows[rows["step"] == 1], df))
-    board = tables["leaderboard"]
+        tables.guidance_h1 = guidance_table(pointwise(rows[rows["step"] == 1], df))
+    board = tables.leaderboard
     leader = str(board["model"].iloc[0])
     steps = sorted({1, min(4, args.horizon)})
     print("\nLeaderboard (MASE relative to SeasonalNaive; geometric mean over series; lower is better)")
-    print(leaderboard_view(board).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(leaderboard_view(board, default).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    where = (f"{profile.title}'s profile" + (f": {profile.default_model_note}" if profile.default_model_note else "")
+             if profile is not None and profile.default_model else "the library's default")
+    print(f"(default) = {default}, the model fcf forecast uses for this data ({where})")
     print(f"\nPer series at horizons {', '.join(map(str, steps))}: SeasonalNaive MASE, the leader "
           f"{leader}'s relative MASE, and the series' best model (relative MASE)")
-    print(horizon_table(tables["series_step"], leader, steps).to_string(index=False))
-    if "guidance_h1" in tables:
+    print(horizon_table(tables.series_step, leader, steps).to_string(index=False))
+    if len(tables.guidance_h1):
         print("\nOne quarter ahead on the guided series: the guidance midpoint beside the models "
               "(MASE relative to SeasonalNaive)")
-        print(tables["guidance_h1"].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    beaten = series_without_winner(tables["series"])
+        print(tables.guidance_h1.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    beaten = series_without_winner(tables.series)
     if beaten:
         print(f"\nNo model beats SeasonalNaive (MASE over all horizons) on: {', '.join(beaten)}")
     else:
@@ -184,18 +151,19 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         out = args.out
         write_csv(bt, f"{out}/backtest.csv")
-        write_csv(tables["points"], f"{out}/pointwise.csv")
+        write_csv(tables.points, f"{out}/pointwise.csv")
         write_csv(board, f"{out}/leaderboard.csv")
-        write_csv(tables["series_step"], f"{out}/metrics_by_series_step.csv")
+        write_csv(tables.series_step, f"{out}/metrics_by_series_step.csv")
         write_text(leaderboard_markdown(tables), f"{out}/leaderboard.md")
         print(f"wrote tables to {out}/")
     if uri is not None:
-        experiment = args.experiment or tracking.DEFAULT_EXPERIMENT
+        experiment = args.experiment or (profile.experiment("backtest") if profile is not None else "backtest")
         t1 = time.perf_counter()
         try:
-            run_id = tracking.log_backtest(bt, df, config, experiment=experiment, uri=uri,
-                                           data_path=args.data, tables=tables,
-                                           extra_metrics={"runtime_s": round(t_bt, 1)})
+            run_id = log_backtest(bt, df, config, RunContext(experiment=experiment, uri=uri, data_path=data,
+                                                             metrics={"runtime_s": round(t_bt, 1)},
+                                                             tags={"company": profile.name} if profile else {}),
+                                  tables=tables)
         except tracking.TrackingError as exc:
             raise CommandError(str(exc), EXIT_TRACKING) from exc
         print(f"MLflow parent run {run_id} in experiment '{experiment}' at {uri} "

@@ -5,10 +5,11 @@ model's median of the claimed quantity beside the claimed value, and the realise
 where the periods have been reported (`forecasting.claims_run.run_claims`); then where
 reported quarters landed against management's guided ranges, and the reliability of the
 same kinds of claims generated at past cutoffs (of the claims given 0.7-0.8, how many came
-true). Without FILE the shipped ``data/claims/amazon_2026.yaml`` runs; without
-``--scenarios`` the shipped scenario files do. Logged to MLflow (experiment
-``amazon-claims``) unless ``--no-track``. A bad claims or scenario file exits with code 2
-before any model is fitted; an unreachable tracking server exits with code 3.
+true). Without FILE the company profile's claims file runs (Amazon's:
+``data/claims/amazon_2026.yaml``); without ``--scenarios`` the profile's scenario files do.
+Logged to MLflow (experiment ``<company>-claims``) unless ``--no-track``. A bad claims or
+scenario file exits with code 2 before any model is fitted; an unreachable tracking server
+exits with code 3.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from experiments.cli import EXIT_TRACKING, CommandError, add_data_options, checked_tracking_uri, guidance_for
+from experiments.cli import EXIT_TRACKING, CommandError, add_data_options, checked_tracking_uri, data_path, guidance_for
 from experiments.cmd_rollup import add_rollup_options, check_options, rollup_config
 
 DEFAULT_OUT = "outputs/claims"
@@ -32,9 +33,9 @@ def add_parser(sub) -> None:
         description="Evaluate a claims YAML file (series or derived quantity, period, condition) against the "
                     "roll-up's Monte Carlo paths: probability under the base case and each scenario, the model's "
                     "median beside the claimed value, the realised outcome where reported, and a reliability "
-                    "table of claims generated at past cutoffs. Without FILE the shipped Amazon claims run.",
+                    "table of claims generated at past cutoffs. Without FILE the company profile's claims run.",
     )
-    p.add_argument("file", nargs="?", metavar="FILE", help="claims YAML file (default: the shipped amazon_2026.yaml)")
+    p.add_argument("file", nargs="?", metavar="FILE", help="claims YAML file (default: the company profile's)")
     add_data_options(p)
     add_rollup_options(p, horizon=6)
     p.add_argument("--scenarios", default=None,
@@ -43,26 +44,25 @@ def add_parser(sub) -> None:
     p.add_argument("--calibration-horizon", type=int, default=4,
                    help="quarters ahead of the claims generated at past cutoffs for the reliability table (default 4)")
     p.add_argument("--no-reliability", action="store_true", help="skip the reliability table of past claims")
-    p.add_argument("--experiment", default=None, help="MLflow experiment (default amazon-claims)")
+    p.add_argument("--experiment", default=None, help="MLflow experiment (default <company>-claims)")
     p.add_argument("--no-track", action="store_true", help="do not log to MLflow")
     p.set_defaults(func=run, out=DEFAULT_OUT)
 
 
-def shipped_claims() -> Path:
-    from features.loader import shipped_data_dir
-
-    path = shipped_data_dir() / "claims" / "amazon_2026.yaml"
-    if not path.is_file():
-        raise FileNotFoundError(f"no shipped claims file at {path}; name a claims file")
+def shipped_claims(profile) -> Path:
+    """The company profile's claims file."""
+    path = profile.claims
+    if path is None or not path.is_file():
+        raise FileNotFoundError(f"company profile '{profile.name}' ships no claims file ({path}); name a claims file")
     return path
 
 
-def scenario_files(option: str | None) -> list[Path]:
+def scenario_files(option: str | None, profile) -> list[Path]:
     from experiments.cli import split_list
     from experiments.cmd_scenario import shipped_scenarios
 
     if option is None:
-        return shipped_scenarios()
+        return shipped_scenarios(profile)
     if option.strip() == "none":
         return []
     return [Path(f) for f in split_list(option) or []]
@@ -141,7 +141,8 @@ def headline(report) -> str:
 
 def header(report, config) -> str:
     p = report.params
-    q = pd.PeriodIndex(report.result.simulation.ds, freq="Q")
+    sim = report.result.simulation
+    q = sim.series.calendar.labels(sim.ds)
     spread = (f"spread x{report.result.inputs.error_scale:.2f} from the roll-up's recent misses"
               if config.calibrate else "raw bootstrap spread")
     return (f"Claims of {report.claims.name} ({report.claims.source}) under the roll-up from {p['origin']} "
@@ -164,25 +165,27 @@ def markdown(report, config) -> str:
 
 # --------------------------------------------------------------------------- the command
 def run(args: argparse.Namespace) -> int:
+    from experiments.io import write_csv, write_text
+    from experiments.track_backtest import RunContext
+    from experiments.track_runs import log_claims
+    from experiments.tracking import TrackingError
     from features.loader import load_quarterly
     from forecasting.claims import load_claims
     from forecasting.claims_run import run_claims
     from forecasting.scenarios import as_scenario
 
-    from experiments import tracking
-    from experiments.io import write_csv, write_text
-
-    check_options(args)
+    profile = check_options(args)
     if not 1 <= args.calibration_horizon <= 8:
         raise CommandError(f"--calibration-horizon {args.calibration_horizon}: must be between 1 and 8")
-    path = Path(args.file) if args.file else shipped_claims()
+    path = Path(args.file) if args.file else shipped_claims(profile)
     claims = load_claims(path)  # every input is validated before any computation
-    scenarios = [as_scenario(f) for f in scenario_files(args.scenarios)]
+    scenarios = [as_scenario(f, profile) for f in scenario_files(args.scenarios, profile)]
     uri = checked_tracking_uri(args.no_track)
     t0 = time.perf_counter()
-    df = load_quarterly(args.data, args.series_config)
+    data = data_path(args, profile)
+    df = load_quarterly(data, args.series_config)
     config = rollup_config(args)
-    report = run_claims(df, claims, config, guidance_for(args), scenarios,
+    report = run_claims(df, profile, claims, config, guidance_for(args, profile), scenarios,
                         calibration_h=None if args.no_reliability else args.calibration_horizon)
     print(header(report, config) + "\n")
     print(claims_view(report).to_string(index=False))
@@ -217,10 +220,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"\nwrote {out}/{', '.join(written)}; {time.perf_counter() - t0:.1f}s")
     if uri is not None:
         try:
-            run_id = tracking.log_claims(report, markdown=markdown(report, config),
-                                         experiment=args.experiment or tracking.CLAIMS_EXPERIMENT,
-                                         uri=uri, data_path=args.data)
-        except tracking.TrackingError as exc:
+            context = RunContext(experiment=args.experiment or profile.experiment("claims"), uri=uri,
+                                 data_path=data, tags={"company": profile.name})
+            run_id = log_claims(report, context, markdown=markdown(report, config))
+        except TrackingError as exc:
             raise CommandError(str(exc), EXIT_TRACKING) from exc
         print(f"logged MLflow run {run_id} to {uri}")
     return 0

@@ -30,12 +30,15 @@ from experiments.cli import (
     add_data_options,
     add_guidance_option,
     checked_tracking_uri,
+    company_profile,
+    data_path,
     split_list,
 )
 
 
 def add_parser(sub) -> None:
-    from experiments.retrain import DEFAULT_CANDIDATES, LOCK_FILE
+    from experiments.lock import LOCK_FILE
+    from experiments.retrain import DEFAULT_CANDIDATES
 
     p = sub.add_parser(
         "retrain",
@@ -59,10 +62,10 @@ def add_parser(sub) -> None:
     p.add_argument("--tolerance", type=float, default=0.02,
                    help="gate: the new version may be at most this fraction worse than the current "
                         "champion on the same windows (default 0.02)")
-    p.add_argument("--model-name", default="amazon-fcf", help="registered model name (default amazon-fcf)")
+    p.add_argument("--model-name", default=None,
+                   help="registered model name (default: the company profile's, amazon-fcf for Amazon)")
     p.add_argument("--alias", default="champion", help="alias the gate moves (default champion)")
-    p.add_argument("--experiment", default="amazon-retrain",
-                   help="MLflow experiment (default amazon-retrain)")
+    p.add_argument("--experiment", default=None, help="MLflow experiment (default <company>-retrain)")
     p.add_argument("--rollup-candidates", default=None,
                    help="comma-separated models the roll-up chooses each node's champion from "
                         "(default: those of fcf rollup)")
@@ -110,7 +113,8 @@ def _check(args) -> None:
 
 
 def _check_models(args) -> None:
-    from forecasting.models import get_spec, resolve
+    from forecasting.catalogue import resolve
+    from forecasting.models import get_spec
 
     resolve(split_list(args.models) or args.models)  # unknown names fail here, before any work
     for name in [*(split_list(args.rollup_candidates) or []), *(split_list(args.rollup_guided) or [])]:
@@ -125,7 +129,7 @@ def update_data_first(args) -> None:
 
     say = lambda msg: print(f"fcf retrain: {msg}")  # noqa: E731
     try:
-        result = update_data(args.data, client=EdgarClient(args.user_agent), say=say)
+        result = update_data(data_path(args, company_profile(args)), client=EdgarClient(args.user_agent), say=say)
     except EdgarUnreachable as exc:
         say(f"data update skipped: {exc}; going on with the data it has")
         return
@@ -141,7 +145,8 @@ def _interrupt(signum, frame):
 
 def run(args: argparse.Namespace) -> int:
     from experiments import tracking
-    from experiments.retrain import LockedError, RetrainLock, RetrainSettings, retrain
+    from experiments.lock import LockedError, RetrainLock
+    from experiments.retrain import RetrainSettings, retrain
 
     t0 = time.perf_counter()
     _check(args)
@@ -149,8 +154,10 @@ def run(args: argparse.Namespace) -> int:
     _check_models(args)  # imports the model registry (seconds): after the fast tracking check
     for var in ("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"):
         os.environ.setdefault(var, "false" if "PROGRESS" in var else "true")  # quiet cron/CI logs
+    profile = company_profile(args)
     settings = RetrainSettings(
-        data=args.data, series_config=args.series_config, series=split_list(args.series),
+        company=profile, data=data_path(args, profile), series_config=args.series_config,
+        series=split_list(args.series),
         models=args.models, h=args.horizon, windows=args.windows, warmup=args.warmup,
         tolerance=args.tolerance, model_name=args.model_name, alias=args.alias,
         experiment=args.experiment, rollup=not args.no_rollup,

@@ -16,16 +16,18 @@ from pathlib import Path
 
 import pandas as pd
 
-from experiments.leaderboard import rollup_table
 from experiments.cli import (
     EXIT_TRACKING,
     CommandError,
     add_data_options,
     add_guidance_option,
     checked_tracking_uri,
+    company_profile,
+    data_path,
     guidance_for,
     split_list,
 )
+from experiments.leaderboard import rollup_table
 
 DEFAULT_OUT = "outputs/rollup"
 
@@ -44,7 +46,7 @@ def add_parser(sub) -> None:
                    help="also backtest the roll-up at past cutoffs (MASE vs seasonal-naive FCF and the "
                         "direct FCF models, coverage, scaled CRPS)")
     p.add_argument("--backtest-windows", type=int, default=12, help="evaluated cutoffs of --backtest (default 12)")
-    p.add_argument("--experiment", default=None, help="MLflow experiment (default amazon-rollup)")
+    p.add_argument("--experiment", default=None, help="MLflow experiment (default <company>-rollup)")
     p.add_argument("--no-track", action="store_true", help="do not log to MLflow")
     p.set_defaults(func=run)
 
@@ -65,8 +67,9 @@ def add_rollup_options(p: argparse.ArgumentParser, horizon: int) -> None:
                    help="comma-separated guided models for the guided nodes (default: GuidedFoster, "
                         "GuidedStatsCombo, GuidedAutoARIMALog, GuidedStatsMLCombo; 'none': no guided models)")
     p.add_argument("--first-cutoff", default=None,
-                   help="earliest cutoff of the node forecasts, e.g. 2016Q2 (default); later is faster, with "
-                        "fewer past windows to choose champions and draw errors from")
+                   help="earliest cutoff of the node forecasts, a quarter of the company's calendar, e.g. 2016Q2 "
+                        "(default: the company profile's); later is faster, with fewer past windows to choose "
+                        "champions and draw errors from")
     p.add_argument("--paths", type=int, default=1000, help="Monte Carlo sample paths (default 1000)")
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed: same quantiles)")
     p.add_argument("--no-calibrate", action="store_true",
@@ -75,20 +78,28 @@ def add_rollup_options(p: argparse.ArgumentParser, horizon: int) -> None:
     p.add_argument("--out", default=DEFAULT_OUT, help=f"folder for tables and the fan chart (default {DEFAULT_OUT})")
 
 
-def check_options(args) -> None:
+def check_options(args):
+    """Check the roll-up options before any work; returns the company profile (which must have a
+    roll-up: a hierarchy and cash-flow series)."""
     from forecasting.cashflow import METHODS as CASHFLOW
+    from forecasting.catalogue import resolve
     from forecasting.hierarchy import ERROR_METHODS, METHODS
-    from forecasting.models import get_spec, resolve
+    from forecasting.models import get_spec
 
+    profile = company_profile(args)
+    if not profile.has_rollup:
+        raise CommandError(f"the roll-up needs a company profile with a hierarchy and cash_flow series (company "
+                           f"profile '{profile.name}' has none); pass --company or see data/companies/")
     resolve([])  # loads every registered model so that names can be checked
     for name in [*(split_list(args.candidates) or []), *(split_list(args.guided_candidates) or [])]:
         if name != "none":
             get_spec(name)
     if args.first_cutoff is not None:
         try:
-            pd.Period(args.first_cutoff, freq="Q")
-        except (ValueError, TypeError):
-            raise CommandError(f"--first-cutoff {args.first_cutoff}: give a quarter like 2016Q2") from None
+            profile.calendar.parse(args.first_cutoff)
+        except ValueError:
+            raise CommandError(f"--first-cutoff {args.first_cutoff}: give a quarter like "
+                               f"{profile.calendar.label(profile.calendar.year_end(2016))}") from None
     if getattr(args, "series", None):
         raise CommandError("--series: the roll-up always uses the segment, capex, OCF and FCF series; "
                            "drop --series")
@@ -100,10 +111,11 @@ def check_options(args) -> None:
         raise CommandError(f"--horizon {args.horizon}: must be between 1 and 8")
     if args.paths < 100:
         raise CommandError(f"--paths {args.paths}: use at least 100 sample paths")
+    return profile
 
 
 def rollup_config(args):
-    from forecasting.rollup import RollupConfig
+    from forecasting.rollup_pipeline import RollupConfig
 
     kw = {}
     if args.candidates:
@@ -112,7 +124,7 @@ def rollup_config(args):
         guided = split_list(args.guided_candidates)
         kw["guided"] = () if guided == ["none"] else tuple(guided)
     if args.first_cutoff:
-        kw["first_cutoff"] = str(pd.Period(args.first_cutoff, freq="Q"))
+        kw["first_cutoff"] = args.first_cutoff.strip().upper()
     return RollupConfig(h=args.horizon, method=args.method, cashflow=args.cashflow, n_paths=args.paths,
                         seed=args.seed, calibrate=not args.no_calibrate, **kw)
 
@@ -121,67 +133,70 @@ def billions(v: float) -> str:
     return f"{v / 1e3:,.1f}"
 
 
-def format_quantiles(q: pd.DataFrame, cols=("p5", "p10", "p50", "p90", "p95")) -> str:
-    t = pd.DataFrame({"quarter": pd.PeriodIndex(pd.DatetimeIndex(q["ds"]), freq="Q").astype(str)})
+def format_quantiles(q: pd.DataFrame, calendar, cols=("p5", "p10", "p50", "p90", "p95")) -> str:
+    t = pd.DataFrame({"quarter": calendar.labels(q["ds"])})
     for c in ("mean", *cols):
         t[c.upper() if c != "mean" else "mean"] = [billions(v) for v in q[c]]
     return t.to_string(index=False)
 
 
-def print_backtest(result, scores: dict) -> None:
-    from forecasting.bridge import FCF
-    from forecasting.rollup import FCF_TTM
-
+def print_backtest(result, scores) -> None:
+    rs = result.pipeline.series
     cuts = sorted(result.backtest["cutoff"].unique())
-    span = f"{pd.Period(cuts[0], freq='Q')}..{pd.Period(cuts[-1], freq='Q')}"
-    for series, label in ((FCF, "Quarterly FCF"), (FCF_TTM, "Trailing-twelve-month FCF")):
+    span = f"{rs.calendar.label(cuts[0])}..{rs.calendar.label(cuts[-1])}"
+    for series, label in ((rs.fcf, "Quarterly FCF"), (rs.fcf_ttm, "Trailing-twelve-month FCF")):
         print(f"\n{label}: roll-up vs direct models, {len(cuts)} cutoffs {span}; MASE relative to seasonal naive")
         print(rollup_table(scores, series).round(3).to_string())
-    fy = scores["fiscal_years"]
+    fy = scores.fiscal_years
     if len(fy):
         print("\nFiscal-year FCF (reported + forecast quarters of the current / next fiscal year)")
         print(fy.round(3).to_string(index=False))
-    cf = scores["cashflow_by_step"].pivot_table(index="model", columns="step", values="rel_mase")
+    cf = scores.cashflow_by_step.pivot_table(index="model", columns="step", values="rel_mase")
     cf.columns = [f"h{c}" for c in cf.columns]
-    cf["all"] = scores["cashflow_overall"].set_index("model")["rel_mase"]
+    cf["all"] = scores.cashflow_overall.set_index("model")["rel_mase"]
     print("\nFCF point forecasts of each cash-flow variant (MASE relative to seasonal naive)")
     print(cf.sort_values("all").round(3).to_string())
-    nb = scores["nodes_by_step"]
+    nb = scores.nodes_by_step
     h1 = nb[nb["step"] == 1].pivot_table(index="model", columns="unique_id", values="rel_mase")
     print("\nNodes one quarter ahead (MASE relative to seasonal naive): the roll-up, the nested champion, "
           "the guidance midpoint and each candidate")
     print(h1.round(3).to_string())
-    rec = scores["reconciliation"].drop_duplicates("method")[["method", "gm_rel_to_base"]]
+    rec = scores.reconciliation.drop_duplicates("method")[["method", "gm_rel_to_base"]]
     print("\nSegment reconciliation: node MASE relative to the champions' (geometric mean over nodes)")
     print(rec.round(4).to_string(index=False))
 
 
 def run(args: argparse.Namespace) -> int:
-    from features.loader import load_quarterly
-    from forecasting.rollup import prepare_pipeline, rollup
-    from forecasting.rollup_backtest import backtest_rollup, score_rollup
-
-    from experiments import tracking
     from experiments.fanchart import fan_chart
     from experiments.io import write_csv
+    from experiments.track_backtest import RunContext
+    from experiments.track_runs import log_rollup
+    from experiments.tracking import TrackingError
+    from features.aggregates import trailing_twelve_months
+    from features.loader import load_quarterly
+    from forecasting.rollup import rollup
+    from forecasting.rollup_backtest import RollupBacktestConfig, backtest_rollup, score_rollup
+    from forecasting.rollup_pipeline import prepare_pipeline
 
-    check_options(args)
+    profile = check_options(args)
     uri = checked_tracking_uri(args.no_track)
     t0 = time.perf_counter()
-    df = load_quarterly(args.data, args.series_config)
-    book = guidance_for(args)
+    data = data_path(args, profile)
+    df = load_quarterly(data, args.series_config)
+    book = guidance_for(args, profile)
     config = rollup_config(args)
-    pipe = prepare_pipeline(df, config, book)
-    res = rollup(df, config, book, pipeline=pipe)
+    pipe = prepare_pipeline(df, profile, config, book)
+    res = rollup(df, profile, config, book, pipeline=pipe)
+    cal = profile.calendar
     origin = res.params["origin"]
     scale = (f"spread x{res.inputs.error_scale:.2f} from the roll-up's recent misses"
              if config.calibrate else "raw bootstrap spread, not calibrated")
     print(f"Free cash flow roll-up from {origin} ({config.n_paths} paths, errors of {len(res.inputs.windows)} "
           f"past windows, {scale}; guidance: {res.params['guidance']}), USD billions\n")
     print("Trailing-twelve-month FCF")
-    print(format_quantiles(res.ttm))
+    print(format_quantiles(res.ttm, cal))
     print("\nQuarterly FCF")
-    print(format_quantiles(res.quarterly))
+    print(format_quantiles(res.quarterly, cal))
     fy = res.simulation.fiscal_years(res.inputs.history)
     if len(fy):
         print("\nFiscal-year FCF (reported + simulated quarters)")
@@ -197,28 +212,29 @@ def run(args: argparse.Namespace) -> int:
     write_csv(quant, out / "rollup_quantiles.csv")
     write_csv(res.drivers, out / "drivers.csv")
     write_csv(res.choices, out / "champions.csv")
-    fcf_hist = df[df["unique_id"] == "free_cash_flow"].set_index("ds")["y"].rolling(4).sum().dropna()
+    fcf_hist = trailing_twelve_months(df, profile.cash_flow.free_cash_flow).set_index("ds")["y"]
     chart = fan_chart(fcf_hist, {"TTM FCF": res.ttm}, out / "fanchart.png",
-                      title=f"Amazon TTM free cash flow: reported and roll-up from {origin}")
+                      title=f"{profile.title} TTM free cash flow: reported and roll-up from {origin}")
     scores = bt = None
     if args.backtest:
-        bt = backtest_rollup(df, config, book, n_windows=args.backtest_windows, pipeline=pipe)
+        bt = backtest_rollup(df, profile, config, book, RollupBacktestConfig(n_windows=args.backtest_windows),
+                             pipeline=pipe)
         scores = score_rollup(bt)
         print_backtest(bt, scores)
         write_csv(bt.backtest, out / "rollup_backtest.csv")
-        write_csv(scores["by_step"], out / "rollup_scores.csv")
-        write_csv(scores["fiscal_years"], out / "rollup_fiscal_years.csv")
-        write_csv(scores["cashflow_by_step"], out / "cashflow_variants.csv")
-        write_csv(scores["nodes_by_step"], out / "node_scores.csv")
+        write_csv(scores.by_step, out / "rollup_scores.csv")
+        write_csv(scores.fiscal_years, out / "rollup_fiscal_years.csv")
+        write_csv(scores.cashflow_by_step, out / "cashflow_variants.csv")
+        write_csv(scores.nodes_by_step, out / "node_scores.csv")
         write_csv(bt.choices, out / "champions_backtest.csv")
     print(f"\nwrote {out}/rollup_quantiles.csv, drivers.csv, champions.csv, {chart.name}; "
           f"{time.perf_counter() - t0:.1f}s")
     if uri is not None:
         try:
-            run_id = tracking.log_rollup(res, scores=scores, backtest=bt, fanchart=chart,
-                                         experiment=args.experiment or tracking.ROLLUP_EXPERIMENT,
-                                         uri=uri, data_path=args.data)
-        except tracking.TrackingError as exc:
+            context = RunContext(experiment=args.experiment or profile.experiment("rollup"), uri=uri,
+                                 data_path=data, tags={"company": profile.name})
+            run_id = log_rollup(res, context, scores=scores, backtest=bt, fanchart=chart)
+        except TrackingError as exc:
             raise CommandError(str(exc), EXIT_TRACKING) from exc
         print(f"logged MLflow run {run_id} to {uri}")
     return 0

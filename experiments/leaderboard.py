@@ -1,17 +1,66 @@
-"""Readable backtest tables (plain text, markdown, HTML): SeasonalNaive always beside each model.
+"""A backtest's tables, and their readable forms (plain text, markdown, HTML): SeasonalNaive
+always beside each model, the default model marked.
 
-Inputs are the frames of `experiments.tracking.backtest_tables` (``leaderboard``, ``series``
-per series x model, ``step`` per model x horizon, ``series_step``). No I/O here.
+`backtest_tables` computes them once from a backtest frame (`BacktestTables`: pointwise rows,
+the leaderboard, per series, per horizon, per series and horizon, what selecting ensembles
+chose); the commands print them and `experiments.track_backtest` logs them. No I/O here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from forecasting.metrics import BASELINE
+from forecasting.autocombo import choices
+from forecasting.metrics import BASELINE, leaderboard, pointwise, summarize
+
+
+@dataclass
+class BacktestTables:
+    """Everything computed from one backtest frame (see `backtest_tables`).
+
+    Attributes:
+        points: `forecasting.metrics.pointwise` rows; leaderboard: one row per model, best first
+            (with ``fallback_share``); series, step, series_step: `forecasting.metrics.summarize`
+            by series, by horizon, by both; choices: what each selecting ensemble chose per
+            series and cutoff; guidance_h1: the guidance midpoint beside the models one quarter
+            ahead (empty without guidance); default: the default model of the run (marked).
+    """
+
+    points: pd.DataFrame
+    leaderboard: pd.DataFrame
+    series: pd.DataFrame
+    step: pd.DataFrame
+    series_step: pd.DataFrame
+    choices: pd.DataFrame
+    guidance_h1: pd.DataFrame = field(default_factory=pd.DataFrame)
+    default: str | None = None
+
+
+def backtest_tables(bt: pd.DataFrame, history: pd.DataFrame, config, default: str | None = None) -> BacktestTables:
+    """The tables of a backtest frame `bt` run with `config` (`forecasting.backtest.BacktestConfig`)
+    on `history`; `default` names the model the run's tables mark as the default."""
+    level = tuple(config.level)
+    points = pointwise(bt, history, level, config.season_length)
+    board = leaderboard(points, level)
+    # share of forecasts a model handed to its fallback (short series, failed or NaN fits); a
+    # selecting ensemble's model_used names the candidate it chose, which is no fallback
+    chosen = choices(bt)
+    selector = bt["model"].isin(set(chosen["model"]))
+    fell_back = ((bt["model_used"] != bt["model"]) & ~selector).groupby(bt["model"]).mean()
+    board["fallback_share"] = board["model"].map(fell_back).astype(float)
+    return BacktestTables(points=points, leaderboard=board, series=summarize(points, ("unique_id", "model"), level),
+                          step=summarize(points, ("model", "step"), level),
+                          series_step=summarize(points, ("unique_id", "model", "step"), level),
+                          choices=chosen, default=default)
+
+
+def label(model: str, default: str | None) -> str:
+    """A model's name as tables show it: ``StatsMLCombo (default)`` for the default model."""
+    return f"{model} (default)" if default and model == default else model
 
 
 def model_order(models: Sequence[str], baseline: str = BASELINE) -> list[str]:
@@ -20,10 +69,11 @@ def model_order(models: Sequence[str], baseline: str = BASELINE) -> list[str]:
     return ([baseline] if baseline in models else []) + [m for m in models if m != baseline]
 
 
-def leaderboard_view(board: pd.DataFrame) -> pd.DataFrame:
-    """The leaderboard as printed: one row per model, best first."""
+def leaderboard_view(board: pd.DataFrame, default: str | None = None) -> pd.DataFrame:
+    """The leaderboard as printed: one row per model, best first, the default model marked."""
     cov = sorted(c for c in board.columns if c.startswith("coverage_"))
     out = board[["model", "gm_rel_mase", "mean_mase"] + cov].copy()
+    out["model"] = [label(m, default) for m in out["model"]]
     out["beats_SeasonalNaive_on"] = [f"{int(k)}/{int(n)} series" for k, n in
                                      zip(board["series_beating_baseline"], board["n_series"])]
     if "fallback_share" in board.columns:
@@ -93,42 +143,43 @@ def to_markdown(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def sections(tables: Mapping[str, pd.DataFrame]) -> list[tuple[str, str, pd.DataFrame]]:
+def sections(tables: BacktestTables) -> list[tuple[str, str, pd.DataFrame]]:
     """(title, explanation, table) of every leaderboard section."""
-    board = tables["leaderboard"]
+    board = tables.leaderboard
     models = list(board["model"])
     leader = models[0]
-    steps = sorted(tables["step"]["step"].unique())
+    steps = sorted(tables.step["step"].unique())
     show = sorted({steps[0], steps[-1]}) if steps else []
     return [
         ("Models", "gm_rel_mase: geometric mean over series of MASE / SeasonalNaive's MASE (below 1 "
                    "beats the baseline); coverage: share of outcomes inside the interval; fallback: "
-                   "share of forecasts made by the model's simpler fallback (short series, failed fits).",
-         leaderboard_view(board)),
+                   "share of forecasts made by the model's simpler fallback (short series, failed fits)."
+                   + (f" {tables.default} is the default model of this run." if tables.default else ""),
+         leaderboard_view(board, tables.default)),
         ("Per series", "MASE over all horizons; in brackets relative to SeasonalNaive.",
-         versus_baseline(tables["series"], "unique_id", models)),
+         versus_baseline(tables.series, "unique_id", models)),
         ("Per horizon", "MASE pooled over series at each horizon (quarters ahead); in brackets "
                         "relative to SeasonalNaive.",
-         versus_baseline(tables["step"], "step", models)),
+         versus_baseline(tables.step, "step", models)),
         (f"Per series at horizons {', '.join(str(s) for s in show)}",
          f"SeasonalNaive's MASE, the leader {leader}'s relative MASE and each series' best model.",
-         horizon_table(tables["series_step"], leader, show)),
+         horizon_table(tables.series_step, leader, show)),
     ] + ([("One quarter ahead vs the guidance midpoint",
            "MASE relative to SeasonalNaive at h=1 on the series management guides: the middle of the "
            "guided range, and each model (what the models add to or take from what management said).",
-           tables["guidance_h1"])] if len(tables.get("guidance_h1", ())) else [])
+           tables.guidance_h1)] if len(tables.guidance_h1) else [])
 
 
-def leaderboard_markdown(tables: Mapping[str, pd.DataFrame]) -> str:
+def leaderboard_markdown(tables: BacktestTables) -> str:
     parts = ["# Backtest leaderboard", ""]
     for title, text, df in sections(tables):
         parts += [f"## {title}", "", text, "", to_markdown(df), ""]
-    beaten = series_without_winner(tables["series"])
+    beaten = series_without_winner(tables.series)
     parts.append("No model beats SeasonalNaive on: " + (", ".join(beaten) if beaten else "(none)"))
     return "\n".join(parts) + "\n"
 
 
-def leaderboard_html(tables: Mapping[str, pd.DataFrame]) -> str:
+def leaderboard_html(tables: BacktestTables) -> str:
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>Backtest leaderboard</title>",
              "<style>body{font-family:sans-serif}table{border-collapse:collapse}"
              "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}</style></head><body>",
@@ -136,15 +187,16 @@ def leaderboard_html(tables: Mapping[str, pd.DataFrame]) -> str:
     for title, text, df in sections(tables):
         parts += [f"<h2>{title}</h2><p>{text}</p>",
                   df.to_html(index=False, float_format=lambda v: f"{v:.3f}", na_rep="-")]
-    beaten = series_without_winner(tables["series"])
+    beaten = series_without_winner(tables.series)
     parts.append(f"<p>No model beats SeasonalNaive on: {', '.join(beaten) if beaten else '(none)'}</p>")
     return "\n".join(parts) + "</body></html>\n"
 
 
-def rollup_table(scores: dict, series: str) -> pd.DataFrame:
+def rollup_table(scores, series: str) -> pd.DataFrame:
     """Rows: models of `series` (seasonal naive first); columns: relative MASE h1..h4 and over
-    all steps, coverage at 80/95, scaled CRPS, 80% interval score."""
-    bs, ov = scores["by_step"], scores["overall"]
+    all steps, coverage at 80/95, scaled CRPS, 80% interval score (`scores`: a
+    `forecasting.rollup_backtest.RollupScores`)."""
+    bs, ov = scores.by_step, scores.overall
     t = bs[bs["unique_id"] == series].pivot_table(index="model", columns="step", values="rel_mase")
     t.columns = [f"h{c}" for c in t.columns]
     o = ov[ov["unique_id"] == series].set_index("model")
@@ -156,11 +208,9 @@ def rollup_table(scores: dict, series: str) -> pd.DataFrame:
     return t.loc[order]
 
 
-def guidance_table(points, history=None) -> "pd.DataFrame":
+def guidance_table(points: pd.DataFrame) -> pd.DataFrame:
     """Relative MASE at h=1 per guided series (columns) and model (rows), the guidance midpoint
     and SeasonalNaive first, from `forecasting.metrics.pointwise` rows of step 1."""
-    from forecasting.metrics import summarize
-
     t = summarize(points[points["step"] == 1], ("unique_id", "model"))
     w = t.pivot_table(index="model", columns="unique_id", values="rel_mase")
     first = [m for m in ("SeasonalNaive", "GuidanceMidpoint") if m in w.index]

@@ -34,7 +34,8 @@ import numpy as np
 import pandas as pd
 
 from features.errors import DataValidationError, Problem
-from features.loader import _read_csv, shipped_data_dir
+from features.loader import shipped_data_dir
+from features.validation import _read_csv
 
 QUARTERLY_GUIDANCE_FILE = "amzn_guidance_quarterly.csv"
 ANNUAL_GUIDANCE_FILE = "amzn_capex_guidance.csv"
@@ -277,3 +278,50 @@ def load_guidance(quarterly: str | Path | None = None, annual: str | Path | None
     """
     return GuidanceBook(read_quarterly_guidance(quarterly, metrics),
                         read_annual_guidance(annual, metrics=metrics))
+
+
+def guidance_files(profile, data: str | Path | None, choice: str = "auto") -> tuple[Path, ...]:
+    """The guidance files a command reads (quarterly first, then the annual one if any).
+
+    Args:
+        profile: the company's `features.profile.CompanyProfile` (its ``guidance`` files), or None.
+        data: the data file the command reads (None: the profile's, else the shipped one).
+        choice: ``"auto"``: the profile's guidance when `data` is its data file, else the files
+            beside `data` when they are there; ``"none"``: none; else a folder holding them.
+    Raises:
+        FileNotFoundError: `choice` names a folder without the quarterly guidance file.
+    """
+    if choice == "none":
+        return ()
+    if choice == "auto":
+        data_path = Path(data) if data else (profile.data if profile is not None else None)
+        if profile is not None and profile.guidance and (data_path is None or
+                                                          data_path.resolve() == profile.data.resolve()):
+            files = [profile.guidance.get("quarterly"), profile.guidance.get("annual")]
+            return tuple(p for p in files if p is not None and p.is_file())
+        folder = data_path.parent if data_path is not None else shipped_data_dir()
+        if not (folder / QUARTERLY_GUIDANCE_FILE).is_file():
+            return ()
+    else:
+        folder = Path(choice)
+        if not (folder / QUARTERLY_GUIDANCE_FILE).is_file():
+            raise FileNotFoundError(f"--guidance {choice}: no {QUARTERLY_GUIDANCE_FILE} there "
+                                    f"(looked for {(folder / QUARTERLY_GUIDANCE_FILE).resolve()})")
+    return tuple(p for p in (folder / QUARTERLY_GUIDANCE_FILE, folder / ANNUAL_GUIDANCE_FILE) if p.is_file())
+
+
+def load_guidance_files(files: Iterable[Path], series_config: str | Path | None = None) -> GuidanceBook | None:
+    """The `GuidanceBook` of `guidance_files` (None when there are none); metric names are
+    checked against `series_config` (default: ``series.csv`` beside the quarterly file)."""
+    from features.loader import read_series_config
+
+    files = list(files)
+    if not files:
+        return None
+    quarterly = files[0]
+    cfg_path = Path(series_config) if series_config else quarterly.parent / "series.csv"
+    metrics = read_series_config(cfg_path).metrics if cfg_path.is_file() else None
+    book = read_quarterly_guidance(quarterly, metrics)
+    if len(files) < 2:
+        return GuidanceBook(book)
+    return GuidanceBook(book, read_annual_guidance(files[1], metrics=metrics))

@@ -27,7 +27,7 @@ candidate; with no earlier window at all the first candidate is used.
 Measured (forecasting the windows after the ones scored, never the scored ones): choosing per
 series, even shrunk (k = 2..16), was worse than one pooled choice on the M3 quarterly series
 (sMAPE 9.0-9.2 vs 8.7-8.8 at a development origin 8 quarters before the hold-out) and on
-Amazon's 11 core series (relative MASE 0.50-0.55 vs 0.484; a draw on its earlier windows):
+the shipped company's 11 core series (relative MASE 0.50-0.55 vs 0.484; a draw on its earlier windows):
 eight windows are too few to tell two combinations apart on one series. On M3 the windows before an origin favoured
 StatsMLCombo by 1-4% at every development origin while ETS + Theta won the quarters after
 it by 6-10% sMAPE, so the first candidate is kept unless another beats it by 5%.
@@ -37,8 +37,9 @@ members' bounds); the ensemble's intervals are then recalibrated like every mode
 (`forecasting.calibration`). The output's ``model_used`` names the chosen candidate, so a
 backtest frame records what was chosen for every series and cutoff (`choices`).
 
-Only rows known at each series' cutoff are read (`forecasting.ensemble.known_past`): a caller
-that passes too much cannot leak outcomes into the choice.
+Only rows known at each series' cutoff are read (`forecasting.past.known_past`): a caller
+that passes too much cannot leak outcomes into the choice. The library default, ``AutoCombo``,
+is registered in `forecasting.catalogue`.
 """
 
 from __future__ import annotations
@@ -48,8 +49,9 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from forecasting.forecast import LEVELS, enforce_order, interval_columns, output_columns
+from forecasting.frames import LEVELS, SEASON_LENGTH, calendar_of, enforce_order, interval_columns, output_columns
 from forecasting.models import ModelSpec, get_spec, register
+from forecasting.past import known_past, series_cutoffs
 
 #: Default number of earlier cutoffs whose errors count.
 WINDOWS = 8
@@ -60,7 +62,7 @@ PRIOR_WEIGHT = float("inf")
 def candidate_members(name: str) -> tuple[tuple[str, ...], str]:
     """``(members, combiner)`` of a candidate: an ensemble's members, or the model itself."""
     spec = get_spec(name)
-    if spec.engine != "ensemble":
+    if spec.kind != "ensemble":
         return (spec.name,), "mean"
     combiner = spec.options.get("combiner", "median")
     if combiner not in ("mean", "median"):
@@ -106,16 +108,13 @@ def scores(
         ``unique_id, candidate, n_windows, score, pooled, shrunk`` (``score`` = s_ic, ``pooled``
         = P_c, ``shrunk`` = L_ic); one row per series x candidate.
     """
-    from forecasting.ensemble import known_past
-
     ids = list(cutoffs.index)
     out = pd.MultiIndex.from_product([ids, list(candidates)], names=["unique_id", "candidate"]).to_frame(index=False)
     p = known_past(past, cutoffs)
     if len(p) and "cutoff" in p.columns:
         p = p[p["model"].isin({m for c in candidates for m in candidate_members(c)[0]})]
-        cut_q = pd.PeriodIndex(pd.DatetimeIndex(p["cutoff"]), freq="Q").asi8
-        now_q = pd.PeriodIndex(pd.DatetimeIndex(p["unique_id"].map(cutoffs)), freq="Q").asi8
-        p = p[cut_q >= now_q - int(windows)]
+        cal = calendar_of(p)
+        p = p[cal.steps(p["cutoff"], p["unique_id"].map(cutoffs)) <= int(windows)]
     else:
         p = p.iloc[0:0]
     if len(p) == 0:
@@ -126,8 +125,7 @@ def scores(
     fc = candidate_forecasts(p[["unique_id", "ds", "cutoff", "model", "mean"]], candidates)
     fc = fc.join(y, on=["unique_id", "cutoff", "ds"])
     fc["e"] = np.abs(fc["y"].to_numpy(dtype=float) - fc["mean"].to_numpy(dtype=float))
-    fc["step"] = (pd.PeriodIndex(pd.DatetimeIndex(fc["ds"]), freq="Q").asi8
-                  - pd.PeriodIndex(pd.DatetimeIndex(fc["cutoff"]), freq="Q").asi8)
+    fc["step"] = calendar_of(fc).steps(fc["cutoff"], fc["ds"])
     fc = fc[np.isfinite(fc["e"])]
     s = fc.groupby(["unique_id", "candidate", "step"])["e"].mean().groupby(level=[0, 1]).mean()
     n = fc.groupby("unique_id")["cutoff"].nunique()
@@ -171,7 +169,7 @@ def select(
     level: Sequence[int] = LEVELS,
     history: pd.DataFrame | None = None,
     past: pd.DataFrame | None = None,
-    season_length: int = 4,
+    season_length: int = SEASON_LENGTH,
 ) -> pd.DataFrame:
     """The selecting ensemble `spec` at one cutoff: each series forecast by its chosen candidate.
 
@@ -185,8 +183,6 @@ def select(
         ``output_columns(level)`` with ``model`` = `spec.name` and ``model_used`` = the chosen
         candidate.
     """
-    from forecasting.ensemble import series_cutoffs
-
     candidates = list(spec.options["candidates"])
     cuts = series_cutoffs(members_fc)
     table = scores(past, candidates, cuts, int(spec.options.get("windows", WINDOWS)),
@@ -223,7 +219,7 @@ def register_selector(
         raise ValueError(f"selecting ensemble '{name}' needs candidates")
     members = list(dict.fromkeys(m for c in candidates for m in candidate_members(c)[0]))
     return register(
-        ModelSpec(name=name, engine="ensemble", family="ensemble", members=tuple(members), min_obs=1,
+        ModelSpec(name=name, kind="ensemble", family="ensemble", members=tuple(members), min_obs=1,
                   fallback=None, complexity=10,
                   params={"candidates": ",".join(candidates), "combiner": "select", "windows": int(windows),
                           "prior_weight": float(prior_weight), "margin": float(margin)},
@@ -256,29 +252,8 @@ def choices(fc: pd.DataFrame) -> pd.DataFrame:
     rows = rows.copy()
     if "cutoff" not in rows.columns:
         first = rows.groupby(["model", "unique_id"])["ds"].transform("min")
-        rows["cutoff"] = pd.to_datetime(first) - pd.offsets.QuarterEnd(1)
+        rows["cutoff"] = pd.to_datetime(first) - calendar_of(rows).offset(1)
     out = rows.drop_duplicates(["model", "unique_id", "cutoff"])[["model", "unique_id", "cutoff", "model_used"]]
     out = out.rename(columns={"model_used": "chosen"})
     out["members"] = out["chosen"].map(lambda c: ",".join(candidate_members(c)[0]))
     return out[cols].sort_values(["model", "unique_id", "cutoff"]).reset_index(drop=True)
-
-
-#: AutoCombo's candidates, the prior first: the EAT-type pair (ETS and a theta model), the
-#: Amazon mixes, the theta family, the ML members, and ETS and theta alone.
-AUTO_CANDIDATES = ("ETSThetaCombo", "StatsMLCombo", "StatsCombo", "ThetaCombo", "MLCombo", "AutoETS",
-                   "DynamicOptimizedTheta")
-#: How much better than the prior (ETSThetaCombo) another candidate must score to be chosen.
-AUTO_MARGIN = 0.05
-
-
-def _register_default() -> None:
-    from forecasting.models import _ensure_loaded
-
-    _ensure_loaded()  # the candidates live in the other extension modules
-    register_selector(
-        "AutoCombo", AUTO_CANDIDATES, windows=WINDOWS, prior_weight=PRIOR_WEIGHT, margin=AUTO_MARGIN,
-        description="one combination per data set and origin, chosen on the last 8 windows known at the "
-                    "origin among " + ", ".join(AUTO_CANDIDATES))
-
-
-_register_default()

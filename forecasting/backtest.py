@@ -14,10 +14,12 @@ current cutoff, i.e. outcomes that were reported by then. Warm-up rows are not r
 The cutoffs are independent, so their base forecasts run side by side in worker processes
 (`forecasting.parallel`, ``n_jobs``); the learned post-steps then replay the cutoffs in order.
 A cutoff keeps the series with 2+ quarters up to it and a reported quarter after it.
+Quarters are counted on the data's own quarter ends (any fiscal calendar).
 
-Output: the forecast frame (`forecasting.forecast.output_columns`) plus ``cutoff``,
-``step`` (1..h quarters ahead) and ``y`` (the reported value), one row per series x cutoff x
-model x step for which a reported value exists.
+Output: the backtest frame (`forecasting.frames.backtest_columns`): the forecast frame plus
+``cutoff``, ``step`` (1..h quarters ahead) and ``y`` (the reported value), one row per series
+x cutoff x model x step for which a reported value exists; checked by
+`forecasting.frames.check_backtest_frame`.
 """
 
 from __future__ import annotations
@@ -28,14 +30,24 @@ from dataclasses import asdict, dataclass, field
 
 import pandas as pd
 
-from forecasting.forecast import (
+from forecasting.calibration import conformalize
+from forecasting.catalogue import resolve
+from forecasting.dispatch import forecast_base
+from forecasting.engines.distributed import check_engine, is_distributed, to_pandas_input
+from forecasting.ensemble import combine
+from forecasting.frames import (
     LEVELS,
+    MAX_HORIZON,
+    SEASON_LENGTH,
     ShortSeriesWarning,
+    backtest_columns,
+    calendar_of,
+    check_backtest_frame,
+    check_horizon,
     check_series_frame,
-    forecast_base,
-    output_columns,
 )
-from forecasting.models import SEASON_LENGTH, get_spec, resolve, with_members
+from forecasting.models import get_spec, with_members
+from forecasting.parallel import base_forecasts
 
 
 @dataclass(frozen=True)
@@ -54,8 +66,7 @@ class BacktestConfig:
     models: tuple[str, ...] = field(default_factory=tuple)
 
     def __post_init__(self):
-        if not 1 <= self.h <= 8:
-            raise ValueError(f"horizon h must be between 1 and 8, got {self.h}")
+        check_horizon(self.h, maximum=MAX_HORIZON)
         if self.n_windows < 1 or self.step_size < 1 or self.warmup_windows < 0:
             raise ValueError("n_windows and step_size must be >= 1 and warmup_windows >= 0")
         if self.intervals not in ("conformal", "model"):
@@ -77,9 +88,10 @@ def cutoffs(
     window has all `h` outcomes; 1 gives the most recent one-step errors for calibration).
     """
     last = pd.Timestamp(df["ds"].max())
+    cal = calendar_of(df)
     end = h if end_offset is None else end_offset
     offsets = [end + (n_windows - 1 - i) * step_size for i in range(n_windows)]
-    return [last - pd.offsets.QuarterEnd(k) for k in offsets]
+    return [last - cal.offset(k) for k in offsets]
 
 
 def backtest(
@@ -100,9 +112,9 @@ def backtest(
         models: names, a family, ``"all"`` or None (defaults); SeasonalNaive always runs.
         config: a `BacktestConfig`; keyword `overrides` replace its fields (``h=8``...).
         progress: wraps the iterator over finished cutoffs (``tqdm.tqdm``) for a progress bar.
-        engine: where the statistical models are fitted at each cutoff: None (this process),
+        engine: the executor of the statistical models at each cutoff: None (this process),
             ``"dask"``, a ``dask.distributed.Client`` or another Fugue engine (see
-            `forecasting.distributed`). Results equal the local ones.
+            `forecasting.engines.distributed`). Results equal the local ones.
         guidance: a `features.guidance.GuidanceBook`; at each cutoff the guided models see
             only the rows announced by the day that quarter was reported
             (`GuidanceBook.at_cutoff`), never a later one.
@@ -114,8 +126,6 @@ def backtest(
     config = config or BacktestConfig()
     if overrides:
         config = BacktestConfig(**{**asdict(config), **overrides})
-    from forecasting.distributed import check_engine, to_pandas_input
-
     df, was_dask = to_pandas_input(df)
     engine = check_engine("dask" if was_dask and engine is None else engine)
     df = check_series_frame(df)
@@ -144,14 +154,14 @@ def backtest(
             f"{cuts[-1].date()}; use fewer windows (n_windows, warmup_windows) or longer series")
     out = pd.concat(results, ignore_index=True)
     out = out[out["model"].isin([s.name for s in requested])]
-    return finish(out, config)
+    return check_backtest_frame(finish(out, config), config.level)
 
 
 def finish(out: pd.DataFrame, config: BacktestConfig) -> pd.DataFrame:
     """Rows with a reported outcome, a ``step`` column, the backtest's column order."""
     out = out.dropna(subset=["y"]).copy()
-    out["step"] = _quarters_between(out["cutoff"], out["ds"])
-    cols = ["unique_id", "cutoff", "ds", "step", "y"] + output_columns(config.level)[2:]
+    out["step"] = pd.Series(calendar_of(out).steps(out["cutoff"], out["ds"]), index=out.index).astype(int)
+    cols = backtest_columns(config.level)
     return out[cols].sort_values(["unique_id", "model", "cutoff", "ds"]).reset_index(drop=True)
 
 
@@ -178,12 +188,8 @@ def base_at_cutoffs(windows, specs, config: BacktestConfig, engine=None, n_jobs:
     Locally the cutoffs run in parallel processes and may be cached (`forecasting.parallel`);
     with a cluster `engine` they run one after the other, each distributed over the cluster.
     Guided models see `guidance` as known at each cutoff (`GuidanceBook.at_cutoff`)."""
-    from forecasting.distributed import is_distributed
-
     known = [guidance.at_cutoff(cut) if guidance is not None else None for cut, _ in windows]
     if not is_distributed(engine):
-        from forecasting.parallel import base_forecasts
-
         return base_forecasts([t for _, t in windows], config.h, specs, config.level, config.season_length,
                               config.seed, n_jobs=n_jobs, cache=cache, progress=progress, guidance=known)
     out = []
@@ -236,9 +242,7 @@ def post_process(
     known at this cutoff (with ``y``), carrying the *uncalibrated* intervals.
     """
     for spec in specs:
-        if spec.engine == "ensemble":
-            from forecasting.ensemble import combine
-
+        if spec.kind == "ensemble":
             members = fc[fc["model"].isin(spec.members)]
             comb = combine(members, spec, config.level, history=train, past=past,
                            season_length=config.season_length)
@@ -252,17 +256,7 @@ def post_process(
 def _calibrate(fc: pd.DataFrame, config: BacktestConfig, train: pd.DataFrame, past: pd.DataFrame) -> pd.DataFrame:
     if config.intervals != "conformal":
         return fc
-    from forecasting.calibration import conformalize
-
     return conformalize(fc, past, config.level, train=train, season_length=config.season_length)
-
-
-
-
-def _quarters_between(start: pd.Series, end: pd.Series) -> pd.Series:
-    s = pd.PeriodIndex(pd.DatetimeIndex(start), freq="Q")
-    e = pd.PeriodIndex(pd.DatetimeIndex(end), freq="Q")
-    return pd.Series((e.year - s.year) * 4 + (e.quarter - s.quarter), index=start.index).astype(int)
 
 
 def _model_of(message: str) -> str:

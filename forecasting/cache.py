@@ -1,6 +1,6 @@
 """A disk cache of base forecasts, keyed by data vintage: a rolling window is fitted once.
 
-The base forecasts made at one cutoff (`forecasting.forecast.forecast_base`) depend only on the
+The base forecasts made at one cutoff (`forecasting.dispatch.forecast_base`) depend only on the
 rows up to that cutoff, the models and their settings, and the installed code. `forecast()`
 recomputes the same earlier windows at every call to calibrate intervals and choose
 combinations; with this cache a repeated call, or the next quarter's call (all windows but
@@ -33,6 +33,8 @@ from functools import lru_cache
 from pathlib import Path
 
 import pandas as pd
+
+from forecasting.models import get_spec
 
 FORMAT = 1
 #: Default size limit of the cache folder, in megabytes (``FCF_CACHE_MAX_MB``).
@@ -69,21 +71,19 @@ def code_fingerprint() -> str:
             h.update(f"{pkg}=none;".encode())
     root = Path(__file__).resolve().parents[1]
     for folder in ("forecasting", "features"):
-        for path in sorted((root / folder).glob("*.py")):
-            h.update(path.name.encode())
+        for path in sorted((root / folder).rglob("*.py")):
+            h.update(path.relative_to(root).as_posix().encode())
             h.update(path.read_bytes())
     return h.hexdigest()
 
 
 def spec_signature(spec) -> str:
     """What makes a spec's forecasts what they are: its settings and its fallback chain."""
-    from forecasting.models import get_spec
-
     parts, seen = [], set()
     current = spec
     while current is not None and current.name not in seen:
         seen.add(current.name)
-        parts.append(repr((current.name, current.engine, current.family, current.min_obs, current.fallback,
+        parts.append(repr((current.name, current.kind, current.family, current.min_obs, current.fallback,
                            current.members, sorted((k, repr(v)) for k, v in dict(current.params).items()),
                            sorted((k, repr(v)) for k, v in dict(current.options).items()))))
         current = get_spec(current.fallback) if current.fallback else None

@@ -1,8 +1,8 @@
 """Conformal calibration of prediction intervals from earlier rolling-origin windows.
 
 Model intervals fitted on 14-50 quarters are over-confident for income and cash-flow series
-and too wide for smooth sales series: plain statsforecast's 80% intervals cover 49-69% of
-Amazon's reported outcomes. We keep each model's point forecast and the *shape* of its
+and too wide for smooth sales series: plain statsforecast's 80% intervals covered 49-69% of
+the shipped company's reported outcomes. We keep each model's point forecast and the *shape* of its
 interval (how it widens with the horizon) and rescale its width so that it would have
 covered the nominal share of outcomes in earlier windows.
 
@@ -37,10 +37,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from features.calendar import FiscalCalendar
+from forecasting.frames import SEASON_LENGTH, calendar_of, enforce_order
+
 
 @dataclass(frozen=True)
 class CalibrationSettings:
-    """Tuning of `conformalize` (chosen on the Amazon backtest; see the README)."""
+    """Tuning of `conformalize` (chosen on the shipped company's backtest; see the README)."""
 
     window: int = 12
     prior_weight: float = 12.0
@@ -68,6 +71,19 @@ def interval_scores(p: pd.DataFrame, level: int) -> pd.Series:
     """The nonconformity score of each row of `p` (``y, mean, lo-<level>, hi-<level>``):
     |y - f| over the distance from f to the bound on y's side (NaN where that distance is 0)."""
     return _scores(p, level)
+
+
+def conformal_factor(rows: pd.DataFrame, level: int = 80, min_rows: int = 8) -> float:
+    """The split-conformal quantile at `level` of the `interval_scores` of past rows with
+    outcomes: by how much the level-`level` intervals of those rows should have been widened
+    (> 1) or narrowed (< 1) to cover `level`% of them. 1.0 with fewer than `min_rows` scores."""
+    rows = rows.dropna(subset=["y"])
+    if len(rows) < min_rows:
+        return 1.0
+    s = interval_scores(rows, level).to_numpy(dtype=float)
+    s = s[np.isfinite(s)]
+    q = conformal_quantile(s, level / 100) if len(s) >= min_rows else np.nan
+    return float(q) if np.isfinite(q) and q > 0 else 1.0
 
 
 def _scores(p: pd.DataFrame, lv: int) -> pd.Series:
@@ -100,18 +116,14 @@ def _factors(vals: np.ndarray, uids: np.ndarray, ids: np.ndarray, level: float,
 class _Scored:
     """One model's past rows as arrays (quarters as integers), for the replay loop."""
 
-    def __init__(self, p: pd.DataFrame, lv: int):
-        self.cut = pd.PeriodIndex(pd.DatetimeIndex(p["cutoff"]), freq="Q").asi8
-        self.ds = pd.PeriodIndex(pd.DatetimeIndex(p["ds"]), freq="Q").asi8
+    def __init__(self, p: pd.DataFrame, lv: int, calendar: FiscalCalendar):
+        self.cut = calendar.ordinals(p["cutoff"])
+        self.ds = calendar.ordinals(p["ds"])
         self.uid = p["unique_id"].to_numpy().astype(str)
         self.s = _scores(p, lv).to_numpy(dtype=float)
 
     def window(self, t: int, s: CalibrationSettings) -> np.ndarray:
         return (self.cut < t) & (self.cut >= t - s.window) & (self.ds <= t)
-
-
-def _quarter(ts) -> int:
-    return int(pd.Period(pd.Timestamp(ts), freq="Q").ordinal)
 
 
 def adaptive_level(p: _Scored, target: float, cutoff: int, s: CalibrationSettings = DEFAULT) -> float:
@@ -146,7 +158,7 @@ def conformalize(
     past: pd.DataFrame,
     level: Sequence[int],
     train: pd.DataFrame | None = None,
-    season_length: int = 4,
+    season_length: int = SEASON_LENGTH,
     settings: CalibrationSettings = DEFAULT,
 ) -> pd.DataFrame:
     """Rescale the intervals of `fc` (one cutoff) using `past` (see the module docstring).
@@ -162,8 +174,7 @@ def conformalize(
     """
     if past is None or len(past) == 0 or len(fc) == 0:
         return fc
-    from forecasting.forecast import enforce_order
-
+    cal = calendar_of(fc)
     cutoff = pd.Timestamp(fc["cutoff"].iloc[0])
     past = past.dropna(subset=["y"])
     fc = fc.copy()
@@ -174,8 +185,8 @@ def conformalize(
             rows = (fc["model"] == model).to_numpy()
             if not rows.any():
                 continue
-            scored = _Scored(p, lv)
-            t = _quarter(cutoff)
+            scored = _Scored(p, lv, cal)
+            t = int(cal.ordinals([cutoff])[0])
             a = adaptive_level(scored, lv / 100, t, settings)
             w = scored.window(t, settings)
             ids = fc.loc[rows, "unique_id"].to_numpy().astype(str)

@@ -17,7 +17,7 @@ MinTrace (Wickramasuriya et al. 2019, hierarchicalforecast's `MinTrace`) finds t
 so the direct FCF forecast, the bridge and the OCF and capex models are combined with
 weights learnt from their past errors, and the result satisfies FCF = OCF - capex exactly.
 W is estimated from the errors of earlier forecasts whose outcomes were reported by the
-cutoff (never later ones), scaled by the level of net sales at their cutoff so that a
+cutoff (never later ones), scaled by the level of total sales at their cutoff so that a
 decade of growth does not let the latest years dominate: ``wls_var`` (diagonal, default),
 ``mint_shrink`` (Schafer-Strimmer shrunk covariance) or ``ols`` (W = I, no learning).
 A node without a forecast at a cutoff is dropped from S there.
@@ -29,6 +29,8 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+
+from forecasting.hierarchy import mintrace
 
 NODES = ("fcf", "ocf_bridge", "ocf", "capex")
 #: Rows of the summing matrix, columns (OCF, capex).
@@ -56,8 +58,6 @@ def reconcile_cashflow(base: pd.DataFrame, errors: pd.DataFrame | None, method: 
     Returns:
         ``ds, ocf, capex, fcf`` (reconciled) plus ``method_used``.
     """
-    from forecasting.hierarchy import mintrace
-
     if method not in METHODS:
         raise ValueError(f"cash-flow reconciliation method must be one of {METHODS}, got '{method}'")
     nodes = [n for n in NODES if n in base.columns and base[n].notna().all()]

@@ -2,16 +2,16 @@
 
 A claims file is YAML::
 
-    name: amazon_2026                     # optional, default: the file name
+    name: company_2026                    # optional, default: the file name
     description: one paragraph            # optional
     claims:                               # required, at least one
-      - id: aws_growth_each_quarter_2026  # letters, digits, _ . - (used as an MLflow metric key)
-        text: AWS net sales grow more than 25% year over year in every quarter of 2026
+      - id: cloud_growth_each_quarter_2026  # letters, digits, _ . - (used as an MLflow metric key)
+        text: cloud segment net sales grow more than 25% year over year in every quarter of 2026
         source: who said it, where, when  # free text
-        series: net_sales_aws             # a series of the data (or of the roll-up's paths)
+        series: net_sales_cloud           # a series of the data (or of the roll-up's paths)
         measure: yoy_growth               # value (default) | yoy_growth | ratio | ttm
-        over: net_sales_aws               # ratio only: the denominator (operating margin:
-                                          #   series operating_income_aws over net_sales_aws)
+        over: net_sales_cloud             # ratio only: the denominator (operating margin:
+                                          #   series operating_income_cloud over net_sales_cloud)
         relative_to: 2025Q4               # optional: the quantity divided by its value then
                                           #   (a ratio to an earlier period: doubling is ">= 2")
         period: 2026Q1..2026Q4            # a quarter (2026Q3), a fiscal year (2026) or a range
@@ -22,7 +22,7 @@ A claims file is YAML::
 Quantities of a series S in a period p:
 
 - ``value``: S in quarter p; in fiscal year p, the sum of its four quarters (fiscal year =
-  the calendar year of the quarter ends, as in the roll-up; Amazon's fiscal year).
+  the calendar year of the quarter ends: claims are written on calendar quarters).
 - ``yoy_growth``: value(p) / value(p one year earlier) - 1 (quarter or fiscal year).
 - ``ratio``: value(S, p) / value(over, p), e.g. an operating margin (fiscal year: sum / sum).
 - ``ttm``: the trailing-twelve-month sum of S ending at quarter p.
@@ -245,7 +245,7 @@ def claim_from_dict(item, source: str = "<dict>", index: int = 1) -> Claim:
         raise err("measure", f"unknown measure '{measure}'{hint}; choose from {', '.join(MEASURES)}")
     over = item.get("over")
     if measure == "ratio" and not over:
-        raise err("over", "a ratio needs 'over': the denominator series (e.g. net_sales_aws for a margin)")
+        raise err("over", "a ratio needs 'over': the denominator series (e.g. a segment's net sales for its margin)")
     if measure != "ratio" and over:
         raise err("over", f"'over' is only used with measure: ratio (this claim's measure is {measure})")
     periods = _periods(item["period"], err)

@@ -1,6 +1,6 @@
 """Do the claim probabilities mean something? Claims made at past cutoffs, scored when reported.
 
-At each past cutoff c of a roll-up `forecasting.rollup.Pipeline`, the same kinds of claims a
+At each past cutoff c of a roll-up `forecasting.rollup_pipeline.Pipeline`, the same kinds of claims a
 claims file holds are generated from what was known at c (`auto_claims`), with thresholds
 from the reported quarters up to c and the guidance known on the day c was reported:
 
@@ -36,17 +36,15 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from forecasting.bridge import FCF, NET_CAPEX, OCF, OI, SALES
 from forecasting.claims import Claim, Condition
 from forecasting.claims_eval import NotEvaluable, Outcomes, claim_holds, claim_values, quantity
-from forecasting.hierarchy import MEASURES, SEGMENTS, series_name
 from forecasting.rollup import (
-    Pipeline,
     build_inputs,
     calibration_factor,
     recent_misses,
     simulate,
 )
+from forecasting.rollup_pipeline import Pipeline, RollupSeries
 
 KINDS = ("growth_above_last_year", "growth_above_latest", "margin_above_last_year", "ttm_above_current",
          "fy_growth_above_last_year", "inside_guided_range", "above_guided_range")
@@ -76,13 +74,18 @@ class Subjects:
         return list(dict.fromkeys(s))
 
 
-def default_subjects() -> Subjects:
-    """The roll-up's own tree (`forecasting.hierarchy`) and cash-flow series (`forecasting.bridge`)."""
-    sales, oi = MEASURES
-    nodes = (*SEGMENTS, "total")
-    return Subjects(growth=(*(series_name(sales, n) for n in nodes), NET_CAPEX),
-                    margins=tuple((series_name(oi, n), series_name(sales, n)) for n in nodes),
-                    ttm=(FCF, OCF, NET_CAPEX), guided=(SALES, OI))
+def default_subjects(series: RollupSeries) -> Subjects:
+    """The roll-up's own tree (its segments and the totals of the bridge's sales and operating
+    income) and cash-flow series."""
+    cash, tree = series.cash, series.tree
+    sales = next(m.name for m in tree.measures if m.total == cash.sales)
+    oi = next((m.name for m in tree.measures if m.total == cash.operating_income), None)
+    seg_sales = [s.series[sales] for s in tree.segments]
+    margins = [(s.series[oi], s.series[sales]) for s in tree.segments] if oi else []
+    return Subjects(growth=(*seg_sales, cash.sales, cash.capex),
+                    margins=(*margins, (cash.operating_income, cash.sales)),
+                    ttm=(cash.free_cash_flow, cash.operating_cash_flow, cash.capex),
+                    guided=(cash.sales, cash.operating_income))
 
 
 def _claim(kind: str, series: str, periods, cond: Condition, measure: str, over: str | None = None) -> Claim:
@@ -163,9 +166,9 @@ def seasonal_naive_paths(reported: pd.DataFrame, series: Iterable[str], cutoff, 
         y = reported[(reported["unique_id"] == s) & (reported["ds"] <= c)].set_index("ds")["y"]
         vals = []
         for k in range(1, h + 1):
-            src = c + pd.offsets.QuarterEnd(k)
+            src = c + pd.offsets.QuarterEnd(k, startingMonth=c.month)
             while src > c:
-                src = src - pd.offsets.QuarterEnd(4)
+                src = src - pd.offsets.QuarterEnd(4, startingMonth=c.month)
             vals.append(float(y.get(src, np.nan)))
         if np.isfinite(vals).all():
             out[s] = np.array([vals])
@@ -199,7 +202,7 @@ def claims_at_cutoffs(pipe: Pipeline, guidance=None, h: int = 4, cutoffs: Sequen
         probability_sn, error_scale``; a probability is NaN where the claim cannot be
         evaluated on those paths.
     """
-    subjects = subjects or default_subjects()
+    subjects = subjects or default_subjects(pipe.series)
     newest = pipe.history["ds"].max()
     todo = [pd.Timestamp(c) for c in (cutoffs if cutoffs is not None else pipe.cutoffs) if pd.Timestamp(c) < newest]
     rows = []

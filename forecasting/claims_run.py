@@ -5,14 +5,14 @@
    series the data does not have makes its claim "not evaluable").
 2. The roll-up (`forecasting.rollup`) gives sample paths of the segments, totals, capex,
    OCF, FCF and TTM FCF after the newest reported quarter, with its calibrated spread.
-3. A claim about a reported series the roll-up does not simulate (advertising) gets paths
+3. A claim about a reported series the roll-up does not simulate (a revenue category) gets paths
    from `forecasting.forecast.forecast`'s calibrated 80/95% intervals
    (`forecasting.claims_eval.interval_paths`: quarters perfectly correlated, independent of
    the roll-up's paths), and its ``method`` column says so: such probabilities are weaker.
 4. Each claim's probability, median and realised outcome (`forecasting.claims_eval.evaluate`),
    under the base case and under each scenario (`forecasting.scenarios`, same paths and
    seed). Under a scenario that sets a driver of a series simulated outside the roll-up
-   (advertising growth), claims on that series are not evaluated.
+   (a revenue category's growth), claims on that series are not evaluated.
 5. Where outcomes landed against management's guided ranges, and the reliability of claims
    generated at past cutoffs (`forecasting.claims_calibration`).
 """
@@ -25,15 +25,23 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from forecasting.bridge import FCF
+from features.aggregates import trailing_twelve_months
+from features.profile import CompanyProfile
 from forecasting.claims import ClaimSet, check_claims
 from forecasting.claims_calibration import brier_scores, calibration_claims, guidance_outcomes, reliability
 from forecasting.claims_eval import Outcomes, evaluate, interval_paths
-from forecasting.hierarchy import hierarchy_series
-from forecasting.rollup import FCF_TTM, SIMULATED, RollupConfig, RollupResult, prepare_pipeline, rollup
+from forecasting.forecast import forecast
+from forecasting.frames import ShortSeriesWarning
+from forecasting.rollup import RollupResult, rollup
+from forecasting.rollup_pipeline import RollupConfig, RollupSeries, prepare_pipeline
+from forecasting.scenarios import as_scenario, check_periods, run_scenarios
 
-#: Series the roll-up simulates path by path (segments, totals, retail, capex, OCF, FCF, TTM FCF).
-ROLLUP_SERIES = tuple(dict.fromkeys([*SIMULATED, *hierarchy_series(), FCF, FCF_TTM]))
+
+def rollup_series(series: RollupSeries) -> tuple[str, ...]:
+    """Series the roll-up simulates path by path (the tree's nodes, capex, OCF, FCF, TTM FCF)."""
+    return tuple(dict.fromkeys([*series.simulated, *series.tree.nodes(), series.fcf, series.fcf_ttm]))
+
+
 #: The ``method`` of claims evaluated on the roll-up's own paths.
 ROLLUP_METHOD = "roll-up paths"
 #: Guided quarters shown in the recent window of the guidance table.
@@ -76,23 +84,21 @@ class ClaimsReport:
 
 
 def extra_paths(df: pd.DataFrame, series: Iterable[str], ds: pd.DatetimeIndex, n_paths: int,
-                seed: int = 0) -> tuple[dict, dict]:
+                seed: int = 0, default: str | None = None) -> tuple[dict, dict]:
     """Paths of reported series the roll-up does not simulate, from `forecast`'s calibrated
-    intervals (the library's default model). A series whose last reported quarter is not the
-    one before ``ds[0]`` gets none.
+    intervals (the default model: `default`, a company profile's, or the library's). A series
+    whose last reported quarter is not the one before ``ds[0]`` gets none.
 
     Returns:
         ``(paths, methods)``: series -> (n_paths, len(ds)); series -> how they were made.
     """
-    from forecasting.forecast import ShortSeriesWarning, forecast
-
-    origin = ds[0] - pd.offsets.QuarterEnd(1)
+    origin = ds[0] - pd.offsets.QuarterEnd(1, startingMonth=ds[0].month)
     todo = [s for s in series if df.loc[df["unique_id"] == s, "ds"].max() == origin]
     if not todo:
         return {}, {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ShortSeriesWarning)
-        fc = forecast(df[df["unique_id"].isin(todo)], h=len(ds))
+        fc = forecast(df[df["unique_id"].isin(todo)], h=len(ds), default=default)
     paths, methods = {}, {}
     for s in todo:
         rows = fc[fc["unique_id"] == s]
@@ -107,65 +113,67 @@ def extra_paths(df: pd.DataFrame, series: Iterable[str], ds: pd.DatetimeIndex, n
     return paths, methods
 
 
-def with_ttm(df: pd.DataFrame) -> pd.DataFrame:
-    """`df` with the reported trailing-twelve-month FCF (``free_cash_flow_ttm``), which the
-    roll-up's paths carry, so claims written on that series have reported values too."""
-    from features.loader import trailing_twelve_months
-
+def with_ttm(df: pd.DataFrame, series: RollupSeries) -> pd.DataFrame:
+    """`df` with the reported trailing-twelve-month FCF, which the roll-up's paths carry, so
+    claims written on that series have reported values too."""
     ids = set(df["unique_id"])
-    if FCF not in ids or FCF_TTM in ids:
+    if series.fcf not in ids or series.fcf_ttm in ids:
         return df
-    return pd.concat([df, trailing_twelve_months(df, FCF)], ignore_index=True)
+    return pd.concat([df, trailing_twelve_months(df, series.fcf)], ignore_index=True)
 
 
-def run_claims(df: pd.DataFrame, claims: ClaimSet, config: RollupConfig | None = None, guidance=None,
-               scenarios: Sequence = (), calibration_h: int | None = 4, pipeline=None,
+def run_claims(df: pd.DataFrame, profile: CompanyProfile, claims: ClaimSet, config: RollupConfig | None = None,
+               guidance=None, scenarios: Sequence = (), calibration_h: int | None = 4, pipeline=None,
                progress: Callable[[Iterable], Iterable] | None = None) -> ClaimsReport:
     """Probabilities of `claims` under the roll-up's forecast distribution (module docstring).
 
     Args:
         df: every modelled series (`features.loader.load_quarterly()`); its newest quarter
             is the origin, and it holds the realised outcomes.
+        profile: the company's profile (roll-up series, scenario drivers, default model).
         claims: a `ClaimSet` (`forecasting.claims.load_claims`).
         config: roll-up settings; ``h`` quarters are simulated (claims beyond are not
-            evaluable); advertising is added to ``extra`` when a scenario sets its growth.
+            evaluable); a revenue category is added to ``extra`` when a scenario sets its growth.
         guidance: `features.guidance.GuidanceBook` (guided models, guidance table, guided
             claims at past cutoffs) or None.
         scenarios: scenario files, dicts or `Scenario` objects.
         calibration_h: quarters ahead of the claims generated at past cutoffs (None: skip
             the reliability table).
-        pipeline: a computed `forecasting.rollup.Pipeline` (same data and config) to reuse.
+        pipeline: a computed `forecasting.rollup_pipeline.Pipeline` (same data and config) to reuse.
     """
-    from forecasting.scenarios import ADVERTISING, as_scenario, check_periods, run_scenarios
-
-    config = config or RollupConfig()
-    parsed = [as_scenario(s) for s in scenarios]
+    rs = RollupSeries.of(profile)
+    config = (config or RollupConfig()).for_company(profile)
+    parsed = [as_scenario(s, profile) for s in scenarios]
     origin = pd.Timestamp(df["ds"].max())
-    ds = pd.DatetimeIndex([origin + pd.offsets.QuarterEnd(k) for k in range(1, config.h + 1)])
+    ds = pd.DatetimeIndex([origin + rs.calendar.offset(k) for k in range(1, config.h + 1)])
     for s in parsed:  # fail before any model is fitted
-        check_periods(s, origin, ds)
-    not_evaluable = check_claims(claims, df, ROLLUP_SERIES)
-    if any(s.needs_advertising for s in parsed) and ADVERTISING not in config.extra:
-        config = config.replace(extra=(*config.extra, ADVERTISING))
-    pipe = pipeline or prepare_pipeline(df, config, guidance)
-    res = rollup(df, config, guidance, pipeline=pipe)
+        check_periods(s, origin, ds, rs.calendar)
+    simulated = rollup_series(rs)
+    not_evaluable = check_claims(claims, df, simulated)
+    needed = [x for s in parsed for x in s.category_series if x not in config.extra]
+    if needed:
+        config = config.replace(extra=tuple(dict.fromkeys([*config.extra, *needed])))
+    pipe = pipeline or prepare_pipeline(df, profile, config, guidance)
+    res = rollup(df, profile, config, guidance, pipeline=pipe)
     wanted = {s for c in claims.claims if c.id not in not_evaluable for s in c.series_used}
-    extra, methods = extra_paths(df, sorted(wanted - set(ROLLUP_SERIES)), res.simulation.ds, config.n_paths,
-                                 config.seed)
+    extra, methods = extra_paths(df, sorted(wanted - set(simulated)), res.simulation.ds, config.n_paths,
+                                 config.seed, profile.default_model)
     sims = {"base": res.simulation}
     if parsed:
-        sims = run_scenarios(df, parsed, h=config.h, config=config, guidance=guidance,
+        sims = run_scenarios(df, profile, parsed, h=config.h, config=config, guidance=guidance,
                              inputs=res.inputs).simulations
-    known = with_ttm(df)
+    known = with_ttm(df, rs)
     reported = Outcomes(known)
     tables = {}
     for name, sim in sims.items():
         sc = next((s for s in parsed if s.name == name), None)
         paths, skip = {**sim.paths, **extra}, dict(not_evaluable)
-        if sc is not None and sc.needs_advertising and ADVERTISING in extra:
-            del paths[ADVERTISING]
-            skip.update({c.id: f"scenario {name} sets advertising growth, which is not simulated path by path"
-                         for c in claims.claims if ADVERTISING in c.series_used and c.id not in skip})
+        for series in (sc.category_series if sc is not None else []):
+            if series not in extra:
+                continue
+            del paths[series]
+            skip.update({c.id: f"scenario {name} sets the growth of {series}, which is not simulated path by path"
+                         for c in claims.claims if series in c.series_used and c.id not in skip})
         tables[name] = evaluate(claims, Outcomes(known, paths, sim.ds), reported, methods, skip,
                                 default_method=ROLLUP_METHOD)
     table = tables["base"].copy()

@@ -20,9 +20,9 @@
   (`forecasting.autocombo`).
 
 The cutoff of each series is the quarter before its first forecast quarter. `combine` never
-reads the ``y`` column of the members' forecasts, nor any row of `past` whose quarter is
-after the cutoff or whose own cutoff is not before it, so a caller that passes too much
-cannot leak realised outcomes into the weights.
+reads the ``y`` column of the members' forecasts, and reads `past` only through
+`forecasting.past.known_past`, so a caller that passes too much cannot leak realised outcomes
+into the weights. The built-in ensembles are registered in `forecasting.catalogue`.
 """
 
 from __future__ import annotations
@@ -32,31 +32,14 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from forecasting.forecast import LEVELS, enforce_order, interval_columns, output_columns
+from forecasting.autocombo import select
+from forecasting.frames import LEVELS, SEASON_LENGTH, enforce_order, interval_columns, output_columns
 from forecasting.models import ModelSpec, register
+from forecasting.past import known_past, series_cutoffs
 
 #: Pseudo-count of past rows pulling the learnt weights toward equal weights.
 SHRINKAGE = 8.0
 COMBINERS = ("median", "mean", "weighted", "select")
-
-
-def series_cutoffs(members_fc: pd.DataFrame) -> pd.Series:
-    """Per series, the quarter before its first forecast quarter (index ``unique_id``)."""
-    first = pd.to_datetime(members_fc.groupby("unique_id")["ds"].min())
-    return first - pd.offsets.QuarterEnd(1)
-
-
-def known_past(past: pd.DataFrame | None, cutoffs: pd.Series) -> pd.DataFrame:
-    """Rows of `past` usable at each series' cutoff: outcome reported (``ds <= cutoff``),
-    forecast made earlier (``cutoff`` column, when present, before it) and ``y`` finite."""
-    if past is None or len(past) == 0:
-        return pd.DataFrame(columns=["unique_id", "ds", "model", "mean", "y"])
-    p = past[past["unique_id"].isin(cutoffs.index)]
-    cut = p["unique_id"].map(cutoffs)
-    ok = (pd.to_datetime(p["ds"]) <= cut) & np.isfinite(p["y"].to_numpy(dtype=float))
-    if "cutoff" in p.columns:
-        ok &= pd.to_datetime(p["cutoff"]) < cut
-    return p[ok]
 
 
 def member_weights(
@@ -100,7 +83,7 @@ def combine(
     level: Sequence[int] = LEVELS,
     history: pd.DataFrame | None = None,
     past: pd.DataFrame | None = None,
-    season_length: int = 4,
+    season_length: int = SEASON_LENGTH,
 ) -> pd.DataFrame:
     """Combine the members' forecasts at one cutoff into the ensemble `spec`.
 
@@ -126,8 +109,6 @@ def combine(
         raise ValueError(f"ensemble '{spec.name}': no forecasts of member(s) {missing}; "
                          "run the members first (forecasting.models.with_members)")
     if combiner == "select":
-        from forecasting.autocombo import select
-
         return select(fc, spec, level, history=history, past=past, season_length=season_length)
     fc = fc[["unique_id", "ds", "model"] + cols]
     if combiner == "median":
@@ -157,32 +138,9 @@ def register_ensemble(
     if combiner not in COMBINERS:
         raise ValueError(f"ensemble '{name}': combiner must be one of {COMBINERS}, got '{combiner}'")
     return register(
-        ModelSpec(name=name, engine="ensemble", family="ensemble", members=tuple(members), min_obs=1,
+        ModelSpec(name=name, kind="ensemble", family="ensemble", members=tuple(members), min_obs=1,
                   fallback=None, complexity=9, params={"members": ",".join(members), "combiner": combiner},
                   options={"combiner": combiner},
                   description=description or f"{combiner} of {', '.join(members)}"),
         replace=True,
     )
-
-
-STATISTICAL_MEMBERS = ("AutoETS", "AutoARIMA", "AutoTheta", "Foster", "GriffinWatts")
-STAT_ML_MEMBERS = ("AutoETS", "AutoTheta", "GriffinWatts", "RidgeML", "HistGBML")
-
-register_ensemble("MedianEnsemble", STATISTICAL_MEMBERS, "median")
-register_ensemble("WeightedEnsemble", STATISTICAL_MEMBERS, "weighted")
-register_ensemble("MedianStatML", STAT_ML_MEMBERS, "median")
-register_ensemble("WeightedStatML", STAT_ML_MEMBERS, "weighted")
-#: The exponential-smoothing, Foster and airline models on both scales.
-COMBO_MEMBERS = ("AutoETS", "Foster", "GriffinWatts", "AutoETSLog", "FosterLog", "GriffinWattsLog")
-register_ensemble("StatsCombo", COMBO_MEMBERS, "mean",
-                  "mean of AutoETS, Foster and Griffin-Watts, each on the level and the log scale")
-#: StatsCombo plus the four global ML models: on the 11 core series (12 windows, h=4, one run)
-#: the ML members lower the geometric-mean relative MASE from 0.513 to 0.484 (ElasticNetML
-#: alone: 0.525); chosen among six candidate mixes on those same windows (the default before
-#: AutoCombo, which chooses it, or another candidate, from earlier windows).
-STATS_ML_COMBO_MEMBERS = COMBO_MEMBERS + ("ElasticNetML", "RidgeML", "HistGBML", "LightGBMML")
-register_ensemble("StatsMLCombo", STATS_ML_COMBO_MEMBERS, "mean",
-                  "mean of StatsCombo's six statistical models and the four global ML models")
-#: The four global ML models.
-ML_MEMBERS = ("ElasticNetML", "RidgeML", "HistGBML", "LightGBMML")
-register_ensemble("MLCombo", ML_MEMBERS, "mean", "mean of the four global ML models")

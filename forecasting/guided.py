@@ -1,6 +1,6 @@
 """Guidance-aware models: management's own ranges as the first forecast quarter(s).
 
-A guided spec (engine ``guided``) wraps a base spec (statistical, ML, or a mean/median
+A guided spec (kind ``guided``) wraps a base spec (statistical, ML, or a mean/median
 ensemble of those) and a `features.guidance.GuidanceBook` holding only what was announced
 by the forecast origin (the backtest passes ``book.at_cutoff(cutoff)``):
 
@@ -9,10 +9,10 @@ by the forecast origin (the backtest passes ``book.at_cutoff(cutoff)``):
    by T only: the position ``p_q = (y_q - lo_q) / (hi_q - lo_q)`` (0 = bottom, 1 = top,
    above 1 = beat the top). The point is ``lo + mean(p) (hi - lo)`` over the last `window`
    positions; the interval bounds at level L are ``lo + Q_p(a) (hi - lo)`` with ``Q_p`` the
-   empirical quantiles of every past position (a = (1 -+ L/100) / 2). Measured on Amazon
-   (12 cutoffs 2022Q3-2025Q2, MAE relative to seasonal naive at h=1): total net sales 0.055
-   vs 0.233 for the range midpoint and 0.20 for the best model; operating income 0.29 vs
-   0.59 and 0.48.
+   empirical quantiles of every past position (a = (1 -+ L/100) / 2). Measured on the
+   shipped company (12 cutoffs 2022Q3-2025Q2, MAE relative to seasonal naive at h=1): total
+   net sales 0.055 vs 0.233 for the range midpoint and 0.20 for the best model; operating
+   income 0.29 vs 0.59 and 0.48.
 2. **Quarters of a fiscal year with a stated total** (capex): the total minus the
    quarters of that year already reported, split over the year's remaining quarters in the
    proportions of the base forecast. Intervals: the base model's, moved with the point.
@@ -34,8 +34,11 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from forecasting.forecast import LEVELS, enforce_order, forecast_base, interval_columns, output_columns
-from forecasting.models import SEASON_LENGTH, ModelSpec, _ensure_loaded, get_spec, register, with_members
+from forecasting.engines.ml import forecast_ml
+from forecasting.engines.stats import forecast_stats
+from forecasting.ensemble import combine
+from forecasting.frames import LEVELS, SEASON_LENGTH, calendar_of, enforce_order, interval_columns, output_columns
+from forecasting.models import ModelSpec, get_spec, register, with_members
 
 #: Past guided quarters (with outcomes) needed before positions are trusted.
 MIN_POSITIONS = 4
@@ -78,41 +81,56 @@ def _point_and_bounds(lo: float, hi: float, past: np.ndarray, level: Sequence[in
     return out
 
 
+def _unguided(df: pd.DataFrame, h: int, specs: list[ModelSpec], level, season_length, seed) -> pd.DataFrame:
+    parts = []
+    stats = [s for s in specs if s.kind == "stats"]
+    if stats:
+        parts.append(forecast_stats(df, h, stats, level, season_length))
+    ml = [s for s in specs if s.kind == "ml"]
+    if ml:
+        parts.append(forecast_ml(df, h, ml, level, season_length, seed))
+    bad = [s.name for s in specs if s.kind not in ("stats", "ml")]
+    if bad:
+        raise ValueError(f"a guided model's base must be a statistical or ML model or a mean/median ensemble "
+                         f"of them; got {bad}")
+    return pd.concat(parts, ignore_index=True)
+
+
 def base_forecast(df: pd.DataFrame, h: int, base: ModelSpec, level: Sequence[int], season_length: int,
                   seed: int) -> pd.DataFrame:
     """Forecasts of `base` (a stats or ML spec, or a mean/median ensemble of them) as rows of
     the forecast frame with ``model = base.name``."""
-    if base.engine == "ensemble":
-        if base.options.get("combiner", "median") == "weighted":
-            raise ValueError(f"guided models cannot wrap the weighted ensemble '{base.name}' "
-                             "(its weights need earlier windows); use a mean or median ensemble")
-        from forecasting.ensemble import combine
-
-        members = forecast_base(df, h, with_members([base])[:-1], level, season_length, seed)
+    if base.kind == "ensemble":
+        if base.options.get("combiner", "median") not in ("mean", "median"):
+            raise ValueError(f"guided models cannot wrap the {base.options.get('combiner')} ensemble "
+                             f"'{base.name}' (it needs earlier windows); use a mean or median ensemble")
+        members = _unguided(df, h, with_members([base])[:-1], level, season_length, seed)
         return combine(members, base, level)
-    return forecast_base(df, h, [base], level, season_length, seed)
+    return _unguided(df, h, [base], level, season_length, seed)
 
 
 def _guided_rows(book, df: pd.DataFrame, uid: str, base_fc: pd.DataFrame, level, rule: str,
                  pos: pd.DataFrame, window: int) -> pd.DataFrame | None:
     """The guided quarters T+1.. of one series (a prefix of the horizon), or None."""
     hist = df[df["unique_id"] == uid]
+    cal = calendar_of(hist)
     last = hist["ds"].max()
     fc = base_fc[base_fc["unique_id"] == uid].set_index("ds").sort_index()
     rows = {}
-    first = last + pd.offsets.QuarterEnd(1)
+    first = last + cal.offset(1)
     rng = book.range_for(uid, first)
     past = pos.loc[pos["unique_id"] == uid, "position"].to_numpy(dtype=float)
     if rng is not None and (rule == "midpoint" or len(past) >= MIN_POSITIONS):
         rows[first] = _point_and_bounds(rng[0], rng[1], past, level, rule, window)
-    years = sorted({d.year for d in fc.index})
-    for year in years:
+    fc_year = dict(zip(fc.index, cal.fiscal_year(fc.index)))
+    hist_year = cal.fiscal_year(hist["ds"])
+    for year in sorted(set(fc_year.values())):
         total = book.year_total(uid, year)
-        quarters = [d for d in fc.index if d.year == year and d not in rows]
+        quarters = [d for d in fc.index if fc_year[d] == year and d not in rows]
         if total is None or not quarters:
             continue
-        reported = hist.loc[hist["ds"].dt.year == year, "y"]
-        expected_before = 4 - len([d for d in fc.index if d.year == year])
+        reported = hist.loc[hist_year == year, "y"]
+        expected_before = 4 - len([d for d in fc.index if fc_year[d] == year])
         if len(reported) != expected_before:
             continue  # the year's earlier quarters are not all in the history
         remaining = total - float(reported.sum())
@@ -126,7 +144,7 @@ def _guided_rows(book, df: pd.DataFrame, uid: str, base_fc: pd.DataFrame, level,
     prefix, d = {}, first
     while d in rows:
         prefix[d] = rows[d]
-        d = d + pd.offsets.QuarterEnd(1)
+        d = d + cal.offset(1)
     if not prefix:
         return None
     out = pd.DataFrame.from_dict(prefix, orient="index").rename_axis("ds").reset_index()
@@ -189,21 +207,10 @@ def register_guided(name: str, base: str, rule: str = "position", description: s
     """Register a guided wrapper of the registered spec `base`."""
     b = get_spec(base)
     return register(
-        ModelSpec(name=name, engine="guided", family="guided", min_obs=b.min_obs, fallback=b.fallback,
+        ModelSpec(name=name, kind="guided", family="guided", min_obs=b.min_obs, fallback=b.fallback,
                   members=(), complexity=b.complexity + 1,
                   params={"base": base, "rule": rule, "window": POSITION_WINDOW},
                   options={"base": base, "rule": rule},
                   description=description or f"{base} after management's guidance ({rule})"),
         replace=True,
     )
-
-
-_ensure_loaded()  # the bases must be registered first, also when this module is imported directly
-register_guided("GuidanceMidpoint", "SeasonalNaive", "midpoint",
-                "the middle of management's range next quarter (and a stated year's remainder), "
-                "seasonal naive after: the baseline of what management already said")
-register_guided("GuidedAutoETS", "AutoETS")
-register_guided("GuidedFoster", "Foster")
-register_guided("GuidedAutoARIMALog", "AutoARIMALog")
-register_guided("GuidedStatsCombo", "StatsCombo")
-register_guided("GuidedStatsMLCombo", "StatsMLCombo")

@@ -1,33 +1,28 @@
-"""Amazon's segment hierarchy: identity checks on reported data and forecast reconciliation.
+"""A company's segment hierarchy: identity checks on reported data and forecast reconciliation.
 
-Two trees, one per measure (net sales, operating income), each with three levels::
+The tree comes from the company profile (`features.profile.Hierarchy`), one per measure (net
+sales, operating income), all of the same shape::
 
-    total  =  retail + AWS               net_sales_total
-    retail =  North America + International   net_sales_retail (derived: total - AWS)
+    total  =  sum of the segments
+    group  =  sum of its segments   (derived: total minus the other segments, where reported)
 
-Bottom series (the segments): ``<measure>_north_america``, ``<measure>_international``,
-``<measure>_aws``. Advertising is a revenue *category* inside the segments, not a segment,
-so it is never part of these sums.
-
-Histories are uneven (see data/SOURCES.md): totals from 2014Q1 (sales) / 2009Q1 (OI), AWS
-from 2015Q1, North America and International quarterly only from 2019Q1 (with holes in
-2016-2018). The derived ``retail`` level (total minus AWS) is complete from 2015Q1, so every
-node of the tree is forecast from the longest history it has, and reconciliation then makes
-the forecasts add up.
+A group is derived because its own segments may have a shorter reported history than the total
+and the other segments: every node is then forecast from the longest history it has, and
+reconciliation makes the forecasts add up. Revenue categories inside segments are not nodes.
 
 Reconciliation (hierarchicalforecast 1.5) is the matrix product ``y_tilde = S P y_hat`` with
-the summing matrix ``S`` (rows: every node, columns: the 3 bottom series of a tree) and a
+the summing matrix ``S`` (rows: every node, columns: the bottom series of a tree) and a
 method-specific projection ``P``: ``BottomUp`` (sum the segments), ``MinTrace-ols`` and
 ``MinTrace-wls_struct`` (Wickramasuriya et al. 2019; weights from the number of bottom series
-under each node). These methods need no in-sample residuals, so they work at every backtest
-cutoff. Both trees are reconciled in one call (``S`` is block diagonal). ``S`` is built here
-rather than by ``hierarchicalforecast.utils.aggregate``, which derives every aggregate from
-the bottom series and would cut the totals' history back to the segments' (2019).
+under each node); `mintrace` learns W from past errors (``wls_var``, ``mint_shrink``). All
+trees are reconciled in one call (``S`` is block diagonal). ``S`` is built here from the
+profile rather than by ``hierarchicalforecast.utils.aggregate``, which derives every aggregate
+from the bottom series and would cut the totals' history back to the segments'.
 
-Measured (``fcf rollup --backtest``, AutoETS, all 21 node cutoffs 2020Q2-2025Q2, h=4):
-node MASE relative to the base forecasts, geometric mean over the 10 nodes: MinTrace-ols 0.960,
-MinTrace-wls_struct 0.960, BottomUp 1.171 (summing the short segment histories loses the
-totals' information).
+Measured on the shipped company (``fcf rollup --backtest``, AutoETS, 21 node cutoffs
+2020Q2-2025Q2, h=4): node MASE relative to the base forecasts, geometric mean over the 10
+nodes: MinTrace-ols 0.960, MinTrace-wls_struct 0.960, BottomUp 1.171 (summing the short segment
+histories loses the totals' information).
 """
 
 from __future__ import annotations
@@ -37,9 +32,9 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-MEASURES = ("net_sales", "operating_income")
-SEGMENTS = ("north_america", "international", "aws")
-RETAIL = "retail"
+from features.calendar import FiscalCalendar
+from features.profile import Hierarchy
+
 #: Short method names -> hierarchicalforecast output column suffix.
 METHODS = {
     "BottomUp": "BottomUp",
@@ -51,72 +46,52 @@ ERROR_METHODS = ("MinTrace-wls_var", "MinTrace-mint_shrink")
 DEFAULT_METHOD = "MinTrace-wls_var"
 #: Fewest past error rows before weights are learnt from them.
 MIN_ERROR_ROWS = 8
-#: Documented differences in the reported data (data/SOURCES.md), (measure, quarter) -> reason.
-KNOWN_RESIDUALS = {
-    ("net_sales", "2019Q4"): "off by 1: rounding in the derived Q4 (FY - 9M)",
-    **{("operating_income", f"2014Q{k}"): "2014 segment recast excludes SBC and other operating "
-       "expense, so segments do not sum to total OI" for k in range(1, 5)},
-}
-
-
-def series_name(measure: str, node: str) -> str:
-    return f"{measure}_{node}"
-
-
-def bottom_series(measures: Sequence[str] = MEASURES) -> list[str]:
-    return [series_name(m, s) for m in measures for s in SEGMENTS]
-
-
-def hierarchy_series(measures: Sequence[str] = MEASURES) -> list[str]:
-    """Every node: total, retail, then the three segments, per measure."""
-    out = []
-    for m in measures:
-        out += [series_name(m, "total"), series_name(m, RETAIL)]
-        out += [series_name(m, s) for s in SEGMENTS]
-    return out
 
 
 # --------------------------------------------------------------------------- reported data
-def check_identities(quarterly: pd.DataFrame) -> pd.DataFrame:
-    """Check total = NA + International + AWS on reported data, per measure and quarter.
+def check_identities(quarterly: pd.DataFrame, tree: Hierarchy, calendar: FiscalCalendar | None = None
+                     ) -> pd.DataFrame:
+    """Check total = sum of the segments on reported data, per measure and quarter.
 
     Args:
         quarterly: `features.loader.read_quarterly` output (``metric, period, ds, y``) or a long
             frame ``unique_id, ds, y``.
+        tree: the company's hierarchy.
+        calendar: the fiscal calendar of the quarter labels (default: inferred from ``ds``).
     Returns:
         ``measure, period, ds, total, parts_sum, residual, known`` for every quarter where the
-        total and all three segments are reported; ``residual = total - parts_sum``; ``known``
-        holds the reason for a difference documented in data/SOURCES.md (2019Q4 sales off by 1;
-        2014 segment OI on a pre-SBC basis), else "".
+        total and all segments are reported; ``residual = total - parts_sum``; ``known`` holds
+        the profile's reason for a documented difference, else "".
     """
     q = quarterly.rename(columns={"unique_id": "metric"})
     wide = q.pivot_table(index="ds", columns="metric", values="y", aggfunc="first")
+    cal = calendar or FiscalCalendar.infer(wide.index[:1])
     rows = []
-    for m in MEASURES:
-        parts = [series_name(m, s) for s in SEGMENTS]
-        total = series_name(m, "total")
-        if total not in wide or any(p not in wide for p in parts):
-            raise ValueError(f"check_identities: the frame lacks {total} or one of {parts}")
-        sub = wide[[total] + parts].dropna()
+    for m in tree.measures:
+        parts = tree.segment_series(m.name)
+        if m.total not in wide or any(p not in wide for p in parts):
+            raise ValueError(f"check_identities: the frame lacks {m.total} or one of {parts}")
+        sub = wide[[m.total] + parts].dropna()
         for ds, r in sub.iterrows():
-            period = str(pd.Period(ds, freq="Q"))
+            period = cal.label(ds)
             s = float(r[parts].sum())
-            rows.append({"measure": m, "period": period, "ds": ds, "total": float(r[total]),
-                         "parts_sum": s, "residual": float(r[total]) - s,
-                         "known": KNOWN_RESIDUALS.get((m, period), "")})
+            rows.append({"measure": m.name, "period": period, "ds": ds, "total": float(r[m.total]),
+                         "parts_sum": s, "residual": float(r[m.total]) - s,
+                         "known": tree.known_residuals.get((m.name, period), "")})
     return pd.DataFrame(rows)
 
 
-def check_annual(quarterly: pd.DataFrame, annual: pd.DataFrame, metric: str) -> pd.DataFrame:
+def check_annual(quarterly: pd.DataFrame, annual: pd.DataFrame, metric: str,
+                 calendar: FiscalCalendar | None = None) -> pd.DataFrame:
     """Temporal identity: the four reported quarters of a fiscal year sum to its annual value.
 
-    Used for advertising, reported quarterly from 2023 and yearly from 2020. Returns
-    ``fiscal_year, quarters_sum, annual, residual`` for years with all four quarters.
+    Returns ``fiscal_year, quarters_sum, annual, residual`` for years with all four quarters.
     """
     q = quarterly.rename(columns={"unique_id": "metric"})
     q = q[q["metric"] == metric]
     a = annual[annual["metric"] == metric]
-    years = pd.DatetimeIndex(q["ds"]).year
+    cal = calendar or FiscalCalendar.infer(q["ds"].iloc[:1])
+    years = cal.fiscal_year(q["ds"])
     sums = q.groupby(years)["y"].agg(["sum", "size"])
     sums = sums[sums["size"] == 4]["sum"]
     ann = pd.Series(a["y"].to_numpy(), index=pd.DatetimeIndex(a["ds"]).year)
@@ -126,21 +101,24 @@ def check_annual(quarterly: pd.DataFrame, annual: pd.DataFrame, metric: str) -> 
                          "residual": ann[common].to_numpy() - sums[common].to_numpy()})
 
 
-def add_retail(df: pd.DataFrame, measures: Sequence[str] = MEASURES) -> pd.DataFrame:
-    """Add ``<measure>_retail = <measure>_total - <measure>_aws`` where both are reported.
+def add_groups(df: pd.DataFrame, tree: Hierarchy) -> pd.DataFrame:
+    """Add each group's series = total - the segments outside the group, where all are reported.
 
     Args:
-        df: long frame ``unique_id, ds, y`` holding the totals and AWS.
-    Returns: `df` plus the retail rows (existing retail rows are replaced).
+        df: long frame ``unique_id, ds, y`` holding the totals and the other segments.
+    Returns: `df` plus the group rows (existing group rows are replaced).
     """
-    parts = [df[~df["unique_id"].isin([series_name(m, RETAIL) for m in measures])]]
-    for m in measures:
-        tot, aws = series_name(m, "total"), series_name(m, "aws")
-        if tot not in set(df["unique_id"]) or aws not in set(df["unique_id"]):
-            raise ValueError(f"add_retail: need both {tot} and {aws} in the frame")
-        w = df[df["unique_id"].isin([tot, aws])].pivot(index="ds", columns="unique_id", values="y").dropna()
-        parts.append(pd.DataFrame({"unique_id": series_name(m, RETAIL), "ds": w.index,
-                                   "y": (w[tot] - w[aws]).to_numpy()}))
+    parts = [df[~df["unique_id"].isin(tree.derived())]]
+    have = set(df["unique_id"])
+    for m in tree.measures:
+        for g in tree.groups:
+            others = [s.series[m.name] for s in tree.segments if s.name not in g.segments]
+            need = [m.total, *others]
+            if not set(need) <= have:
+                raise ValueError(f"add_groups: need {need} in the frame to derive {g.series[m.name]}")
+            w = df[df["unique_id"].isin(need)].pivot(index="ds", columns="unique_id", values="y").dropna()
+            parts.append(pd.DataFrame({"unique_id": g.series[m.name], "ds": w.index,
+                                       "y": (w[m.total] - w[others].sum(axis=1)).to_numpy()}))
     out = pd.concat(parts, ignore_index=True)
     return out.sort_values(["unique_id", "ds"]).reset_index(drop=True)
 
@@ -179,36 +157,39 @@ def mintrace(S: np.ndarray, y_hat: np.ndarray, errors: np.ndarray | None, method
     return MinTrace(method=used).fit_predict(S=S, y_hat=y_hat, **kw)["mean"], used
 
 
-def summing_matrix(measures: Sequence[str] = MEASURES) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+def summing_matrix(tree: Hierarchy) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
     """The summing matrix ``S`` as a frame and the level tags, as hierarchicalforecast wants them.
 
     Returns:
-        ``S_df``: column ``unique_id`` (5 rows per measure: total, retail, NA, International,
-        AWS; bottom rows last so the bottom block is the identity) and one 0/1 column per bottom
-        series; ``tags``: ``{"total": [...], "total/retail": [...], "total/retail/segment": [...]}``.
+        ``S_df``: column ``unique_id`` (per measure: the total, then the groups; then every
+        bottom series, so the bottom block is the identity) and one 0/1 column per bottom
+        series; ``tags``: ``{"total": [...], "total/group": [...], "total/group/segment": [...]}``.
     """
-    bottoms = bottom_series(measures)
+    bottoms = tree.bottom_series()
     rows = []
-    for m in measures:
-        b = [series_name(m, s) for s in SEGMENTS]
-        rows.append((series_name(m, "total"), set(b)))
-        rows.append((series_name(m, RETAIL), set(b[:2])))
+    if tree.segments:
+        for m in tree.measures:
+            rows.append((m.total, set(tree.segment_series(m.name))))
+            for g in tree.groups:
+                rows.append((g.series[m.name], {tree.segments[i].series[m.name] for i, s in
+                                                enumerate(tree.segments) if s.name in g.segments}))
     rows += [(b, {b}) for b in bottoms]
     S = pd.DataFrame({"unique_id": [r[0] for r in rows]})
     for b in bottoms:
         S[b] = [1.0 if b in r[1] else 0.0 for r in rows]
-    tags = {
-        "total": np.array([series_name(m, "total") for m in measures]),
-        "total/retail": np.array([series_name(m, n) for m in measures for n in (RETAIL, "aws")]),
-        "total/retail/segment": np.array(bottoms),
-    }
+    grouped = {n for g in tree.groups for n in g.segments}
+    middle = [g.series[m.name] for m in tree.measures for g in tree.groups]
+    middle += [s.series[m.name] for m in tree.measures for s in tree.segments if s.name not in grouped]
+    tags = {"total": np.array([m.total for m in tree.measures]),
+            "total/group": np.array(middle or [m.total for m in tree.measures]),
+            "total/group/segment": np.array(bottoms)}
     return S, tags
 
 
 def reconcile(
     base: pd.DataFrame,
+    tree: Hierarchy,
     methods: Sequence[str] = tuple(METHODS),
-    measures: Sequence[str] = MEASURES,
     by: Sequence[str] = ("cutoff", "model"),
     value_col: str = "mean",
 ) -> pd.DataFrame:
@@ -217,7 +198,8 @@ def reconcile(
     Args:
         base: long forecasts with ``unique_id, ds, <value_col>`` and the `by` columns present
             (e.g. one `forecasting.backtest.backtest` output: ``cutoff, model``); must hold
-            every node of `hierarchy_series(measures)` for each group and quarter.
+            every node of `tree.nodes()` for each group and quarter.
+        tree: the company's hierarchy.
         methods: names from `METHODS`.
     Returns:
         ``*by, unique_id, ds, method, mean`` with one row per node x quarter x method, plus
@@ -230,7 +212,7 @@ def reconcile(
     if unknown:
         raise ValueError(f"unknown reconciliation method(s) {unknown}; choose from {list(METHODS)}")
     by = [c for c in by if c in base.columns]
-    nodes = hierarchy_series(measures)
+    nodes = tree.nodes()
     b = base[base["unique_id"].isin(nodes)].copy()
     if b.empty:
         raise ValueError(f"reconcile: no forecasts of the hierarchy series {nodes}")
@@ -244,8 +226,8 @@ def reconcile(
         r = b[b["t_"] == t].iloc[0]
         where = ", ".join(f"{c}={r[c]}" for c in by + ["ds"])
         raise ValueError(f"reconcile: forecasts for {where} lack {sorted(set(nodes) - have)}; "
-                         "forecast every node of the hierarchy (see hierarchy_series)")
-    S, tags = summing_matrix(measures)
+                         "forecast every node of the hierarchy (Hierarchy.nodes)")
+    S, tags = summing_matrix(tree)
     y_hat = b[["unique_id", "t_"]].rename(columns={"t_": "ds"})
     y_hat["base"] = b[value_col].to_numpy(dtype=float)
     builders = {"BottomUp": BottomUp, "MinTrace-ols": lambda: MinTrace(method="ols"),
@@ -265,15 +247,16 @@ def reconcile(
     return out[cols].sort_values(by + ["method", "unique_id", "ds"]).reset_index(drop=True)
 
 
-def coherence_errors(rec: pd.DataFrame, measures: Sequence[str] = MEASURES,
+def coherence_errors(rec: pd.DataFrame, tree: Hierarchy,
                      by: Sequence[str] = ("cutoff", "model", "method")) -> pd.DataFrame:
-    """Largest |total - (NA + Intl + AWS)| and |retail - (NA + Intl)| per group of `rec`."""
+    """Largest |total - sum of segments| and |group - sum of its segments| per group of `rec`."""
     by = [c for c in by if c in rec.columns]
     w = rec.pivot_table(index=by + ["ds"], columns="unique_id", values="mean")
     rows = []
-    for m in measures:
-        n, i, a = (w[series_name(m, s)] for s in SEGMENTS)
-        err = np.maximum((w[series_name(m, "total")] - n - i - a).abs(),
-                         (w[series_name(m, RETAIL)] - n - i).abs())
-        rows.append(err.rename(m))
+    for m in tree.measures:
+        segs = {s.name: w[s.series[m.name]] for s in tree.segments}
+        err = (w[m.total] - sum(segs.values())).abs()
+        for g in tree.groups:
+            err = np.maximum(err, (w[g.series[m.name]] - sum(segs[n] for n in g.segments)).abs())
+        rows.append(err.rename(m.name))
     return pd.concat(rows, axis=1).groupby(level=by).max().reset_index()

@@ -1,8 +1,14 @@
 """Backtest metrics: pure functions of frames (one row per group, one column per metric).
 
-Definitions, for a forecast f of a reported value y made at a cutoff:
+Definitions, for a forecast f of a reported value y made at a cutoff. Where utilsforecast
+computes the same thing, `summarize` takes it from ``utilsforecast.losses``; ours differ where
+said:
 
-- MAE = mean |y - f|; MAPE = 100 mean |y - f| / |y|; sMAPE = 200 mean |y - f| / (|y| + |f|)
+- MAE = mean |y - f| (``losses.mae``); sMAPE = 200 mean |y - f| / (|y| + |f|), 0 where both are 0
+  (``losses.smape`` x 200: percent on 0..200, the M3 convention); coverage-L = share of
+  outcomes inside the L% interval (``losses.coverage``, over the rows that have an interval).
+- MAPE = 100 mean |y - f| / |y| over rows with y != 0 (``losses.mape`` counts y = 0 as a zero
+  error instead).
 - MASE = mean |y - f| / scale, where scale is the in-sample seasonal-naive MAE
   (m = `season_length`) of the series *up to that cutoff*, so no error is scaled with data
   from after the cutoff. utilsforecast's ``mase`` takes one training frame for all cutoffs,
@@ -14,13 +20,14 @@ Definitions, for a forecast f of a reported value y made at a cutoff:
   forecast growth divides by the reported value four quarters earlier when it was reported
   by the cutoff, else by the same cutoff's forecast of it. Only where that base is positive.
 - relative MASE = MASE of the model / MASE of SeasonalNaive on the same rows. Aggregated
-  over series as a geometric mean (Fleming & Wallace 1986: the right mean of ratios).
+  over series as a geometric mean (`gmean`; Fleming & Wallace 1986: the right mean of ratios).
 - Proper scores of the distribution, scaled by the same MASE scale (lower is better; a
   narrower band improves them only if it stays honest):
   scaled CRPS ~= 2 x the mean pinball loss over the quantiles the frame carries (P2.5, P10,
   P50 = ``mean``, P90, P97.5 from ``lo-95, lo-80, mean, hi-80, hi-95``): the quantile
   approximation of the CRPS that utilsforecast's ``mqloss`` / ``scaled_crps`` use, here per
-  row and scaled per cutoff; scaled interval score at L% (Gneiting & Raftery 2007, the
+  row and scaled per cutoff by the MASE scale (``losses.scaled_crps`` divides by the sum of
+  |y| instead); scaled interval score at L% (Gneiting & Raftery 2007, the
   M4 competition's MSIS): ``(hi - lo + (2/a)(lo - y)1{y<lo} + (2/a)(y - hi)1{y>hi}) / scale``
   with a = 1 - L/100.
 """
@@ -31,11 +38,22 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from utilsforecast import losses
+
+from features.calendar import SEASON_LENGTH, FiscalCalendar
 
 BASELINE = "SeasonalNaive"
 
 
-def seasonal_scale(history: pd.DataFrame, cutoffs: pd.DataFrame, season_length: int = 4) -> pd.DataFrame:
+def gmean(values) -> float:
+    """Geometric mean of the finite positive values (NaN if there are none): the mean of ratios."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v) & (v > 0)]
+    return float(np.exp(np.log(v).mean())) if len(v) else float("nan")
+
+
+def seasonal_scale(history: pd.DataFrame, cutoffs: pd.DataFrame, season_length: int = SEASON_LENGTH
+                   ) -> pd.DataFrame:
     """Seasonal-naive in-sample MAE of each series up to each cutoff.
 
     Args:
@@ -58,7 +76,7 @@ def pointwise(
     bt: pd.DataFrame,
     history: pd.DataFrame,
     level: Sequence[int] = (80, 95),
-    season_length: int = 4,
+    season_length: int = SEASON_LENGTH,
 ) -> pd.DataFrame:
     """Per-row errors of a backtest frame (adds ``ae, ape, sape, ase, spe, in-L, width-L, yoy_err_pp``)."""
     out = bt.merge(seasonal_scale(history, bt, season_length), on=["unique_id", "cutoff"], how="left")
@@ -105,7 +123,7 @@ def scaled_crps_rows(rows: pd.DataFrame, level: Sequence[int] = (80, 95)) -> pd.
 
 
 def _yoy_error(out: pd.DataFrame, history: pd.DataFrame) -> np.ndarray:
-    base_ds = out["ds"] - pd.offsets.QuarterEnd(4)
+    base_ds = out["ds"] - FiscalCalendar.infer(out["ds"].iloc[:1]).offset(SEASON_LENGTH)
     hist = history.set_index(["unique_id", "ds"])["y"]
     reported_base = hist.reindex(pd.MultiIndex.from_arrays([out["unique_id"], base_ds])).to_numpy()
     fc_base = (
@@ -124,19 +142,22 @@ def _yoy_error(out: pd.DataFrame, history: pd.DataFrame) -> np.ndarray:
 
 def summarize(points: pd.DataFrame, by: Sequence[str] = ("unique_id", "model", "step"),
               level: Sequence[int] = (80, 95)) -> pd.DataFrame:
-    """Aggregate `pointwise` rows by `by` into one metrics row per group."""
+    """Aggregate `pointwise` rows by `by` into one metrics row per group (the module docstring
+    says which come from ``utilsforecast.losses``)."""
     g = points.groupby(list(by), observed=True)
+    key = g.ngroup().rename("group_")
+    frame = pd.DataFrame({"group_": key, "y": points["y"], "mean": points["mean"]})
     out = pd.DataFrame({
         "n": g.size(),
-        "mae": g["ae"].mean(),
+        "mae": _by_group(losses.mae(frame, ["mean"], id_col="group_"), g),
         "mape": g["ape"].mean(),
-        "smape": g["sape"].mean(),
+        "smape": 200 * _by_group(losses.smape(frame, ["mean"], id_col="group_"), g),
         "mase": g["ase"].mean(),
         "bias_pct": g["spe"].mean(),
         "yoy_abs_err_pp": g["yoy_err_pp"].apply(lambda s: s.abs().mean()),
     })
     for lv in level:
-        out[f"coverage_{lv}"] = g[f"in-{lv}"].mean()
+        out[f"coverage_{lv}"] = _coverage(points, key, g, lv)
         out[f"width_{lv}"] = g[f"width-{lv}"].mean()
         out[f"scaled_width_{lv}"] = g[f"swidth-{lv}"].mean()
         if f"sis-{lv}" in points:
@@ -147,6 +168,22 @@ def summarize(points: pd.DataFrame, by: Sequence[str] = ("unique_id", "model", "
     if "model" in by:
         out = add_relative(out, [c for c in by if c != "model"])
     return out
+
+
+def _by_group(table: pd.DataFrame, g) -> pd.Series:
+    """A utilsforecast loss table (one row per ``group_``) in the order of the groups of `g`."""
+    values = table.set_index("group_")["mean"]
+    return pd.Series(values.reindex(range(g.ngroups)).to_numpy(), index=g.size().index)
+
+
+def _coverage(points: pd.DataFrame, key: pd.Series, g, lv: int) -> pd.Series:
+    """``losses.coverage`` over the rows with an L% interval; NaN for a group without any."""
+    has = points[f"lo-{lv}"].notna() & points[f"hi-{lv}"].notna()
+    frame = pd.DataFrame({"group_": key[has], "y": points.loc[has, "y"], "mean": 0.0,
+                          f"mean-lo-{lv}": points.loc[has, f"lo-{lv}"], f"mean-hi-{lv}": points.loc[has, f"hi-{lv}"]})
+    if frame.empty:
+        return pd.Series(np.nan, index=g.size().index)
+    return _by_group(losses.coverage(frame, ["mean"], level=lv, id_col="group_"), g)
 
 
 def add_relative(table: pd.DataFrame, keys: Sequence[str], baseline: str = BASELINE) -> pd.DataFrame:
@@ -167,11 +204,10 @@ def leaderboard(points: pd.DataFrame, level: Sequence[int] = (80, 95), baseline:
     coverage and widths are means over all backtest rows.
     """
     per = summarize(points, ("unique_id", "model"), level)
-    per["log_rel"] = np.log(per["rel_mase"])
     g = per.groupby("model", observed=True)
     overall = summarize(points, ("model",), level).set_index("model")
     out = pd.DataFrame({
-        "gm_rel_mase": np.exp(g["log_rel"].mean()),
+        "gm_rel_mase": g["rel_mase"].apply(gmean),
         "mean_mase": overall["mase"],
         "smape": overall["smape"],
         "bias_pct": overall["bias_pct"],

@@ -1,12 +1,17 @@
-"""Base forecasts at many cutoffs: one task per cutoff, run in parallel processes, cached.
+"""Base forecasts at many cutoffs: one task per cutoff, run by joblib, cached by data vintage.
 
 A rolling-origin backtest (and `forecast()`'s calibration windows) fits every model at every
 cutoff on the rows up to that cutoff; the cutoffs are independent of each other, so they run
-in parallel, one task per cutoff, on ``n_jobs`` worker processes. Each task is exactly
-`forecasting.forecast.forecast_base` on that cutoff's rows, so the forecasts equal those of a
-sequential run; only the order of work changes. Workers are forked from the calling process
-(they share its imported modules and its model registry, including models registered at run
-time); where ``fork`` is not available the tasks run in this process.
+side by side, one task per cutoff, through `joblib.Parallel`. Each task is exactly
+`forecasting.dispatch.forecast_base` on that cutoff's rows, so the forecasts equal those of a
+sequential run; only the order of work changes.
+
+The executor is joblib's: by default its ``loky`` backend (worker processes that are kept
+between calls, each limited to one BLAS/OpenMP thread per core it gets); inside
+``with joblib.parallel_config(backend="dask"):`` (with a ``dask.distributed.Client``) the
+same tasks run on a Dask cluster. Workers are fresh processes, so each task carries the specs
+it needs (with their fallbacks, members and bases), which the worker registers before
+fitting: models registered at run time work there too.
 
 ``n_jobs``: None reads ``FCF_N_JOBS``, else uses every core this process may run on; 1 runs
 in this process. A task whose result is in the data-vintage cache (`forecasting.cache`) is
@@ -15,7 +20,6 @@ not run at all.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import warnings
 from collections.abc import Callable, Iterable, Sequence
@@ -23,18 +27,22 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from forecasting.forecast import ShortSeriesWarning, forecast_base
-from forecasting.models import ModelSpec, get_spec
+from forecasting import cache as vcache
+from forecasting.dispatch import forecast_base
+from forecasting.frames import ShortSeriesWarning
+from forecasting.models import ModelSpec, chain, register
 
 
 @dataclass(frozen=True)
 class Task:
-    """One cutoff's work: the rows up to it, what to fit (specs by name), and the guidance
-    known at the cutoff (a `features.guidance.GuidanceBook`, for guided models; or None)."""
+    """One cutoff's work: the rows up to it, what to fit, and the guidance known at the cutoff
+    (a `features.guidance.GuidanceBook`, for guided models; or None). `specs` are fitted;
+    `needed` are the specs they rely on (fallbacks, members, bases), registered in the worker."""
 
     train: pd.DataFrame
     h: int
-    specs: tuple[str, ...]
+    specs: tuple[ModelSpec, ...]
+    needed: tuple[ModelSpec, ...]
     level: tuple[int, ...]
     season_length: int
     seed: int
@@ -60,20 +68,25 @@ def default_jobs(n_jobs: int | None = None) -> int:
     return int(n_jobs)
 
 
-def run_task(task: Task) -> tuple[pd.DataFrame, list[str]]:
-    """`forecast_base` on one cutoff's rows; returns the forecasts and the fallback warnings."""
-    specs = [get_spec(n) for n in task.specs]
+def run_task(task: Task, in_worker: bool = False) -> tuple[pd.DataFrame, list[str]]:
+    """`forecast_base` on one cutoff's rows; returns the forecasts and the fallback warnings.
+
+    In a worker process (`in_worker`) the task's specs are registered first (the worker's
+    registry holds the built-in specs only)."""
+    if in_worker:
+        import forecasting.catalogue  # noqa: F401  (the built-in specs)
+
+        for spec in task.needed:
+            register(spec, replace=True)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ShortSeriesWarning)
-        fc = forecast_base(task.train, task.h, specs, task.level, task.season_length, task.seed,
+        fc = forecast_base(task.train, task.h, list(task.specs), task.level, task.season_length, task.seed,
                            guidance=task.guidance)
     return fc, [str(w.message) for w in caught if issubclass(w.category, ShortSeriesWarning)]
 
 
-def _worker_init() -> None:
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(1)  # two processes on two cores: no nested BLAS/OpenMP threads
+def _in_worker(task: Task) -> tuple[pd.DataFrame, list[str]]:
+    return run_task(task, in_worker=True)
 
 
 def base_forecasts(
@@ -92,7 +105,7 @@ def base_forecasts(
 
     Args:
         trains: the rows up to each cutoff (long frames ``unique_id, ds, y``).
-        n_jobs: worker processes (see the module docstring).
+        n_jobs: parallel tasks (see the module docstring).
         cache: read and write the data-vintage cache (None: on unless ``FCF_CACHE=0``).
         progress: wraps the iterator over finished tasks (``tqdm.tqdm``) for a progress bar.
         guidance: per cutoff, the guidance known then (None: no guidance).
@@ -100,12 +113,13 @@ def base_forecasts(
         per cutoff ``(forecasts, messages)``: `forecast_base`'s frame and the text of the
         `ShortSeriesWarning`s it raised (the caller decides whether to show them).
     """
-    from forecasting import cache as vcache
+    from joblib import Parallel, delayed
 
     use_cache = vcache.enabled(cache)
-    names = tuple(s.name for s in specs)
+    needed = tuple({s.name: s for spec in specs for s in chain(spec)}.values())
     books = list(guidance) if guidance is not None else [None] * len(trains)
-    tasks = [Task(t, int(h), names, tuple(level), int(season_length), int(seed), g) for t, g in zip(trains, books)]
+    tasks = [Task(t, int(h), tuple(specs), needed, tuple(level), int(season_length), int(seed), g)
+             for t, g in zip(trains, books)]
     results: list[tuple[pd.DataFrame, list[str]] | None] = [None] * len(tasks)
     keys: list[str | None] = [None] * len(tasks)
     if use_cache:
@@ -115,21 +129,22 @@ def base_forecasts(
     todo = [i for i, r in enumerate(results) if r is None]
     jobs = min(default_jobs(n_jobs), len(todo))
     wrap = progress or (lambda it: it)
-    if jobs <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+    if jobs <= 1:
         for i in wrap(todo):
             results[i] = run_task(tasks[i])
     else:
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-
         # longest first: the last cutoffs have the most rows, so the workers finish together
         order = sorted(todo, key=lambda i: -len(tasks[i].train))
-        ctx = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init) as pool:
-            futures = {pool.submit(run_task, tasks[i]): i for i in order}
-            for fut in wrap(as_completed(futures)):
-                results[futures[fut]] = fut.result()
+        runner = Parallel(n_jobs=jobs, return_as="generator_unordered", prefer="processes")
+        done = runner(delayed(_indexed)(i, tasks[i]) for i in order)
+        for i, result in wrap(done):
+            results[i] = result
     if use_cache and todo:
         for i in todo:
             vcache.save(keys[i], results[i])
         vcache.prune()
     return results  # type: ignore[return-value]
+
+
+def _indexed(i: int, task: Task) -> tuple[int, tuple[pd.DataFrame, list[str]]]:
+    return i, _in_worker(task)

@@ -29,30 +29,24 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from features.profile import CompanyProfile
 from forecasting.backtest import backtest
-from forecasting.bridge import FCF, NET_CAPEX, OCF, OI, SALES
-from forecasting.forecast import ShortSeriesWarning
-from forecasting.hierarchy import hierarchy_series
-from forecasting.metrics import pointwise, seasonal_scale, summarize
+from forecasting.frames import ShortSeriesWarning
+from forecasting.metrics import gmean, pointwise, scaled_crps_rows, seasonal_scale, summarize
 from forecasting.rollup import (
-    FCF_TTM,
-    Pipeline,
-    RollupConfig,
-    _quarters,
     build_inputs,
     calibration_cutoffs,
     calibration_factor,
     interval_rows,
-    prepare_pipeline,
     recent_misses,
     reported_fcf,
     simulate,
 )
+from forecasting.rollup_pipeline import Pipeline, RollupConfig, RollupSeries, prepare_pipeline, quarters_between
 from forecasting.simulate import QUANTILES
 
 #: Direct models of the FCF series (and of TTM FCF) shown beside the roll-up.
 DIRECT_MODELS = ("AutoETS", "StatsCombo", "StatsMLCombo")
-FCF_FY = FCF + "_fy"
 
 
 @dataclass
@@ -83,17 +77,20 @@ class RollupBacktest:
     pipeline: Pipeline
 
 
-def _fy_rows(sim, inputs, cutoff, model: str, newest) -> list[dict]:
+def _fy_rows(sim, inputs, cutoff, model: str) -> list[dict]:
     """Fiscal-year FCF quantiles of the current and next year from one simulation."""
+    rs = inputs.series
+    cal = rs.calendar
     hist = inputs.history
-    fcf = hist[hist["unique_id"] == FCF].set_index("ds")["y"]
-    first = pd.Timestamp(cutoff) + pd.offsets.QuarterEnd(1)
+    fcf = hist[hist["unique_id"] == rs.fcf].set_index("ds")["y"]
+    fcf_year = cal.fiscal_year(fcf.index)
+    first = int(cal.fiscal_year([pd.Timestamp(cutoff) + cal.offset(1)])[0])
     rows = []
-    for which, year in (("current", first.year), ("next", first.year + 1)):
-        cols = np.flatnonzero(sim.ds.year == year)
-        if len(cols) + int((fcf.index.year == year).sum()) != 4:
+    for which, year in (("current", first), ("next", first + 1)):
+        cols = np.flatnonzero(sim.fiscal_year == year)
+        if len(cols) + int((fcf_year == year).sum()) != 4:
             continue
-        tot = sim.paths[FCF][:, cols].sum(axis=1) + float(fcf[fcf.index.year == year].sum())
+        tot = sim.paths[rs.fcf][:, cols].sum(axis=1) + float(fcf[fcf_year == year].sum())
         q = np.quantile(tot, QUANTILES)
         rows.append({"cutoff": pd.Timestamp(cutoff), "fiscal_year": year, "which": which, "model": model,
                      "mean": q[3], "lo-95": q[0], "lo-80": q[2], "hi-80": q[4], "hi-95": q[6],
@@ -101,56 +98,74 @@ def _fy_rows(sim, inputs, cutoff, model: str, newest) -> list[dict]:
     return rows
 
 
-def _direct(history: pd.DataFrame, models: Sequence[str], h: int, n_windows: int) -> pd.DataFrame:
+def _direct(history: pd.DataFrame, series: RollupSeries, models: Sequence[str], h: int, n_windows: int
+            ) -> pd.DataFrame:
     """Direct models on the FCF and TTM FCF series at the evaluated cutoffs, and seasonal naive
     (TTM: the last reported TTM carried forward)."""
-    hist_all = reported_fcf(history)
+    hist_all = reported_fcf(history, series)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ShortSeriesWarning)
         bt = backtest(hist_all, models=["Naive", *models], h=h, n_windows=n_windows, end_offset=h)
-    q = bt[(bt["unique_id"] == FCF) & (bt["model"] != "Naive")]
-    t = bt[(bt["unique_id"] == FCF_TTM) & ~bt["model"].isin(["SeasonalNaive"])]
+    q = bt[(bt["unique_id"] == series.fcf) & (bt["model"] != "Naive")]
+    t = bt[(bt["unique_id"] == series.fcf_ttm) & ~bt["model"].isin(["SeasonalNaive"])]
     t = t.assign(model=t["model"].replace({"Naive": "SeasonalNaive"}))
     return pd.concat([q, t], ignore_index=True)
 
 
-def _fy_seasonal_naive(history: pd.DataFrame, fy: pd.DataFrame) -> pd.DataFrame:
+def _fy_seasonal_naive(history: pd.DataFrame, series: RollupSeries, fy: pd.DataFrame) -> pd.DataFrame:
     """Seasonal naive summed into fiscal years (each forecast quarter = same quarter a year earlier)."""
-    fcf = history[history["unique_id"] == FCF].set_index("ds")["y"]
+    cal = series.calendar
+    fcf = history[history["unique_id"] == series.fcf].set_index("ds")["y"]
     rows = []
     for (cutoff, year, which), _ in fy.groupby(["cutoff", "fiscal_year", "which"]):
-        qs = pd.date_range(f"{year}-03-31", f"{year}-12-31", freq="QE")
         vals = []
-        for q in qs:
+        for q in cal.year_quarters(year):
             src = q
             while src > cutoff:  # seasonal naive: the same quarter of the last reported year
-                src = src - pd.offsets.QuarterEnd(4)
+                src = src - cal.offset(4)
             vals.append(float(fcf.get(src, np.nan)))
         rows.append({"cutoff": cutoff, "fiscal_year": year, "which": which, "model": "SeasonalNaive",
                      "mean": float(np.sum(vals))})
     return pd.DataFrame(rows)
 
 
-def backtest_rollup(df: pd.DataFrame, config: RollupConfig | None = None, guidance=None, n_windows: int = 12,
-                    direct_models: Iterable[str] = DIRECT_MODELS, fiscal_years: bool = True,
-                    pipeline: Pipeline | None = None,
+@dataclass(frozen=True)
+class RollupBacktestConfig:
+    """What `backtest_rollup` scores besides the roll-up's own settings (`RollupConfig`).
+
+    Attributes:
+        n_windows: the last fully reported cutoffs evaluated.
+        direct_models: direct models of the FCF and TTM FCF series shown beside the roll-up.
+        fiscal_years: also score fiscal-year FCF (current and next year).
+    """
+
+    n_windows: int = 12
+    direct_models: tuple[str, ...] = DIRECT_MODELS
+    fiscal_years: bool = True
+
+
+def backtest_rollup(df: pd.DataFrame, profile: CompanyProfile, config: RollupConfig | None = None, guidance=None,
+                    scoring: RollupBacktestConfig = RollupBacktestConfig(), pipeline: Pipeline | None = None,
                     progress: Callable[[Iterable], Iterable] | None = None) -> RollupBacktest:
-    """The roll-up at each of the last `n_windows` fully reported cutoffs (see the module docstring).
+    """The roll-up at each of the last `scoring.n_windows` fully reported cutoffs (module docstring).
 
     Args:
         df: every modelled series (`features.loader.load_quarterly()`).
-        config: `forecasting.rollup.RollupConfig` (``h`` quarters are scored).
+        profile: the company's profile (hierarchy, cash-flow series, calendar).
+        config: `forecasting.rollup_pipeline.RollupConfig` (``h`` quarters are scored).
         guidance: `features.guidance.GuidanceBook` (each cutoff sees what was known then).
+        scoring: how many cutoffs, which direct models, fiscal years or not.
         pipeline: reuse a computed `Pipeline` (same data and config).
     """
-    config = config or RollupConfig()
+    pipe = pipeline or prepare_pipeline(df, profile, config, guidance)
+    config, rs = pipe.config, pipe.series
+    cal = rs.calendar
     h = config.h
-    pipe = pipeline or prepare_pipeline(df, config, guidance)
     history = pipe.history
     newest = history["ds"].max()
-    evaluated = calibration_cutoffs(pipe, h, n_windows)
-    hist_all = reported_fcf(history)
-    raw, cal, factors, fy = [], [], [], []
+    evaluated = calibration_cutoffs(pipe, h, scoring.n_windows)
+    hist_all = reported_fcf(history, rs)
+    raw, calibrated, factors, fy = [], [], [], []
     iterator = progress(evaluated) if progress is not None else evaluated
     for c in iterator:
         c = pd.Timestamp(c)
@@ -160,31 +175,33 @@ def backtest_rollup(df: pd.DataFrame, config: RollupConfig | None = None, guidan
         factor = calibration_factor(known) if config.calibrate else 1.0
         inputs.error_scale = factor
         factors.append({"cutoff": c, "error_scale": factor, "rows": len(known.dropna(subset=["y"]))})
-        cal.append(interval_rows(simulate(inputs), c, "RollupCalibrated", hist_all))
-        if fiscal_years:
-            first_year = (c + pd.offsets.QuarterEnd(1)).year
-            year_end = pd.Timestamp(year=first_year + 1, month=12, day=31)
+        calibrated.append(interval_rows(simulate(inputs), c, "RollupCalibrated", hist_all))
+        if scoring.fiscal_years:
+            first_year = int(cal.fiscal_year([c + cal.offset(1)])[0])
+            year_end = cal.year_end(first_year + 1)
             if year_end > newest:  # the next fiscal year is not reported yet: score the current one only
-                year_end = pd.Timestamp(year=first_year, month=12, day=31)
-            fy_in = build_inputs(pipe, c, _quarters(c, year_end))
-            fy += _fy_rows(simulate(fy_in), fy_in, c, "Rollup", newest)
+                year_end = cal.year_end(first_year)
+            fy_in = build_inputs(pipe, c, quarters_between(c, year_end, cal))
+            fy += _fy_rows(simulate(fy_in), fy_in, c, "Rollup")
             fy_in.error_scale = factor
-            fy += _fy_rows(simulate(fy_in), fy_in, c, "RollupCalibrated", newest)
-    roll = pd.concat(raw + cal, ignore_index=True)
-    direct = _direct(history, list(direct_models), h, n_windows)
-    champ = pipe.champions[(pipe.champions["unique_id"] == FCF) & pipe.champions["cutoff"].isin(evaluated)
+            fy += _fy_rows(simulate(fy_in), fy_in, c, "RollupCalibrated")
+    roll = pd.concat(raw + calibrated, ignore_index=True)
+    direct = _direct(history, rs, list(scoring.direct_models), h, scoring.n_windows)
+    champ = pipe.champions[(pipe.champions["unique_id"] == rs.fcf) & pipe.champions["cutoff"].isin(evaluated)
                            & (pipe.champions["step"] <= h)]
     champ = champ.assign(model="FCFChampion", model_used=champ["model"])
     for c in ("lo-95", "lo-80", "hi-80", "hi-95"):
         champ[c] = np.nan
     out = pd.concat([roll, direct, champ], ignore_index=True).dropna(subset=["y"])
-    out["step"] = [_quarters(c, d) for c, d in zip(out["cutoff"], out["ds"])]
+    out["step"] = cal.steps(out["cutoff"], out["ds"]).astype(int)
     cols = ["unique_id", "cutoff", "ds", "step", "y", "model", "model_used", "mean", "lo-95", "lo-80", "hi-80", "hi-95"]
     out = out[cols].sort_values(["unique_id", "model", "cutoff", "ds"]).reset_index(drop=True)
     fy_df = pd.DataFrame(fy)
     if len(fy_df):
-        fy_df = pd.concat([fy_df, _fy_seasonal_naive(history, fy_df[fy_df["model"] == "Rollup"])], ignore_index=True)
-        annual = history[history["unique_id"] == FCF].groupby(history["ds"].dt.year)["y"].agg(["sum", "size"])
+        fy_df = pd.concat([fy_df, _fy_seasonal_naive(history, rs, fy_df[fy_df["model"] == "Rollup"])],
+                          ignore_index=True)
+        fcf = history[history["unique_id"] == rs.fcf]
+        annual = fcf.groupby(cal.fiscal_year(fcf["ds"]))["y"].agg(["sum", "size"])
         annual = annual[annual["size"] == 4]["sum"]
         fy_df["y"] = fy_df["fiscal_year"].map(annual)
     return RollupBacktest(backtest=out, history=hist_all, fiscal_years=fy_df,
@@ -197,7 +214,8 @@ def backtest_rollup(df: pd.DataFrame, config: RollupConfig | None = None, guidan
 def _node_rows(pipe: Pipeline, cutoffs: Sequence, h: int) -> pd.DataFrame:
     """Totals (sales, OI), capex and OCF: the roll-up's reconciled values, the champions and
     every candidate (incl. the guidance midpoint), as backtest rows with ``model``."""
-    series = [SALES, OI, NET_CAPEX, OCF]
+    cash = pipe.series.cash
+    series = [cash.sales, cash.operating_income, cash.capex, cash.operating_cash_flow]
     keep = lambda d: d[d["unique_id"].isin(series) & d["cutoff"].isin(cutoffs) & (d["step"] <= h)]  # noqa: E731
     final = keep(pipe.final).assign(model="Rollup")
     champ = keep(pipe.champions).assign(model="Champion")
@@ -211,6 +229,7 @@ def _node_rows(pipe: Pipeline, cutoffs: Sequence, h: int) -> pd.DataFrame:
 
 def _cashflow_rows(pipe: Pipeline, cutoffs: Sequence, h: int) -> pd.DataFrame:
     """FCF of each way of combining the cash-flow forecasts, at the evaluated cutoffs."""
+    FCF, cal = pipe.series.fcf, pipe.series.calendar
     ci = pipe.cashflow_inputs
     ci = ci[ci["cutoff"].isin(cutoffs) & (ci["step"] <= h)]
     rec = pipe.final[(pipe.final["unique_id"] == FCF) & pipe.final["cutoff"].isin(cutoffs) & (pipe.final["step"] <= h)]
@@ -225,7 +244,7 @@ def _cashflow_rows(pipe: Pipeline, cutoffs: Sequence, h: int) -> pd.DataFrame:
     out = out.merge(fcf, on="ds", how="left").dropna(subset=["y", "mean"])
     sn = out[out["model"] == "direct FCF model"].copy()
     sn["model"] = "SeasonalNaive"
-    sn["mean"] = fcf.set_index("ds")["y"].reindex(sn["ds"] - pd.offsets.QuarterEnd(4)).to_numpy()
+    sn["mean"] = fcf.set_index("ds")["y"].reindex(sn["ds"] - cal.offset(4)).to_numpy()
     sn["mean"] = np.where(sn["step"] > 4, np.nan, sn["mean"])
     out = pd.concat([out, sn.dropna(subset=["mean"])], ignore_index=True)
     for c in ("lo-95", "lo-80", "hi-80", "hi-95"):
@@ -235,7 +254,7 @@ def _cashflow_rows(pipe: Pipeline, cutoffs: Sequence, h: int) -> pd.DataFrame:
 
 
 def _reconciliation_rows(pipe: Pipeline, cutoffs: Sequence) -> pd.DataFrame:
-    nodes = hierarchy_series()
+    nodes = pipe.series.tree.nodes()
     base = pipe.champions[pipe.champions["unique_id"].isin(nodes) & pipe.champions["cutoff"].isin(cutoffs)]
     rec = pipe.final[pipe.final["unique_id"].isin(nodes) & pipe.final["cutoff"].isin(cutoffs)]
     cols = ["cutoff", "unique_id", "ds", "step", "mean", "y"]
@@ -244,37 +263,55 @@ def _reconciliation_rows(pipe: Pipeline, cutoffs: Sequence) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- scores
-def score_rollup(result: RollupBacktest, level: Sequence[int] = (80, 95)) -> dict:
-    """Tables of a `RollupBacktest`: ``by_step`` and ``overall`` (FCF and TTM FCF, every model),
-    ``fiscal_years``, ``nodes_by_step``, ``cashflow_by_step``, ``reconciliation``."""
+@dataclass
+class RollupScores:
+    """The tables `score_rollup` computes from a `RollupBacktest` (metrics of
+    `forecasting.metrics.summarize`: MASE relative to seasonal naive, coverage, scaled CRPS...).
+
+    Attributes:
+        points: per-row errors; by_step / overall: FCF and TTM FCF, every model, per step / all.
+        fiscal_years: `score_fiscal_years`; nodes_by_step: the node tables; cashflow_by_step /
+        cashflow_overall: the cash-flow variants; reconciliation: `compare_reconciliation`.
+    """
+
+    points: pd.DataFrame
+    by_step: pd.DataFrame
+    overall: pd.DataFrame
+    fiscal_years: pd.DataFrame
+    nodes_by_step: pd.DataFrame
+    cashflow_by_step: pd.DataFrame
+    cashflow_overall: pd.DataFrame
+    reconciliation: pd.DataFrame
+
+
+def score_rollup(result: RollupBacktest, level: Sequence[int] = (80, 95)) -> RollupScores:
+    """The tables of a `RollupBacktest` (see `RollupScores`)."""
     pts = pointwise(result.backtest, result.history, level)
-    by_step = summarize(pts, ("unique_id", "model", "step"), level)
-    overall = summarize(pts, ("unique_id", "model"), level)
     hist = result.pipeline.history
     node_pts = pointwise(result.nodes, hist, level)
     cash_pts = pointwise(result.cashflow, hist, level)
-    return {"points": pts, "by_step": by_step, "overall": overall,
-            "fiscal_years": score_fiscal_years(result.fiscal_years, hist),
-            "nodes_by_step": summarize(node_pts, ("unique_id", "model", "step"), level),
-            "cashflow_by_step": summarize(cash_pts, ("unique_id", "model", "step"), level),
-            "cashflow_overall": summarize(cash_pts, ("unique_id", "model"), level),
-            "reconciliation": compare_reconciliation(result.reconciliation, hist)}
+    return RollupScores(points=pts, by_step=summarize(pts, ("unique_id", "model", "step"), level),
+                        overall=summarize(pts, ("unique_id", "model"), level),
+                        fiscal_years=score_fiscal_years(result.fiscal_years, hist, result.pipeline.series),
+                        nodes_by_step=summarize(node_pts, ("unique_id", "model", "step"), level),
+                        cashflow_by_step=summarize(cash_pts, ("unique_id", "model", "step"), level),
+                        cashflow_overall=summarize(cash_pts, ("unique_id", "model"), level),
+                        reconciliation=compare_reconciliation(result.reconciliation, hist))
 
 
-def score_fiscal_years(fy: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
-    """MAE, MASE (scale: mean |FY_t - FY_t-1| of fiscal-year FCF before the cutoff), coverage,
-    scaled CRPS and 80% interval score of fiscal-year FCF, per ``which`` x model."""
-    from forecasting.metrics import scaled_crps_rows
-
+def score_fiscal_years(fy: pd.DataFrame, history: pd.DataFrame, series: RollupSeries) -> pd.DataFrame:
+    """MAE, MASE (scale: mean |FY_t - FY_t-1| of the fiscal years of FCF completed by the
+    cutoff), coverage, scaled CRPS and 80% interval width of fiscal-year FCF, per ``which`` x model."""
     if fy.empty:
         return pd.DataFrame()
-    fcf = history[history["unique_id"] == FCF]
-    annual = fcf.groupby(fcf["ds"].dt.year)["y"].agg(["sum", "size"])
+    cal = series.calendar
+    fcf = history[history["unique_id"] == series.fcf]
+    annual = fcf.groupby(cal.fiscal_year(fcf["ds"]))["y"].agg(["sum", "size"])
     annual = annual[annual["size"] == 4]["sum"]
     d = fy.dropna(subset=["y"]).copy()
-    d["scale"] = [float(np.abs(np.diff(annual[annual.index <= pd.Timestamp(c).year - (0 if pd.Timestamp(c).month == 12
-                                                                                         else 1)].to_numpy())).mean())
-                  for c in d["cutoff"]]
+    cuts = pd.DatetimeIndex(d["cutoff"])
+    done = cal.fiscal_year(cuts) - (cal.quarter_of_year(cuts) != 4)  # the last fiscal year complete by then
+    d["scale"] = [float(np.abs(np.diff(annual[annual.index <= y].to_numpy())).mean()) for y in done]
     d["ase"] = (d["y"] - d["mean"]).abs() / d["scale"]
     has = d["lo-80"].notna() if "lo-80" in d else pd.Series(False, index=d.index)
     d["in-80"] = ((d["y"] >= d.get("lo-80")) & (d["y"] <= d.get("hi-80"))).astype(float).where(has)
@@ -298,6 +335,5 @@ def compare_reconciliation(rec: pd.DataFrame, history: pd.DataFrame) -> pd.DataF
     t = r.groupby(["method", "unique_id"]).agg(mase=("ase", "mean"), n=("ase", "size")).reset_index()
     base = t[t["method"] == "base"].set_index("unique_id")["mase"]
     t["rel_to_base"] = t["mase"] / t["unique_id"].map(base)
-    gm = t.groupby("method")["rel_to_base"].apply(lambda s: float(np.exp(np.log(s).mean())))
-    t["gm_rel_to_base"] = t["method"].map(gm)
+    t["gm_rel_to_base"] = t["method"].map(t.groupby("method")["rel_to_base"].apply(gmean))
     return t

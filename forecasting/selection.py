@@ -22,7 +22,7 @@ candidate and the smaller ``lam``. With fewer than `min_windows` past cutoffs sc
 first candidate without correction is used. Nothing after C is read: the rule is the same
 one a forecaster would have applied on the day C was reported.
 
-Measured on Amazon's free cash flow (12 cutoffs 2022Q3-2025Q2, h=1..4, StatsMLCombo with the
+Measured on the shipped company's free cash flow (12 cutoffs 2022Q3-2025Q2, h=1..4, StatsMLCombo with the
 correction chosen this way): MASE relative to seasonal naive 0.709 -> 0.673 (h=1 0.41 -> 0.29);
 the choice keeps ``lam = 0`` on the smooth sales series, where a correction hurts.
 """
@@ -35,6 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from forecasting.frames import SEASON_LENGTH, calendar_of
 from forecasting.metrics import seasonal_scale
 
 #: Shares of the latest miss tried by the nested choice.
@@ -63,7 +64,7 @@ def latest_miss(fc: pd.DataFrame) -> pd.Series:
 
 
 def scored(fc: pd.DataFrame, history: pd.DataFrame, lambdas: Sequence[float] = LAMBDAS,
-           season_length: int = 4) -> pd.DataFrame:
+           season_length: int = SEASON_LENGTH) -> pd.DataFrame:
     """`fc` plus ``miss`` and, per lam, the corrected point ``f_<lam>`` and its scaled absolute
     error ``ase_<lam>`` (NaN where the outcome is unknown)."""
     out = fc.reset_index(drop=True).copy()
@@ -86,7 +87,7 @@ def choose(sc: pd.DataFrame, cutoff, candidates: Sequence[str], settings: Select
         ``unique_id, cutoff, model, lam, score, n_windows`` (score NaN when the default was used).
     """
     c = pd.Timestamp(cutoff)
-    start = c - pd.offsets.QuarterEnd(settings.window)
+    start = c - calendar_of(sc).offset(settings.window)
     past = sc[(sc["cutoff"] < c) & (sc["cutoff"] >= start) & (sc["ds"] <= c) & (sc["step"] <= settings.steps)
               & sc["model"].isin(candidates)]
     rows = []

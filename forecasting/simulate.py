@@ -6,11 +6,11 @@ past cutoff c, for series s and step k (1..h), the *scaled* error is
     r[c, s, k] = (y[s, c+k] - f[s, c+k]) / level[s, c]
 
 where ``level[s, c]`` is the mean absolute value of the four quarters up to c of s or of a
-series chosen to scale it (errors scale with the size of the business, which grew ~10x over
-the history). A sample path draws one
-whole window c at random -- all series and all steps together, so that a quarter that was bad
-for North America sales was bad for its operating income and for capex in the same draw --
-and adds it to today's point forecasts, rescaled by today's levels:
+series chosen to scale it (errors scale with the size of the business, which can grow ~10x
+over a history). A sample path draws one whole window c at random -- all series and all steps
+together, so that a quarter that was bad for one segment's sales was bad for its operating
+income and for capex in the same draw -- and adds it to today's point forecasts, rescaled by
+today's levels:
 
     path[s, k] = f_now[s, k] + level_now[s] * (r[c, s, k] + jitter)
 
@@ -30,15 +30,12 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from forecasting.frames import calendar_of, quantile_label
+
 #: Quantiles reported everywhere (P2.5/P97.5 give the 95% interval, P10/P90 the 80% one).
 QUANTILES = (0.025, 0.05, 0.10, 0.50, 0.90, 0.95, 0.975)
 DEFAULT_PATHS = 1000
 SMOOTHING = 0.5
-
-
-def quantile_label(q: float) -> str:
-    """0.1 -> 'p10', 0.025 -> 'p2.5'."""
-    return "p" + f"{100 * q:g}"
 
 
 def series_level(history: pd.DataFrame, series: Sequence[str], cutoff) -> np.ndarray:
@@ -76,13 +73,14 @@ def residual_windows(
         ``(cutoffs, R)`` with ``R`` of shape (n_windows, len(series), h).
     """
     y = history.set_index(["unique_id", "ds"])["y"]
+    cal = calendar_of(history)
     cuts, mats = [], []
     for cut, g in fc.groupby("cutoff", sort=True):
-        last = cut + pd.offsets.QuarterEnd(h)
+        last = cut + cal.offset(h)
         if known_by is not None and last > pd.Timestamp(known_by):
             continue
         g = g.set_index(["unique_id", "ds"])["mean"]
-        dss = [cut + pd.offsets.QuarterEnd(k) for k in range(1, h + 1)]
+        dss = [cut + cal.offset(k) for k in range(1, h + 1)]
         idx = pd.MultiIndex.from_product([list(series), dss])
         f = g.reindex(idx).to_numpy(dtype=float).reshape(len(series), h)
         obs = y.reindex(idx).to_numpy(dtype=float).reshape(len(series), h)
@@ -148,14 +146,4 @@ def quantile_frame(paths: np.ndarray, ds: Sequence, unique_id: str,
     out = pd.DataFrame({"unique_id": unique_id, "ds": pd.DatetimeIndex(ds), "mean": paths.mean(axis=0)})
     for q, v in zip(qs, qv):
         out[quantile_label(q)] = v
-    return out
-
-
-def to_interval_columns(qf: pd.DataFrame, level: Sequence[int] = (80, 95)) -> pd.DataFrame:
-    """Rename quantile columns to the forecast-frame convention (``lo-80 = p10``, ``hi-80 = p90``...)."""
-    out = qf.copy()
-    for lv in level:
-        lo, hi = (100 - lv) / 200, 1 - (100 - lv) / 200
-        out[f"lo-{lv}"] = out[quantile_label(lo)]
-        out[f"hi-{lv}"] = out[quantile_label(hi)]
     return out

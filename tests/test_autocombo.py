@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecasting.forecast import ShortSeriesWarning
-from forecasting.models import REGISTRY, resolve
+from forecasting.frames import ShortSeriesWarning
+from forecasting.catalogue import resolve
+from forecasting.models import REGISTRY
 
 CUT = pd.Timestamp("2024-12-31")
 DS = pd.date_range("2025-03-31", periods=2, freq="QE")

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from forecasting.backtest import BacktestConfig, backtest, cutoffs
-from forecasting.forecast import ShortSeriesWarning
+from forecasting.frames import ShortSeriesWarning
 
 FAST = ["SeasonalNaive", "Naive", "RandomWalkWithDrift"]
 INTERVALS = ["lo-95", "lo-80", "mean", "hi-80", "hi-95"]

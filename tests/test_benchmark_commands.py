@@ -26,10 +26,11 @@ def test_shift_moves_every_cutoff_earlier(isolated_cwd, capsys):
 def test_shift_skips_default_series_too_short_for_the_earlier_windows(isolated_cwd, capsys):
     from features.loader import load_quarterly
 
-    from experiments.cmd_backtest import MIN_EXTRA_QUARTERS, select_series
+    from experiments.champions import MIN_EXTRA_QUARTERS, select_series
+    from features.profile import shipped_profile
 
     df = load_quarterly()
-    keep, skipped = select_series(df, None, 12 + 4 + MIN_EXTRA_QUARTERS + 12)
+    keep, skipped = select_series(df, None, 12 + 4 + MIN_EXTRA_QUARTERS + 12, shipped_profile("amazon").core_series)
     sizes = df.groupby("unique_id").size()
     assert keep and all(sizes[s] >= 38 for s in keep)
     assert "net_sales_north_america" not in keep

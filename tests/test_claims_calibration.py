@@ -15,7 +15,7 @@ import pytest
 
 from features.guidance import GuidanceBook, load_guidance
 from features.loader import load_quarterly, shipped_data_dir
-from forecasting.bridge import FCF, NET_CAPEX
+from features.profile import shipped_profile
 from forecasting.claims import Condition, claim_from_dict, load_claims
 from forecasting.claims_calibration import (
     KINDS,
@@ -29,14 +29,17 @@ from forecasting.claims_calibration import (
 )
 from forecasting.claims_eval import Outcomes, quantity
 from forecasting.claims_run import run_claims
-from forecasting.forecast import ShortSeriesWarning
-from forecasting.rollup import FCF_TTM, RollupConfig, prepare_pipeline
+from forecasting.frames import ShortSeriesWarning
+from forecasting.rollup_pipeline import RollupConfig, RollupSeries, prepare_pipeline
 from forecasting.selection import SelectionSettings
 from leakage import KNOWN_AT_CUTOFF, MADE_AFTER_CUTOFF, assert_no_leak, rows_at_or_before
 
 SMALL = RollupConfig(h=6, candidates=("AutoETS", "SeasonalNaive"), guided=("GuidedAutoETS",), first_cutoff="2019Q4",
                      selection=SelectionSettings(window=8, min_windows=3), n_paths=400, error_windows=6,
                      calibration_window=4)
+AMAZON = shipped_profile("amazon")
+FCF, NET_CAPEX, FCF_TTM = AMAZON.cash_flow.free_cash_flow, AMAZON.cash_flow.capex, AMAZON.cash_flow.fcf_ttm
+SUBJECTS = RollupSeries.of(AMAZON)
 SCENARIOS = sorted((shipped_data_dir() / "scenarios").glob("*.yaml"))
 CLAIMS = shipped_data_dir() / "claims" / "amazon_2026.yaml"
 
@@ -55,7 +58,7 @@ def book():
 def report(df, book):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ShortSeriesWarning)
-        return run_claims(df, load_claims(CLAIMS), SMALL, book, SCENARIOS, calibration_h=4)
+        return run_claims(df, AMAZON, load_claims(CLAIMS), SMALL, book, SCENARIOS, calibration_h=4)
 
 
 # --------------------------------------------------------------------------- the shipped claims
@@ -71,7 +74,8 @@ def test_shipped_claims_under_the_rollup_base_and_scenarios(report):
     # advertising is not simulated path by path: not evaluated under the scenario that sets its growth
     bull = report.by_scenario.set_index(["id", "scenario"])
     assert bull.loc[("advertising_growth_above_20pct_fy2026", "bull"), "status"] == "not evaluable"
-    assert "sets advertising growth" in bull.loc[("advertising_growth_above_20pct_fy2026", "bull"), "reason"]
+    reason = bull.loc[("advertising_growth_above_20pct_fy2026", "bull"), "reason"]
+    assert "sets the growth of net_sales_advertising" in reason
     assert bull.loc[("advertising_growth_above_20pct_fy2026", "guidance"), "probability"] == \
         t.loc["advertising_growth_above_20pct_fy2026", "probability"]
     # the scenarios act as stated: bull's 135B and guidance's 220B fiscal-2026 capex
@@ -120,7 +124,8 @@ def test_guidance_outcomes_count_where_quarters_landed(df, book):
 
 # --------------------------------------------------------------------------- claims at past cutoffs
 def test_auto_claims_thresholds_by_hand_from_what_was_known(df, book):
-    made = {cl.id: (kind, step, cl) for kind, step, cl in auto_claims(df, "2024-12-31", 4, default_subjects(), book)}
+    claims = auto_claims(df, "2024-12-31", 4, default_subjects(SUBJECTS), book)
+    made = {cl.id: (kind, step, cl) for kind, step, cl in claims}
     assert {k for k, _, _ in made.values()} == set(KINDS)
     growth = lambda new, old: new / old - 1  # noqa: E731
     cases = {
@@ -140,8 +145,8 @@ def test_auto_claims_thresholds_by_hand_from_what_was_known(df, book):
     # thresholds read nothing after the cutoff
     later = df["ds"] > "2024-12-31"
     poisoned = df.assign(y=np.where(later, -1e9, df["y"]))
-    assert auto_claims(poisoned, "2024-12-31", 4, default_subjects(), book) == \
-        auto_claims(df, "2024-12-31", 4, default_subjects(), book)
+    assert auto_claims(poisoned, "2024-12-31", 4, default_subjects(SUBJECTS), book) == \
+        auto_claims(df, "2024-12-31", 4, default_subjects(SUBJECTS), book)
 
 
 def test_calibration_claims_rows_and_reliability(report):
@@ -205,7 +210,7 @@ def test_claims_at_past_cutoffs_ignore_every_quarter_and_statement_after_the_cut
         b = GuidanceBook(d["quarterly"], d["annual"])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ShortSeriesWarning)
-            pipe = prepare_pipeline(d["series"], config, b)
+            pipe = prepare_pipeline(d["series"], AMAZON, config, b)
         return claims_at_cutoffs(pipe, b, h=2)
 
     inputs = {"series": df, "quarterly": book.quarterly, "annual": book.annual}

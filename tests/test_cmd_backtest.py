@@ -10,7 +10,10 @@ import pandas as pd
 import pytest
 
 from experiments.cli import EXIT_BAD_INPUT, EXIT_TRACKING, main
-from experiments.cmd_backtest import CORE_SERIES, select_series
+from experiments.champions import select_series
+from features.profile import shipped_profile
+
+CORE_SERIES = shipped_profile("amazon").core_series
 
 SMALL = ["backtest", "--series", "net_sales_aws,free_cash_flow", "--models", "Naive",
          "--windows", "2", "--horizon", "2", "--warmup", "2"]
@@ -101,13 +104,13 @@ def test_default_series_are_the_long_core_series(small_frame):
     from features.loader import load_quarterly
 
     df = load_quarterly()
-    keep, skipped = select_series(df, None, 12 + 4 + 10)
+    keep, skipped = select_series(df, None, 12 + 4 + 10, CORE_SERIES)
     assert keep == list(CORE_SERIES)
     assert any(s.startswith("not core series") and "net_sales_advertising" in s for s in skipped)
-    keep_all, skipped_all = select_series(df, ["all"], 26)
+    keep_all, skipped_all = select_series(df, ["all"], 26, CORE_SERIES)
     assert set(CORE_SERIES) < set(keep_all)
     assert any(s.startswith("net_sales_advertising: 14 quarters") for s in skipped_all)
-    named, flagged = select_series(df, ["net_sales_advertising"], 26)
+    named, flagged = select_series(df, ["net_sales_advertising"], 26, CORE_SERIES)
     assert named == ["net_sales_advertising"] and "kept because it was named" in flagged[0]
 
 

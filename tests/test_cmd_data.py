@@ -103,8 +103,8 @@ def test_a_restated_value_becomes_a_new_vintage_row(env, amzn):
         df = load_quarterly(amzn, series=["net_sales_north_america"])
         assert df.loc[df["ds"] == "2022-12-31", "y"].item() == 93363.0
         vintage = data_vintage(amzn)
-        assert vintage["data_last_quarter"] == before_vintage["data_last_quarter"] == "2026Q2"
-        assert vintage["vintage"] != before_vintage["vintage"]
+        assert vintage.data_last_quarter == before_vintage.data_last_quarter == "2026Q2"
+        assert vintage.vintage != before_vintage.vintage
         # the same filing again: nothing new, not a byte changed
         digest = sha(amzn)
         code, out = fcf("--data", str(amzn))

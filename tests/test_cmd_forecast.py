@@ -14,8 +14,8 @@ import pytest
 from experiments.cli import EXIT_BAD_INPUT, main
 from features.errors import DataWarning
 from features.loader import read_series_config, shipped_data_dir
-from forecasting.forecast import FORECAST_COLUMNS, ShortSeriesWarning
-from forecasting.models import resolve
+from forecasting.frames import FORECAST_COLUMNS, ShortSeriesWarning
+from forecasting.catalogue import resolve
 
 REPO = Path(__file__).resolve().parents[1]
 MODELLED = read_series_config().modelled  # the 20 series data/series.csv models
@@ -65,15 +65,28 @@ def test_every_series_in_the_data_is_forecast(cwd, capsys):
     assert list(fc.columns) == FORECAST_COLUMNS
     assert set(fc["unique_id"]) == set(MODELLED)
     assert fc.groupby(["unique_id", "model"]).size().eq(2).all()
-    defaults = [s.name for s in resolve(None)]
+    # the shipped company's profile names its default model (chosen on its own backtest)
+    defaults = [s.name for s in resolve(None, default="StatsMLCombo")]
+    assert defaults == ["SeasonalNaive", "StatsMLCombo"]
     assert list(dict.fromkeys(fc["model"])) == defaults
+    assert "default model: StatsMLCombo, Amazon.com, Inc.'s profile default: chosen on Amazon's own backtest" in out
     # the default table leaves out the SeasonalNaive baseline: 20 series x 2 quarters per model
     shown = [m for m in defaults if m != "SeasonalNaive"]
-    table = out.splitlines()[1:-3]
+    table = out.splitlines()[1:-4]
     assert len(table) == 40 * len(shown)
     assert all(any(f" {m}" in ln for m in shown) for ln in table)
     assert "wrote fc.csv" in out
     assert sorted(p.name for p in cwd.iterdir()) == ["fc.csv"], "temporary files left behind"
+
+
+def test_data_no_profile_describes_gets_the_library_default(cwd, capsys):
+    data = cwd / "mine.csv"
+    shutil.copy(shipped_data_dir() / "amzn_quarterly.csv", data)
+    shutil.copy(shipped_data_dir() / "series.csv", cwd / "series.csv")
+    code, out, err = run_cli(capsys, "--data", str(data), "--series", "net_sales_aws", "--horizon", "1", *FAST)
+    assert code == 0, err
+    assert "AutoCombo" in out and "StatsMLCombo" not in out
+    assert "default model: the library's AutoCombo (no company profile describes this data)" in out
 
 
 def test_horizon_models_and_series_options(cwd, capsys):

@@ -10,7 +10,7 @@ import pytest
 
 from features.loader import load_quarterly
 from forecasting.backtest import backtest
-from forecasting.distributed import check_engine, is_distributed, statsforecast_forecast
+from forecasting.engines.distributed import check_engine, is_distributed, statsforecast_forecast
 from forecasting.forecast import forecast
 
 distributed = pytest.importorskip("dask.distributed")

@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecasting.forecast import ShortSeriesWarning, output_columns
-from forecasting.models import REGISTRY, ModelSpec, get_spec, resolve
+from forecasting.frames import ShortSeriesWarning, output_columns
+from forecasting.catalogue import resolve
+from forecasting.models import REGISTRY, ModelSpec, get_spec
 
 CUT = pd.Timestamp("2024-12-31")
 DS = pd.date_range("2025-03-31", periods=2, freq="QE")
@@ -37,7 +38,7 @@ def _past(errors: dict[str, float], n: int, uid="s") -> pd.DataFrame:
 
 
 def _spec(combiner, members=("A", "B", "C")):
-    return ModelSpec(name=f"Test{combiner}", engine="ensemble", family="ensemble", members=members,
+    return ModelSpec(name=f"Test{combiner}", kind="ensemble", family="ensemble", members=members,
                      options={"combiner": combiner})
 
 

@@ -9,8 +9,10 @@ import pandas as pd
 import pytest
 
 from features.loader import load_quarterly
-from forecasting.forecast import ShortSeriesWarning, forecast
-from forecasting.models import get_spec, resolve
+from forecasting.forecast import forecast
+from forecasting.frames import ShortSeriesWarning
+from forecasting.catalogue import resolve
+from forecasting.models import get_spec
 
 NEW = ["Theta", "DynamicTheta", "DynamicOptimizedTheta", "AutoCES"]
 ORDER = ["lo-95", "lo-80", "mean", "hi-80", "hi-95"]

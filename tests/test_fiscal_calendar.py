@@ -51,7 +51,7 @@ def test_snowflake_file_loads_with_its_fiscal_quarter_ends():
     rows = read_quarterly(SNOW / "snow_quarterly.csv")
     assert rows["period"].iloc[0].freqstr == "Q-JAN" and rows.attrs["label_style"] == "fiscal"
     v = data_vintage(SNOW / "snow_quarterly.csv")
-    assert v["data_last_quarter"] == "FY2026Q1" and v["vintage"].startswith("FY2026Q1-")
+    assert v.data_last_quarter == "FY2026Q1" and v.vintage.startswith("FY2026Q1-")
 
 
 @pytest.fixture
@@ -115,4 +115,4 @@ def test_a_december_company_may_use_fiscal_labels(tmp_path):
                     + "".join(f"w,FY2024Q{q},{e},{q}\n" for q, e in
                               [(1, "2024-03-31"), (2, "2024-06-30"), (3, "2024-09-30"), (4, "2024-12-31")]))
     assert load_quarterly(path)["y"].tolist() == [1.0, 2.0, 3.0, 4.0]
-    assert data_vintage(path)["data_last_quarter"] == "FY2024Q4"
+    assert data_vintage(path).data_last_quarter == "FY2024Q4"

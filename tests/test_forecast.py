@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 
 from features.loader import load_quarterly
-from forecasting.forecast import FORECAST_COLUMNS, check_series_frame, enforce_order, forecast
-from forecasting.models import DEFAULT_MODELS, resolve
+from forecasting.forecast import forecast
+from forecasting.frames import FORECAST_COLUMNS, check_series_frame, enforce_order
+from forecasting.catalogue import DEFAULT_MODELS, resolve
 
 ORDER = ["lo-95", "lo-80", "mean", "hi-80", "hi-95"]
 SERIES = ["net_sales_aws", "free_cash_flow"]

@@ -63,11 +63,17 @@ def compute_figures(noise_seed: int | None = None) -> dict[str, float]:
     """The pinned figures; with `noise_seed`, of inputs with `last_bit_noise`."""
     from features.loader import load_quarterly
     from forecasting.backtest import BacktestConfig, backtest
-    from forecasting.forecast import ShortSeriesWarning, forecast
+    from forecasting.forecast import forecast
+    from forecasting.frames import ShortSeriesWarning
     from forecasting.metrics import leaderboard, pointwise
-    from forecasting.models import DEFAULT_MODELS
+    from forecasting.catalogue import DEFAULT_MODELS
     from features.guidance import load_guidance
-    from forecasting.rollup import FCF_TTM, RollupConfig, rollup
+    from features.profile import shipped_profile
+    from forecasting.rollup import rollup
+    from forecasting.rollup_pipeline import RollupConfig
+
+    amazon = shipped_profile("amazon")
+    FCF_TTM = amazon.cash_flow.fcf_ttm
 
     full = load_quarterly()
     if noise_seed is not None:
@@ -90,7 +96,7 @@ def compute_figures(noise_seed: int | None = None) -> dict[str, float]:
                 out[f"forecast/{default}/{r['unique_id']}/{q}/{col}"] = float(r[col])
         cfg = RollupConfig(h=4, candidates=("AutoETS", "SeasonalNaive"), guided=("GuidedAutoETS",),
                            first_cutoff="2019Q4", n_paths=500, seed=0)
-        res = rollup(full, cfg, load_guidance())
+        res = rollup(full, amazon, cfg, load_guidance())
         last = res.ttm.iloc[-1]
         for p in ("p10", "p50", "p90"):
             out[f"rollup/{FCF_TTM}/{pd.Period(last['ds'], freq='Q')}/{p}"] = float(last[p])

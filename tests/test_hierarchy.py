@@ -7,17 +7,18 @@ import pandas as pd
 import pytest
 
 from features.loader import load_quarterly, read_annual, read_quarterly
+from features.profile import shipped_profile
 from forecasting.hierarchy import (
     METHODS,
-    add_retail,
-    bottom_series,
+    add_groups,
     check_annual,
     check_identities,
     coherence_errors,
-    hierarchy_series,
     reconcile,
     summing_matrix,
 )
+
+TREE = shipped_profile("amazon").hierarchy
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +27,7 @@ def reported():
 
 
 def test_identities_hold_on_shipped_data_except_documented_differences(reported):
-    ch = check_identities(reported)
+    ch = check_identities(reported, TREE)
     assert set(ch["measure"]) == {"net_sales", "operating_income"}
     assert len(ch) >= 2 * 35  # 2014-2015 and 2019Q1 onwards (plus 2018Q3) for both measures
     unexplained = ch[(ch["residual"] != 0) & (ch["known"] == "")]
@@ -46,8 +47,8 @@ def test_advertising_quarters_sum_to_fiscal_years(reported):
     assert (t["residual"] == 0).all()
 
 
-def test_retail_is_total_minus_aws_and_starts_2015():
-    df = add_retail(load_quarterly())
+def test_retail_group_is_total_minus_aws_and_starts_2015():
+    df = add_groups(load_quarterly(), TREE)
     w = df.pivot(index="ds", columns="unique_id", values="y")
     for m in ("net_sales", "operating_income"):
         r = w[f"{m}_retail"].dropna()
@@ -58,8 +59,8 @@ def test_retail_is_total_minus_aws_and_starts_2015():
 
 
 def test_summing_matrix_has_identity_bottom_block():
-    S, tags = summing_matrix()
-    bottoms = bottom_series()
+    S, tags = summing_matrix(TREE)
+    bottoms = TREE.bottom_series()
     assert list(S["unique_id"]) [-len(bottoms):] == bottoms
     np.testing.assert_array_equal(S[bottoms].to_numpy()[-len(bottoms):], np.eye(len(bottoms)))
     total = S.set_index("unique_id").loc["net_sales_total", bottoms]
@@ -76,7 +77,7 @@ def _incoherent_base(seed=0) -> pd.DataFrame:
     for cut in pd.to_datetime(["2025-06-30", "2025-09-30"]):
         for k in range(1, 4):
             ds = cut + pd.offsets.QuarterEnd(k)
-            for uid in hierarchy_series():
+            for uid in TREE.nodes():
                 rows.append({"cutoff": cut, "model": "M", "unique_id": uid, "ds": ds,
                              "mean": float(rng.uniform(1000, 50000))})
     return pd.DataFrame(rows)
@@ -84,9 +85,9 @@ def _incoherent_base(seed=0) -> pd.DataFrame:
 
 def test_reconciled_forecasts_add_up_exactly():
     base = _incoherent_base()
-    rec = reconcile(base)
+    rec = reconcile(base, TREE)
     assert set(rec["method"]) == {"base", *METHODS}
-    err = coherence_errors(rec)
+    err = coherence_errors(rec, TREE)
     assert (err[err["method"] == "base"][["net_sales", "operating_income"]] > 1).all().all()
     ok = err[err["method"] != "base"]
     assert len(ok) == 2 * len(METHODS)
@@ -95,10 +96,10 @@ def test_reconciled_forecasts_add_up_exactly():
 
 def test_bottom_up_keeps_segments_and_sums_them():
     base = _incoherent_base(1)
-    rec = reconcile(base, methods=["BottomUp"])
+    rec = reconcile(base, TREE, methods=["BottomUp"])
     bu = rec[rec["method"] == "BottomUp"].set_index(["cutoff", "unique_id", "ds"])["mean"]
     b = base.set_index(["cutoff", "unique_id", "ds"])["mean"]
-    for s in bottom_series():
+    for s in TREE.bottom_series():
         np.testing.assert_allclose(bu.xs(s, level=1), b.xs(s, level=1))
     parts = sum(b.xs(f"net_sales_{s}", level=1) for s in ("north_america", "international", "aws"))
     np.testing.assert_allclose(bu.xs("net_sales_total", level=1), parts)
@@ -107,9 +108,9 @@ def test_bottom_up_keeps_segments_and_sums_them():
 def test_reconcile_names_a_missing_node_and_an_unknown_method():
     base = _incoherent_base()
     with pytest.raises(ValueError, match="lack \\['net_sales_retail'\\]"):
-        reconcile(base[base["unique_id"] != "net_sales_retail"])
+        reconcile(base[base["unique_id"] != "net_sales_retail"], TREE)
     with pytest.raises(ValueError, match="unknown reconciliation method"):
-        reconcile(base, methods=["TopDown"])
+        reconcile(base, TREE, methods=["TopDown"])
 
 
 #: One measure's tree by hand, rows total, retail, North America, International, AWS; columns
@@ -135,7 +136,7 @@ def test_reconciled_values_equal_the_closed_form(method):
     here with numpy (coherence alone would pass with all zeros, or with one method's output
     under another's name, or with the trees' nodes mixed up)."""
     base = _incoherent_base(2)
-    rec = reconcile(base, methods=[method])
+    rec = reconcile(base, TREE, methods=[method])
     got = rec[rec["method"] == method].set_index(["cutoff", "ds", "unique_id"])["mean"]
     b = base.set_index(["cutoff", "ds", "unique_id"])["mean"]
     n = 0
@@ -161,7 +162,7 @@ def test_ols_and_wls_struct_differ_and_coherent_forecasts_are_kept():
         w[f"{m}_retail"] = w[f"{m}_north_america"] + w[f"{m}_international"]
         w[f"{m}_total"] = w[f"{m}_retail"] + w[f"{m}_aws"]
     coherent = w.stack().rename("mean").reset_index().assign(model="M")
-    rec = reconcile(coherent)
+    rec = reconcile(coherent, TREE)
     base = coherent.set_index(["cutoff", "ds", "unique_id"])["mean"].sort_index()
     for method in METHODS:
         r = rec[rec["method"] == method].set_index(["cutoff", "ds", "unique_id"])["mean"].sort_index()
@@ -174,7 +175,7 @@ def test_mintrace_learns_weights_from_past_errors_closed_form():
     the errors' nodes misaligned with S's rows."""
     from forecasting.hierarchy import mintrace, summing_matrix
 
-    S_df, _ = summing_matrix()
+    S_df, _ = summing_matrix(TREE)
     S = S_df.drop(columns="unique_id").to_numpy(dtype=float)
     rng = np.random.default_rng(0)
     y_hat = rng.normal(100, 10, size=(S.shape[0], 2))

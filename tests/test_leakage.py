@@ -21,8 +21,8 @@ import pytest
 
 from features.loader import load_quarterly
 from forecasting.backtest import BacktestConfig, backtest, cutoffs
-from forecasting.forecast import ShortSeriesWarning
-from forecasting.models import DEFAULT_MODELS, resolve
+from forecasting.frames import ShortSeriesWarning
+from forecasting.catalogue import DEFAULT_MODELS, resolve
 from leakage import (
     KNOWN_AT_CUTOFF,
     MADE_AFTER_CUTOFF,
@@ -138,7 +138,7 @@ def test_every_ensemble_kind_and_the_default_are_covered():
     from forecasting.models import get_spec
 
     models = _backtest_models()
-    combiners = {get_spec(m).options.get("combiner") for m in models if get_spec(m).engine == "ensemble"}
+    combiners = {get_spec(m).options.get("combiner") for m in models if get_spec(m).kind == "ensemble"}
     assert combiners == {"mean", "median", "weighted", "select"}  # select: the default, AutoCombo
     assert set(DEFAULT_MODELS) <= set(models) and {s.name for s in resolve("ml")} <= set(models)
 
@@ -155,8 +155,9 @@ def test_guided_backtest_ignores_later_quarters_and_guidance_announced_after_the
     Catches: a guided model given the whole guidance book, or the book as of a later release,
     positions in past ranges learnt from outcomes not yet reported."""
     from features.guidance import GuidanceBook, load_guidance
-    from forecasting.bridge import NET_CAPEX
+    from features.profile import shipped_profile
 
+    NET_CAPEX = shipped_profile("amazon").cash_flow.capex
     book = load_guidance()
     df = load_quarterly(series=["net_sales_total", "operating_income_total", NET_CAPEX])
     config = BacktestConfig(h=3, n_windows=4, warmup_windows=2, intervals="conformal")
@@ -176,7 +177,7 @@ def test_guided_backtest_ignores_later_quarters_and_guidance_announced_after_the
 
 # --------------------------------------------------------------------------- the roll-up
 def _rollup_config():
-    from forecasting.rollup import RollupConfig
+    from forecasting.rollup_pipeline import RollupConfig
     from forecasting.selection import SelectionSettings
 
     return RollupConfig(h=2, candidates=("AutoETS", "SeasonalNaive"), guided=("GuidedAutoETS",),
@@ -195,8 +196,12 @@ def test_rollup_backtest_ignores_every_series_and_later_guidance_after_the_cutof
 
     book = load_guidance()
     config = _rollup_config()
-    first = quiet(rollup_backtest, full, config, book, n_windows=5, direct_models=("AutoETS",),
-                  fiscal_years=False)
+    from features.profile import shipped_profile
+    from forecasting.rollup_backtest import RollupBacktestConfig
+
+    amazon = shipped_profile("amazon")
+    scoring = RollupBacktestConfig(n_windows=5, direct_models=("AutoETS",), fiscal_years=False)
+    first = quiet(rollup_backtest, full, amazon, config, book, scoring)
     cuts = sorted(first.backtest["cutoff"].unique())
     cut = pd.Timestamp(cuts[3])
     day = book.release_date(cut)
@@ -204,8 +209,8 @@ def test_rollup_backtest_ignores_every_series_and_later_guidance_after_the_cutof
     def run(d):
         if d["series"] is full:
             return first
-        return quiet(rollup_backtest, d["series"], config, GuidanceBook(d["quarterly"], d["annual"]), n_windows=5,
-                     direct_models=("AutoETS",), fiscal_years=False)
+        return quiet(rollup_backtest, d["series"], amazon, config, GuidanceBook(d["quarterly"], d["annual"]),
+                     scoring)
 
     def known(out, c):
         sel = KNOWN_AT_CUTOFF
@@ -231,15 +236,18 @@ def test_rollup_inputs_at_an_earlier_origin_ignore_every_later_quarter(full):
     after it poisoned: point forecasts, levels, error windows, the OCF bridge and the simulated
     paths must not move. Catches: the bridge fitted without its cutoff, levels or error windows
     scaled with later quarters, windows whose outcomes were not all reported by the origin."""
-    from forecasting.rollup import build_inputs, driver_frame, node_forecasts, run_pipeline, simulate
+    from features.profile import shipped_profile
+    from forecasting.rollup import build_inputs, simulate
+    from forecasting.rollup_pipeline import RollupSeries, driver_frame, node_forecasts, run_pipeline
 
+    series = RollupSeries.of(shipped_profile("amazon"))
     config = _rollup_config().replace(guided=())
-    history = driver_frame(full)
+    history = driver_frame(full, series)
     origin = pd.Timestamp("2024-03-31")
     later_origin = pd.Timestamp("2025-06-30")
 
     def run(hist):
-        pipe = run_pipeline(hist, quiet(node_forecasts, hist, config), config)
+        pipe = run_pipeline(hist, quiet(node_forecasts, hist, series, config), series, config)
         out = {}
         for name, c in (("origin", origin), ("later", later_origin)):
             inp = build_inputs(pipe, c, config.h)
@@ -257,11 +265,11 @@ def test_rollup_inputs_at_an_earlier_origin_ignore_every_later_quarter(full):
 # --------------------------------------------------------------------------- champion choice
 @pytest.mark.slow
 def test_retrain_champions_chosen_from_windows_reported_by_the_cutoff_ignore_later_quarters(three):
-    """The retrain's champion selection (`experiments.retrain.select_champions`: backtest,
+    """The retrain's champion selection (`experiments.champions.select_champions`: backtest,
     MASE scales, per-series scores, champion rule) on the windows fully reported by a cutoff
     equals itself on poisoned data and on data cut at that quarter. Catches: a MASE scale or a
     score computed with quarters after the cutoff, a backtest window shifted by one."""
-    from experiments.retrain import select_champions
+    from experiments.champions import select_champions
 
     h, candidates = 2, ["Naive", "RandomWalkWithDrift", "AutoETS", "Foster"]
     last = three["ds"].max()

@@ -20,8 +20,8 @@ from features.loader import (
     read_quarterly,
     read_series_config,
     shipped_data_dir,
-    trailing_twelve_months,
 )
+from features.aggregates import trailing_twelve_months
 
 SEGMENTS = ("north_america", "international", "aws")
 NET_CAPEX = "purchases_of_property_and_equipment_net_of_proceeds"
@@ -183,9 +183,9 @@ def test_secondary_rows_are_exactly_those_from_the_secondary_sources():
 
 def test_data_vintage_identifies_the_file():
     v = data_vintage()
-    assert v["data_last_quarter"] == "2026Q2"
-    assert len(v["data_sha256"]) == 64
-    assert v["vintage"] == f"2026Q2-{v['data_sha256'][:12]}"
+    assert v.data_last_quarter == "2026Q2"
+    assert len(v.data_sha256) == 64
+    assert v.vintage == f"2026Q2-{v.data_sha256[:12]}"
 
 
 # --------------------------------------------------------------------------- identities

@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 
 from features.loader import load_quarterly
-from forecasting.forecast import ShortSeriesWarning, output_columns
-from forecasting.models import REGISTRY, get_spec, resolve
+from forecasting.frames import ShortSeriesWarning, output_columns
+from forecasting.catalogue import resolve
+from forecasting.models import REGISTRY, get_spec
 
 SERIES = ["net_sales_aws", "operating_income_total", "free_cash_flow"]
 
@@ -27,12 +28,12 @@ def test_ml_specs_are_in_the_one_registry():
     names = {s.name for s in resolve("ml")}
     assert {"RidgeML", "ElasticNetML", "HistGBML"} <= names
     spec = get_spec("RidgeML")
-    assert spec.engine == "ml" and spec.family == "ml" and spec.fallback
+    assert spec.kind == "ml" and spec.family == "ml" and spec.fallback
     assert spec.params["regressor"] == "Ridge"
 
 
 def test_forecast_ml_contract(df):
-    from forecasting.ml import forecast_ml
+    from forecasting.engines.ml import forecast_ml
 
     fc = forecast_ml(df, 4, _ml("RidgeML", "HistGBML"), (80, 95))
     assert list(fc.columns) == output_columns((80, 95))
@@ -51,7 +52,7 @@ def test_forecast_ml_contract(df):
 
 
 def test_same_data_and_seed_give_identical_forecasts(df):
-    from forecasting.ml import forecast_ml
+    from forecasting.engines.ml import forecast_ml
 
     specs = _ml("HistGBML", "ElasticNetML") + ([get_spec("LightGBMML")] if "LightGBMML" in REGISTRY else [])
     a = forecast_ml(df, 3, specs, seed=7)
@@ -60,7 +61,7 @@ def test_same_data_and_seed_give_identical_forecasts(df):
 
 
 def test_short_series_falls_back_with_a_warning(df):
-    from forecasting.ml import forecast_ml
+    from forecasting.engines.ml import forecast_ml
 
     spec = _ml("RidgeML")[0]
     short = df[df["unique_id"] == "net_sales_aws"].tail(spec.min_obs - 1).assign(unique_id="short")
@@ -75,7 +76,7 @@ def test_short_series_falls_back_with_a_warning(df):
 
 
 def test_too_short_for_conformal_windows_borrows_fallback_widths(df):
-    from forecasting.ml import forecast_ml
+    from forecasting.engines.ml import forecast_ml
 
     spec = _ml("RidgeML")[0]
     data = df.groupby("unique_id").tail(spec.min_obs + 1)  # fewer than 2 conformal windows
@@ -86,8 +87,8 @@ def test_too_short_for_conformal_windows_borrows_fallback_widths(df):
 
 
 def test_mixed_lengths_keep_conformal_widths_for_long_series(df):
-    from forecasting.forecast import forecast_stats
-    from forecasting.ml import forecast_ml
+    from forecasting.engines.stats import forecast_stats
+    from forecasting.engines.ml import forecast_ml
 
     spec = _ml("RidgeML")[0]
     short = df[df["unique_id"] == "net_sales_aws"].tail(spec.min_obs + 1).assign(unique_id="short")
@@ -104,7 +105,7 @@ def test_mixed_lengths_keep_conformal_widths_for_long_series(df):
 def test_a_new_regressor_is_one_line(df):
     from sklearn.linear_model import LinearRegression
 
-    from forecasting.ml import forecast_ml, register_regressor
+    from forecasting.engines.ml import forecast_ml, register_regressor
 
     try:
         spec = register_regressor("OLSTestML", lambda seed: LinearRegression())
@@ -116,7 +117,7 @@ def test_a_new_regressor_is_one_line(df):
 
 
 def test_non_ml_specs_are_refused(df):
-    from forecasting.ml import forecast_ml
+    from forecasting.engines.ml import forecast_ml
 
     resolve(None)
     with pytest.raises(ValueError, match="non-ML specs"):

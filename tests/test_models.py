@@ -10,16 +10,10 @@ import pytest
 
 from features.loader import load_quarterly
 from forecasting import models as registry
-from forecasting.forecast import ShortSeriesWarning, forecast
-from forecasting.models import (
-    DEFAULT_MODELS,
-    ModelSpec,
-    fallback_chain,
-    get_spec,
-    register,
-    resolve,
-    with_members,
-)
+from forecasting.forecast import forecast
+from forecasting.frames import ShortSeriesWarning
+from forecasting.catalogue import DEFAULT_MODELS, resolve
+from forecasting.models import ModelSpec, fallback_chain, get_spec, register, with_members
 
 STATISTICAL = ["Naive", "SeasonalNaive", "RandomWalkWithDrift", "AutoETS", "AutoTheta",
                "Foster", "GriffinWatts", "BrownRozeff", "AutoARIMA"]
@@ -132,7 +126,7 @@ def test_a_failing_model_falls_back_instead_of_crashing(panel, monkeypatch):
 
     spec = ModelSpec(
         name="FosterCSS",
-        engine="stats",
+        kind="stats",
         build=lambda m: ARIMA(order=(1, 0, 0), seasonal_order=(0, 1, 0), season_length=m,
                               include_drift=True, method="CSS-ML", alias="FosterCSS"),
         min_obs=10,
@@ -171,7 +165,7 @@ def test_every_statistical_model_is_registered():
     assert set(STATISTICAL) <= set(names)
     for name in STATISTICAL:
         spec = get_spec(name)
-        assert spec.engine == "stats" and spec.family in ("baseline", "statistical")
+        assert spec.kind == "stats" and spec.family in ("baseline", "statistical")
         assert spec.build(4).alias == name
         # the fallback chain always ends at Naive, which fits on 2 points
         assert fallback_chain(spec, 2).name == "Naive"
@@ -191,7 +185,7 @@ def test_resolve_defaults_families_and_lists():
 
 
 def test_with_members_puts_members_first(monkeypatch):
-    ens = ModelSpec(name="TestMean", engine="ensemble", family="ensemble", members=("AutoETS", "Foster"))
+    ens = ModelSpec(name="TestMean", kind="ensemble", family="ensemble", members=("AutoETS", "Foster"))
     monkeypatch.setitem(registry.REGISTRY, ens.name, ens)
     assert [s.name for s in with_members([ens])] == ["AutoETS", "Foster", "TestMean"]
 
@@ -199,18 +193,18 @@ def test_with_members_puts_members_first(monkeypatch):
 def test_register_refuses_a_duplicate_name_and_bad_specs():
     resolve()  # make sure the built-ins are registered
     with pytest.raises(ValueError, match="already registered; pass replace=True"):
-        register(ModelSpec(name="AutoETS", engine="stats"))
-    with pytest.raises(ValueError, match="engine must be one of"):
-        ModelSpec(name="X", engine="prophet")
+        register(ModelSpec(name="AutoETS", kind="stats"))
+    with pytest.raises(ValueError, match="kind must be one of"):
+        ModelSpec(name="X", kind="prophet")
     with pytest.raises(ValueError, match="family must be one of"):
-        ModelSpec(name="X", engine="stats", family="fancy")
+        ModelSpec(name="X", kind="stats", family="fancy")
     with pytest.raises(ValueError, match="ensemble 'X' needs members"):
-        ModelSpec(name="X", engine="ensemble", family="ensemble")
+        ModelSpec(name="X", kind="ensemble", family="ensemble")
 
 
 def test_fallback_cycle_is_detected(monkeypatch):
-    a = ModelSpec(name="CycA", engine="stats", min_obs=50, fallback="CycB")
-    b = ModelSpec(name="CycB", engine="stats", min_obs=50, fallback="CycA")
+    a = ModelSpec(name="CycA", kind="stats", min_obs=50, fallback="CycB")
+    b = ModelSpec(name="CycB", kind="stats", min_obs=50, fallback="CycA")
     monkeypatch.setitem(registry.REGISTRY, "CycA", a)
     monkeypatch.setitem(registry.REGISTRY, "CycB", b)
     with pytest.raises(ValueError, match="fallback cycle at model 'CycA'"):
@@ -220,7 +214,7 @@ def test_fallback_cycle_is_detected(monkeypatch):
 def test_degenerate_arima_fits_are_refused_and_reported():
     """statsforecast's Brown-Rozeff fit on total net sales never leaves its start (all
     coefficients 0): that is SeasonalNaive under another name, so it must fall back visibly."""
-    from forecasting.arima import DegenerateFitError, check_fit
+    from forecasting.engines.arima import DegenerateFitError, check_fit
 
     df = load_quarterly(series=["net_sales_total"])
     with pytest.warns(ShortSeriesWarning, match="DegenerateFitError"):

@@ -12,8 +12,10 @@ import pytest
 
 from forecasting import cache as vcache
 from forecasting.backtest import BacktestConfig, backtest
-from forecasting.forecast import ShortSeriesWarning, forecast, forecast_base
-from forecasting.models import resolve
+from forecasting.dispatch import forecast_base
+from forecasting.forecast import forecast
+from forecasting.frames import ShortSeriesWarning
+from forecasting.catalogue import resolve
 from forecasting.parallel import base_forecasts, default_jobs
 
 MODELS = ["SeasonalNaive", "AutoETS", "Foster", "RidgeML"]

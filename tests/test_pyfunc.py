@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from experiments.retrain import ChampionState, parse_levels, predict_from_state
+from experiments.champion_state import ChampionState, parse_levels, predict_from_state
 
 pytestmark = pytest.mark.slow  # the module fixture forecasts and saves a model (~10-20 s)
 
@@ -34,7 +34,7 @@ def saved(state, tmp_path_factory):
     """``(path, loaded pyfunc, forecasts of the input example computed before saving)``."""
     import mlflow.pyfunc
 
-    from experiments.tracking import save_pyfunc
+    from experiments.flavor import save_pyfunc
 
     expected = predict_from_state(state, 4, (80, 95))
     path = tmp_path_factory.mktemp("pyfunc") / "model"

@@ -21,7 +21,8 @@ import pandas as pd
 import pytest
 
 from experiments.cli import EXIT_BAD_INPUT, EXIT_LOCKED, EXIT_TRACKING, main
-from experiments.retrain import LOCK_FILE, RetrainLock, choose_champions, gate, series_scores
+from experiments.champions import choose_champions, gate, series_scores
+from experiments.lock import LOCK_FILE, RetrainLock
 
 SERIES = "net_sales_aws,operating_income_aws,free_cash_flow"
 FAST = ["--series", SERIES, "--models", "SeasonalNaive,Naive,AutoETS", "--windows", "3", "--warmup", "2",
@@ -84,16 +85,16 @@ def test_gate_compares_both_sets_on_the_same_scores():
     scores = _scores({"a": {"SeasonalNaive": 1.0, "AutoETS": 0.5, "Naive": 0.8},
                       "b": {"SeasonalNaive": 1.0, "AutoETS": 0.8, "Naive": 0.9}})
     first = gate(scores, {"a": "AutoETS"}, None)
-    assert first["passed"] and "first version" in first["reason"]
+    assert first.passed and "first version" in first.reason
     ok = gate(scores, {"a": "AutoETS", "b": "AutoETS"}, {"a": "Naive", "b": "Naive"}, 0.02)
-    assert ok["passed"] and ok["new_score"] == pytest.approx((0.5 * 0.8) ** 0.5)
+    assert ok.passed and ok.new_score == pytest.approx((0.5 * 0.8) ** 0.5)
     bad = gate(scores, {"a": "Naive", "b": "Naive"}, {"a": "AutoETS", "b": "AutoETS"}, 0.02)
-    assert not bad["passed"] and "failed" in bad["reason"]
+    assert not bad.passed and "failed" in bad.reason
     # within the tolerance: 0.8/0.9 worse by 2% is allowed at 0.03, refused at 0.01
     near = {"a": "SeasonalNaive"}
     s2 = _scores({"a": {"SeasonalNaive": 1.0, "AutoETS": 0.98}})
-    assert gate(s2, near, {"a": "AutoETS"}, 0.03)["passed"]
-    assert not gate(s2, near, {"a": "AutoETS"}, 0.01)["passed"]
+    assert gate(s2, near, {"a": "AutoETS"}, 0.03).passed
+    assert not gate(s2, near, {"a": "AutoETS"}, 0.01).passed
 
 
 def test_lock_refuses_waits_and_survives_stale_file(tmp_path):
@@ -303,7 +304,7 @@ def test_update_data_turns_a_restatement_into_a_new_vintage_retrain(registry, fi
     args = [*registry["args"], "--data", str(data), "--no-rollup"]
     code, out = fcf(*args)
     assert code == 0, out
-    v0 = data_vintage(data)["vintage"]
+    v0 = data_vintage(data).vintage
     n_versions = len(versions(registry))
 
     monkeypatch.setenv("SEC_USER_AGENT", "fcf-forecasting tests tests@example.com")
@@ -313,7 +314,7 @@ def test_update_data_turns_a_restatement_into_a_new_vintage_retrain(registry, fi
     assert code == 0, out
     assert "restated net_sales_north_america 2022Q4: 93363 (was 93000), vintage 2023-02-03" in out
     assert "nothing new" not in out
-    v1 = data_vintage(data)["vintage"]
+    v1 = data_vintage(data).vintage
     assert v1 != v0 and v1.startswith("2026Q2-")
     assert len(versions(registry)) == n_versions + 1
     done = [r for r in runs(registry) if r.data.tags.get("fcf.vintage") == v1]

@@ -2,7 +2,7 @@
 SIGKILL at named points, two processes racing for the lock, a waiter taking over from a
 holder that died.
 
-The retrain's pause hook (`experiments.retrain.pause_point`, environment variables
+The retrain's pause hook (`experiments.lock.pause_point`, environment variables
 ``FCF_RETRAIN_PAUSE_AT`` / ``FCF_RETRAIN_PAUSE_FILE``) holds a process at a named point and
 says so in a marker file, so a signal lands where the test means it to land: before the model
 version is registered, or after it is registered but before the outputs and the alias are
@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from experiments.cli import EXIT_INTERRUPTED, EXIT_LOCKED, main
-from experiments.retrain import LOCK_FILE
+from experiments.lock import LOCK_FILE
 
 ARGS = ["--series", "net_sales_aws,free_cash_flow", "--models", "SeasonalNaive,Naive", "--windows", "2",
         "--warmup", "0", "--no-rollup", "--no-plots"]

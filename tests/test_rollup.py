@@ -12,22 +12,26 @@ import pytest
 
 from features.guidance import GuidanceBook, load_guidance
 from features.loader import load_quarterly
-from forecasting.bridge import FCF, NET_CAPEX, OCF, OI, SALES
-from forecasting.rollup import (
-    FCF_TTM,
+from features.profile import shipped_profile
+from forecasting.rollup import build_inputs, calibration_factor, rollup, simulate
+from forecasting.rollup_backtest import RollupBacktestConfig, backtest_rollup, score_rollup
+from forecasting.rollup_pipeline import (
     RollupConfig,
-    build_inputs,
-    calibration_factor,
+    RollupSeries,
     driver_frame,
     node_forecasts,
     prepare_pipeline,
-    rollup,
     run_pipeline,
-    simulate,
 )
-from forecasting.rollup_backtest import backtest_rollup, score_rollup
 from forecasting.scenarios import run_scenarios
 from forecasting.selection import SelectionSettings
+
+AMAZON = shipped_profile("amazon")
+SERIES = RollupSeries.of(AMAZON)
+CASH = AMAZON.cash_flow
+FCF, NET_CAPEX, OCF, OI, SALES = CASH.free_cash_flow, CASH.capex, CASH.operating_cash_flow, CASH.operating_income, \
+    CASH.sales
+FCF_TTM = CASH.fcf_ttm
 
 QCOLS = ["p2.5", "p5", "p10", "p50", "p90", "p95", "p97.5"]
 SMALL = RollupConfig(candidates=("AutoETS", "SeasonalNaive"), guided=("GuidedAutoETS",), first_cutoff="2019Q4",
@@ -47,12 +51,12 @@ def book():
 
 @pytest.fixture(scope="module")
 def pipe(df, book):
-    return prepare_pipeline(df, SMALL, book)
+    return prepare_pipeline(df, AMAZON, SMALL, book)
 
 
 @pytest.fixture(scope="module")
 def result(df, book, pipe):
-    return rollup(df, SMALL, book, pipeline=pipe)
+    return rollup(df, AMAZON, SMALL, book, pipeline=pipe)
 
 
 def test_pipeline_is_coherent_at_every_cutoff(pipe):
@@ -108,7 +112,8 @@ def test_calibration_factor_is_the_conformal_quantile_by_hand():
 
 
 def test_backtest_tables_and_the_factor_learnt_from_reported_rows(df, book, pipe):
-    res = backtest_rollup(df, SMALL, book, n_windows=4, pipeline=pipe, direct_models=("AutoETS",))
+    res = backtest_rollup(df, AMAZON, SMALL, book, RollupBacktestConfig(n_windows=4, direct_models=("AutoETS",)),
+                          pipeline=pipe)
     bt = res.backtest
     assert set(bt["model"]) >= {"Rollup", "RollupCalibrated", "SeasonalNaive", "AutoETS", "FCFChampion"}
     assert set(bt["unique_id"]) == {FCF, FCF_TTM}
@@ -116,10 +121,10 @@ def test_backtest_tables_and_the_factor_learnt_from_reported_rows(df, book, pipe
     assert len(cuts) == 4 and cuts[-1] == pd.Timestamp("2025-06-30")
     assert bt["step"].between(1, 4).all() and bt["y"].notna().all()
     sc = score_rollup(res)
-    row = sc["overall"].set_index(["unique_id", "model"]).loc[(FCF, "SeasonalNaive")]
+    row = sc.overall.set_index(["unique_id", "model"]).loc[(FCF, "SeasonalNaive")]
     assert row["rel_mase"] == pytest.approx(1.0)
-    assert {"scaled_crps", "msis_80", "coverage_80"} <= set(sc["overall"].columns)
-    assert set(sc["fiscal_years"]["which"]) <= {"current", "next"} and len(sc["fiscal_years"])
+    assert {"scaled_crps", "msis_80", "coverage_80"} <= set(sc.overall.columns)
+    assert set(sc.fiscal_years["which"]) <= {"current", "next"} and len(sc.fiscal_years)
     # the factor at each evaluated cutoff: the raw simulations at the 4 cutoffs before it, over the
     # quarters reported by it (the last one covers one quarter, the first four)
     from forecasting.rollup import interval_rows, reported_fcf
@@ -128,26 +133,26 @@ def test_backtest_tables_and_the_factor_learnt_from_reported_rows(df, book, pipe
     earlier = [c for c in pipe.cutoffs if c < first][-SMALL.calibration_window:]
     steps = [min(4, len(pd.date_range(c, first, freq="QE")) - 1) for c in earlier]
     assert steps == [4, 3, 2, 1]
-    rows = pd.concat([interval_rows(simulate(build_inputs(pipe, c, k)), c, "Rollup", reported_fcf(pipe.history))
+    rows = pd.concat([interval_rows(simulate(build_inputs(pipe, c, k)), c, "Rollup", reported_fcf(pipe.history, SERIES))
                       for c, k in zip(earlier, steps)], ignore_index=True)
     assert (rows["ds"] <= first).all() and len(rows) == 2 * (4 + 3 + 2 + 1)
     expected = calibration_factor(rows)
     assert res.factors.set_index("cutoff").loc[first, "error_scale"] == pytest.approx(expected)
-    assert sc["cashflow_by_step"]["model"].str.startswith("reconciled").any()
+    assert sc.cashflow_by_step["model"].str.startswith("reconciled").any()
 
 
 def test_scenario_capex_moves_fcf_one_for_one_and_oi_through_the_bridge(df, book, pipe):
-    inputs = rollup(df, SMALL.replace(h=6), book, pipeline=pipe).inputs
+    inputs = rollup(df, AMAZON, SMALL.replace(h=6), book, pipeline=pipe).inputs
     capex = {"description": "d", "sources": ["s"], "drivers": {"capex": {"quarter": {"2026Q3": 70000}}},
              "carry_forward": False}
-    res = run_scenarios(df, [capex], h=6, inputs=inputs)
+    res = run_scenarios(df, AMAZON, [capex], h=6, inputs=inputs)
     b, s = res.simulations["base"].paths, res.simulations["scenario"].paths
     d_capex = s[NET_CAPEX] - b[NET_CAPEX]
     assert np.allclose(s[NET_CAPEX][:, 0].mean(), 70000) and np.allclose(d_capex[:, 1:], 0)
     np.testing.assert_allclose(s[FCF] - b[FCF], -d_capex)
     margin = {"description": "d", "sources": ["s"], "drivers": {"operating_margin": {"aws": {2026: 0.5}}},
               "carry_forward": False}
-    res = run_scenarios(df, [margin], h=6, inputs=inputs)
+    res = run_scenarios(df, AMAZON, [margin], h=6, inputs=inputs)
     b, s = res.simulations["base"].paths, res.simulations["scenario"].paths
     d_oi = s[OI] - b[OI]
     assert np.abs(d_oi[:, :2]).min() > 0 and np.allclose(d_oi[:, 2:], 0)
@@ -162,7 +167,7 @@ def test_nothing_after_a_cutoff_reaches_it(df, book):
     it was reported is replaced by absurd numbers; the roll-up at and before it must not move."""
     cut = pd.Timestamp("2024-06-30")
     cfg = SMALL.replace(first_cutoff="2021Q4", guided=("GuidedAutoETS",))
-    hist = driver_frame(df)
+    hist = driver_frame(df, SERIES)
     clean = hist[hist["ds"] <= cut + pd.offsets.QuarterEnd(4)]
     poisoned = clean.copy()
     later = poisoned["ds"] > cut
@@ -174,8 +179,8 @@ def test_nothing_after_a_cutoff_reaches_it(df, book):
     bad_book = GuidanceBook(q, a)
     runs = []
     for h, g in ((clean, book), (poisoned, bad_book)):
-        nodes = node_forecasts(h, cfg, g)
-        runs.append(run_pipeline(h, nodes, cfg))
+        nodes = node_forecasts(h, SERIES, cfg, g)
+        runs.append(run_pipeline(h, nodes, SERIES, cfg))
     p0, p1 = runs
     keep = lambda x: x[x["cutoff"] <= cut].drop(columns="y").reset_index(drop=True)  # noqa: E731
     pd.testing.assert_frame_equal(keep(p0.final), keep(p1.final))
@@ -206,8 +211,7 @@ def test_paths_follow_the_segments_capex_ocf_and_the_ttm_computed_by_hand(result
     segment paths."""
     from dataclasses import replace
 
-    from forecasting.rollup import SIMULATED
-
+    SIMULATED = SERIES.simulated
     inp = replace(result.inputs, config=result.inputs.config.replace(centre=False))
     h = len(inp.ds)
     e = np.random.default_rng(3).normal(0, 0.01, (len(SIMULATED), h))  # small: no path hits 0

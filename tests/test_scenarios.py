@@ -8,30 +8,30 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from features.calendar import FiscalCalendar
 from features.loader import load_quarterly, shipped_data_dir
-from forecasting.bridge import NET_CAPEX
-from forecasting.rollup import RollupConfig, rollup, simulate
-from forecasting.scenarios import (
-    ScenarioError,
-    adjuster,
-    check_periods,
-    load_scenario,
-    run_scenarios,
-    scenario_from_dict,
-    side_by_side,
-)
+from features.profile import shipped_profile
+from forecasting.rollup import rollup, simulate
+from forecasting.rollup_pipeline import RollupConfig
+from forecasting.scenario_file import ScenarioError, load_scenario, reported_checks, scenario_from_dict
+from forecasting.scenarios import adjuster, check_periods, run_scenarios, side_by_side
+
+AMAZON = shipped_profile("amazon")
+NET_CAPEX = AMAZON.cash_flow.capex
+CAL = FiscalCalendar(12)
 
 SHIPPED = shipped_data_dir() / "scenarios"
 GOOD = {"description": "d", "sources": ["analyst claims"], "drivers": {"aws_growth": {2026: 0.2}}}
 
 
 def test_shipped_scenarios_load():
-    bull = load_scenario(SHIPPED / "bull.yaml")
-    heavy = load_scenario(SHIPPED / "capex_heavy.yaml")
+    bull = load_scenario(SHIPPED / "bull.yaml", AMAZON)
+    heavy = load_scenario(SHIPPED / "capex_heavy.yaml", AMAZON)
     assert bull.name == "bull" and heavy.name == "capex_heavy"
-    assert bull.capex_year == {2026: 135000.0} and bull.aws_growth == {2026: 0.28}
-    assert bull.operating_margin == {"aws": {2026: 0.375}} and bull.advertising_growth == {2026: 0.22}
-    assert heavy.capex_year == {2026: 200000.0} and heavy.aws_growth == {2026: 0.2}
+    assert bull.capex_year == {2026: 135000.0} and bull.growth == {"aws": {2026: 0.28}}
+    assert bull.margin == {"aws": {2026: 0.375}} and bull.categories["advertising"].growth == {2026: 0.22}
+    assert bull.categories["advertising"].series == "net_sales_advertising"
+    assert heavy.capex_year == {2026: 200000.0} and heavy.growth == {"aws": {2026: 0.2}}
     for s in (bull, heavy):
         assert s.description and any("not our numbers" in x for x in s.sources)
 
@@ -68,7 +68,7 @@ def _write(tmp_path, text: str):
 )
 def test_bad_scenario_files_name_the_file_and_key(tmp_path, text, key, message):
     with pytest.raises(ScenarioError) as err:
-        load_scenario(_write(tmp_path, text))
+        load_scenario(_write(tmp_path, text), AMAZON)
     assert err.value.key == key
     assert str(err.value).startswith(f"bad.yaml, key {key}: ")
     assert message in str(err.value)
@@ -76,11 +76,11 @@ def test_bad_scenario_files_name_the_file_and_key(tmp_path, text, key, message):
 
 def test_malformed_yaml_names_the_file_and_line(tmp_path):
     with pytest.raises(ScenarioError, match=r"bad.yaml: not valid YAML at line 3, column 1"):
-        load_scenario(_write(tmp_path, "description: d\nsources: [s]\n\tdrivers: {}\n"))
+        load_scenario(_write(tmp_path, "description: d\nsources: [s]\n\tdrivers: {}\n"), AMAZON)
     with pytest.raises(ScenarioError, match="expected a mapping"):
-        load_scenario(_write(tmp_path, "- just\n- a list\n"))
+        load_scenario(_write(tmp_path, "- just\n- a list\n"), AMAZON)
     with pytest.raises(ScenarioError, match="file not found"):
-        load_scenario(tmp_path / "missing.yaml")
+        load_scenario(tmp_path / "missing.yaml", AMAZON)
 
 
 def test_scenario_errors_are_value_errors_for_the_cli():
@@ -90,14 +90,16 @@ def test_scenario_errors_are_value_errors_for_the_cli():
 def test_periods_must_be_future_and_within_the_horizon():
     origin = pd.Timestamp("2026-06-30")
     ds = pd.date_range("2026-09-30", periods=6, freq="QE")
-    check_periods(scenario_from_dict(GOOD), origin, ds)
+    check_periods(scenario_from_dict(GOOD, AMAZON), origin, ds, CAL)
     with pytest.raises(ScenarioError, match="fiscal year 2025 is fully reported"):
-        check_periods(scenario_from_dict({**GOOD, "drivers": {"aws_growth": {2025: 0.2}}}), origin, ds)
+        check_periods(scenario_from_dict({**GOOD, "drivers": {"aws_growth": {2025: 0.2}}}, AMAZON), origin, ds,
+                      CAL)
     with pytest.raises(ScenarioError, match="ends after the forecast horizon"):
-        check_periods(scenario_from_dict({**GOOD, "drivers": {"aws_growth": {2028: 0.2}}}), origin, ds)
+        check_periods(scenario_from_dict({**GOOD, "drivers": {"aws_growth": {2028: 0.2}}}, AMAZON), origin, ds,
+                      CAL)
     with pytest.raises(ScenarioError, match="key drivers.capex.quarter.2026Q2: quarter 2026Q2 is not a forecast"):
-        check_periods(scenario_from_dict({**GOOD, "drivers": {"capex": {"quarter": {"2026Q2": 50000}}}}),
-                      origin, ds)
+        check_periods(scenario_from_dict({**GOOD, "drivers": {"capex": {"quarter": {"2026Q2": 50000}}}}, AMAZON),
+                      origin, ds, CAL)
 
 
 @pytest.fixture(scope="module")
@@ -105,13 +107,13 @@ def inputs():
     df = load_quarterly()
     cfg = RollupConfig(h=6, candidates=("AutoETS", "SeasonalNaive"), guided=(), first_cutoff="2019Q4",
                        error_windows=4, n_paths=1000, extra=("net_sales_advertising",))
-    return rollup(df, cfg).inputs
+    return rollup(df, AMAZON, cfg).inputs
 
 
 def test_scenario_drivers_hit_their_targets(inputs):
     s = scenario_from_dict({**GOOD, "drivers": {
         "capex": {"fiscal_year": {2026: 200000}}, "aws_growth": {2026: 0.2},
-        "operating_margin": {"aws": {2027: 0.3}}}})
+        "operating_margin": {"aws": {2027: 0.3}}}}, AMAZON)
     sim = simulate(inputs, seed=0, adjust=adjuster(s))
     hist = inputs.history.pivot(index="ds", columns="unique_id", values="y")
     ds = inputs.ds
@@ -127,13 +129,13 @@ def test_scenario_drivers_hit_their_targets(inputs):
 
 
 def test_capex_below_what_is_already_reported_is_rejected(inputs):
-    s = scenario_from_dict({**GOOD, "drivers": {"capex": {"fiscal_year": {2026: 50000}}}})
+    s = scenario_from_dict({**GOOD, "drivers": {"capex": {"fiscal_year": {2026: 50000}}}}, AMAZON)
     with pytest.raises(ScenarioError, match="below the 96310 already reported for 2026"):
         simulate(inputs, n_paths=100, adjust=adjuster(s))
 
 
 def test_run_scenarios_side_by_side_with_common_random_numbers(inputs):
-    res = run_scenarios(None, [SHIPPED / "bull.yaml", SHIPPED / "capex_heavy.yaml", SHIPPED / "guidance.yaml"],
+    res = run_scenarios(None, AMAZON, [SHIPPED / "bull.yaml", SHIPPED / "capex_heavy.yaml", SHIPPED / "guidance.yaml"],
                         inputs=inputs)
     assert list(res.simulations) == ["base", "bull", "capex_heavy", "guidance"]
     t = side_by_side(res)
@@ -148,21 +150,19 @@ def test_run_scenarios_side_by_side_with_common_random_numbers(inputs):
     # less capex, same everything else: more FCF in 2026 than the heavy-capex scenario
     assert d.loc[("bull", 2026), "fcf"] > d.loc[("capex_heavy", 2026), "fcf"]
     with pytest.raises(ValueError, match="unique and not 'base'"):
-        run_scenarios(None, [{**GOOD, "name": "base"}], inputs=inputs)
+        run_scenarios(None, AMAZON, [{**GOOD, "name": "base"}], inputs=inputs)
 
 
 def test_claims_reported_data_contradict_are_kept_and_marked():
     """Bug caught: a scenario file that silently drops or rewrites an analyst's claim that the
     reported quarters already rule out (bull.yaml's 135B of 2026 capex after 96.3B in H1)."""
-    from forecasting.scenarios import load_scenario, reported_checks
-
-    bull = load_scenario(SHIPPED / "bull.yaml")
+    bull = load_scenario(SHIPPED / "bull.yaml", AMAZON)
     assert bull.capex_year == {2026: 135000}
     assert set(bull.contradicted) == {"capex.fiscal_year.2026"}
-    checks = reported_checks(bull, load_quarterly())
+    checks = reported_checks(bull, load_quarterly(), AMAZON)
     # 135,000 - 96,310 reported = 38,690 for two quarters: 19.3B each vs 53.1B in 2026Q2
     assert any("19.3B per remaining quarter" in c and "53.1B in 2026Q2" in c and "-64%" in c for c in checks)
     assert any("contradicted by reported data" in c for c in checks)
     with pytest.raises(ScenarioError, match="key contradicted_by_reported_data.capex.fiscal_year.2027"):
         scenario_from_dict({**GOOD, "drivers": {"capex": {"fiscal_year": {2026: 200000}}},
-                            "contradicted_by_reported_data": {"capex.fiscal_year.2027": "x"}})
+                            "contradicted_by_reported_data": {"capex.fiscal_year.2027": "x"}}, AMAZON)

@@ -12,8 +12,8 @@ from forecasting.simulate import (
     quantile_frame,
     residual_windows,
     sample_paths,
-    to_interval_columns,
 )
+from forecasting.frames import to_interval_columns
 
 
 def _windows(n=10, n_series=3, h=4, seed=0):

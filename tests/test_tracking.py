@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from experiments import tracking
+from experiments.track_backtest import RunContext, log_backtest
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +53,22 @@ def _check_logged(uri: str, parent_id: str, bt, history, config):
     # tags: vintage, version, best run
     from features.loader import data_vintage
 
-    assert parent.data.tags["vintage"] == data_vintage()["vintage"]
+    vintage = data_vintage()
+    assert parent.data.tags["vintage"] == vintage.vintage
+    # what a person comparing runs sees in the MLflow UI: a model-training experiment (the runs
+    # table, not the GenAI overview), a parent named by data vintage, models and settings, and
+    # the data as every run's dataset input
+    exp = client.get_experiment(parent.info.experiment_id)
+    assert exp.tags[tracking.EXPERIMENT_KIND_TAG] == tracking.MODEL_TRAINING == "custom_model_development"
+    name = parent.info.run_name
+    assert name.startswith("backtest ") and vintage.vintage[:15] in name and f"h{config.h}" in name
+    assert "SeasonalNaive" in name and f"w{config.n_windows}" in name
+    for run in (parent, ets):
+        [inp] = client.get_run(run.info.run_id).inputs.dataset_inputs
+        assert inp.dataset.name == f"amzn_quarterly@{vintage.vintage}"
+        assert inp.dataset.digest == vintage.data_sha256[:12] and inp.dataset.source_type == "local"
+        assert "amzn_quarterly.csv" in inp.dataset.source
+        assert {t.key: t.value for t in inp.tags}["mlflow.data.context"] == "training"
     assert parent.data.tags["fcf_version"] == tracking.library_version() != "unknown"
     board = leaderboard(pointwise(bt, history))
     best = board["model"].iloc[0]
@@ -81,7 +97,7 @@ def _check_logged(uri: str, parent_id: str, bt, history, config):
 def test_log_backtest_to_real_server(mlflow_server, small_backtest, isolated_cwd):
     bt, history, config = small_backtest
     assert tracking.check_tracking_server(mlflow_server) == mlflow_server
-    parent_id = tracking.log_backtest(bt, history, config, experiment="test-server", uri=mlflow_server)
+    parent_id = log_backtest(bt, history, config, RunContext(experiment="test-server", uri=mlflow_server))
     _check_logged(mlflow_server, parent_id, bt, history, config)
     assert not (isolated_cwd / "mlflow.db").exists(), "a server run must not write the local store"
 
@@ -90,7 +106,7 @@ def test_log_backtest_to_local_sqlite_default(small_backtest, local_store_cwd):
     bt, history, config = small_backtest
     uri = tracking.tracking_uri()
     assert uri == f"sqlite:///{local_store_cwd.resolve() / 'mlflow.db'}"
-    parent_id = tracking.log_backtest(bt, history, config)
+    parent_id = log_backtest(bt, history, config, RunContext(experiment="amazon-backtest"))
     assert (local_store_cwd / "mlflow.db").is_file()
     assert any((local_store_cwd / "mlartifacts").rglob("leaderboard.html"))
     _check_logged(uri, parent_id, bt, history, config)
@@ -171,3 +187,24 @@ def test_run_tags_have_vintage_version_and_commit():
     assert {"vintage", "data_sha256", "data_last_quarter", "fcf_version"} <= set(tags)
     commit = tracking.git_commit()
     assert commit is None or tags["git_commit"] == commit
+
+
+def test_run_names_tell_two_runs_apart():
+    from features.loader import data_vintage
+
+    v = data_vintage()
+    a = tracking.run_name("backtest", v, ["SeasonalNaive", "StatsMLCombo"], h=4, w=12)
+    b = tracking.run_name("backtest", v, ["SeasonalNaive", "AutoCombo"], h=4, w=12)
+    c = tracking.run_name("backtest", v, ["SeasonalNaive", "StatsMLCombo"], h=8, w=12)
+    assert len({a, b, c}) == 3
+    assert a == f"backtest {v.vintage[:15]} SeasonalNaive+StatsMLCombo h4 w12"
+    many = tracking.run_name("backtest", "2026Q2-abcdef123456", [f"M{i}" for i in range(9)], h=4)
+    assert many == "backtest 2026Q2-abcdef12 M0+M1+7 more h4"
+
+
+def test_an_existing_experiment_is_marked_as_model_training(local_store_cwd):
+    client = tracking.get_client()
+    exp_id = client.create_experiment("old-kind")  # as an earlier version created it: no kind tag
+    assert tracking.EXPERIMENT_KIND_TAG not in client.get_experiment(exp_id).tags
+    assert tracking.experiment_id(client, "old-kind") == exp_id
+    assert client.get_experiment(exp_id).tags[tracking.EXPERIMENT_KIND_TAG] == tracking.MODEL_TRAINING

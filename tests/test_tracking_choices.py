@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from experiments import tracking
-from forecasting.models import REGISTRY, resolve
+from experiments.track_backtest import RunContext, log_backtest
+from forecasting.catalogue import resolve
+from forecasting.models import REGISTRY
 
 pytestmark = pytest.mark.slow
 
@@ -50,7 +51,7 @@ def test_chosen_members_per_series_and_cutoff_are_logged(mlflow_server, selector
     expected = choices(bt)
     assert len(expected) == 2 * 4  # two series x four evaluated cutoffs
     assert set(expected.loc[expected["unique_id"] == "trend", "chosen"]) == {"Naive"}
-    parent_id = tracking.log_backtest(bt, df, config, experiment="choices-test", uri=mlflow_server, plots=False)
+    parent_id = log_backtest(bt, df, config, RunContext(experiment="choices-test", uri=mlflow_server), plots=False)
 
     client = MlflowClient(tracking_uri=mlflow_server)
     parent = client.get_run(parent_id)

@@ -1,6 +1,6 @@
 """Benchmarks run by ``fcf benchmark``: `m3` (external accuracy) and `speed`.
 
-Both log to MLflow through `experiments.tracking.log_benchmark` (``--no-track`` to skip);
+Both log to MLflow through `experiments.track_runs.log_benchmark` (``--no-track`` to skip);
 `tracking_uri_or_fail` checks the store before a long run, so a dead server fails in seconds.
 """
 
@@ -18,12 +18,13 @@ def log(uri: str | None, name: str, table, params: dict, metrics: dict | None = 
     """Log one benchmark run to `uri` (None: skip); returns the run id."""
     if uri is None:
         return None
-    from experiments import tracking
     from experiments.cli import EXIT_TRACKING, CommandError
+    from experiments.track_runs import BENCHMARK_EXPERIMENT, log_benchmark
+    from experiments.tracking import TrackingError
 
     try:
-        run_id = tracking.log_benchmark(name, table, params, metrics, uri=uri)
-    except tracking.TrackingError as exc:
+        run_id = log_benchmark(name, table, params, metrics, uri=uri)
+    except TrackingError as exc:
         raise CommandError(str(exc), EXIT_TRACKING) from exc
-    print(f"logged MLflow run {run_id} (experiment '{tracking.BENCHMARK_EXPERIMENT}', {uri})")
+    print(f"logged MLflow run {run_id} (experiment '{BENCHMARK_EXPERIMENT}', {uri})")
     return run_id

@@ -209,7 +209,8 @@ def run_library(train: pd.DataFrame, models: str | Iterable[str] | None = None, 
 
     Returns the library's forecast frame (``unique_id, ds, model, model_used, mean, ...``).
     """
-    from forecasting.forecast import ShortSeriesWarning, forecast
+    from forecasting.forecast import forecast
+    from forecasting.frames import ShortSeriesWarning
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ShortSeriesWarning)
@@ -249,7 +250,8 @@ BENCHMARK_EXTRAS = ("Theta", "FastEnsemble", "EATEnsemble", "MedianEnsemble")
 
 def library_models(models: str | Sequence[str] | None) -> list[str]:
     """The library model names a run uses; None: the library's defaults plus `BENCHMARK_EXTRAS`."""
-    from forecasting.models import DEFAULT_MODELS, REGISTRY, resolve
+    from forecasting.catalogue import DEFAULT_MODELS, resolve
+    from forecasting.models import REGISTRY
 
     if models is None:
         resolve(None)  # registers the extension modules' specs
@@ -276,7 +278,7 @@ def benchmark(
         per-series scores of the methods we ran. ``table.attrs["choices"]`` holds what a
         selecting ensemble chose (`forecasting.autocombo.choices`).
     """
-    from forecasting.models import DEFAULT_MODELS
+    from forecasting.catalogue import DEFAULT_MODELS
     from forecasting.autocombo import choices
 
     file_name, n_series, published, _ = DATASETS[dataset]

@@ -1,12 +1,12 @@
 """A statsforecast ``ARIMA`` that refuses degenerate fits.
 
-On Amazon's near-unit-root seasonal differences statsforecast 2.1's maximum-likelihood
-optimiser sometimes never leaves its starting point (every coefficient exactly 0; without
-regular differencing the "model" forecast is then SeasonalNaive's under another name:
-Brown-Rozeff on total, North America and International net sales) or returns a
-non-invertible MA coefficient (|theta| > 1, e.g. -7.8 for Brown-Rozeff on AWS net sales).
-`CheckedARIMA` raises `DegenerateFitError` for such a fit; the forecast engine then uses the
-spec's fallback model and says so in ``model_used``.
+On near-unit-root seasonal differences (company sales growing steadily) statsforecast 2.1's
+maximum-likelihood optimiser sometimes never leaves its starting point (every coefficient
+exactly 0; without regular differencing the "model" forecast is then SeasonalNaive's under
+another name: Brown-Rozeff on several of the shipped sales series) or returns a
+non-invertible MA coefficient (|theta| > 1, e.g. -7.8 for Brown-Rozeff on one segment's
+sales). `CheckedARIMA` raises `DegenerateFitError` for such a fit; the forecast engine then
+uses the spec's fallback model and says so in ``model_used``.
 """
 
 from __future__ import annotations

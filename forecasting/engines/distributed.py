@@ -1,7 +1,8 @@
 """Run the statistical models on a cluster: statsforecast's Fugue backend (Dask, Spark, Ray).
 
-Selected by one argument, ``engine``, of `forecasting.forecast.forecast`,
-`forecasting.forecast.forecast_base` and `forecasting.backtest.backtest`:
+Selected by one argument, ``engine`` (the executor; a model's kind is `ModelSpec.kind`), of
+`forecasting.forecast.forecast`, `forecasting.dispatch.forecast_base` and
+`forecasting.backtest.backtest`:
 
 - ``None`` / ``"local"``: statsforecast in this process (the default);
 - ``"dask"``: the active ``dask.distributed`` client (``Client(address)`` or

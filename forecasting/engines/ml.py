@@ -35,16 +35,18 @@ import numpy as np
 import pandas as pd
 
 from features.transforms import DEFAULT_FEATURES, FeatureSet
-from forecasting.forecast import (
-    FREQ,
+from forecasting.engines.stats import forecast_stats
+from forecasting.frames import (
     LEVELS,
+    SEASON_LENGTH,
     ShortSeriesWarning,
+    calendar_of,
+    check_horizon,
     enforce_order,
-    forecast_stats,
     interval_columns,
     output_columns,
 )
-from forecasting.models import SEASON_LENGTH, ModelSpec, register, resolve
+from forecasting.models import ModelSpec, get_spec, register
 
 #: Most conformal windows mlforecast uses for the ML intervals.
 CONFORMAL_WINDOWS = 3
@@ -75,7 +77,7 @@ def register_regressor(
     except Exception as exc:  # fail at registration, not at the first forecast
         raise ValueError(f"ML model '{name}': build(seed) failed ({exc})") from exc
     return register(
-        ModelSpec(name=name, engine="ml", build=build, family="ml", min_obs=min_obs, fallback=fallback,
+        ModelSpec(name=name, kind="ml", build=build, family="ml", min_obs=min_obs, fallback=fallback,
                   complexity=complexity, params=params, options={"features": features},
                   description=description or f"global {params['regressor']} across series (mlforecast)"),
         replace=True,
@@ -95,16 +97,15 @@ def forecast_ml(
     Args:
         df: long frame ``unique_id, ds, y`` (checked, gap-free, sorted).
         h: quarters ahead.
-        specs: ML specs (``engine="ml"``); each ``options["features"]`` is a `FeatureSet`.
+        specs: ML specs (``kind="ml"``); each ``options["features"]`` is a `FeatureSet`.
         level: interval levels.
         seed: passed to each regressor's ``build(seed)``.
 
     Returns:
         ``output_columns(level)``: one row per series x spec x quarter.
     """
-    if int(h) < 1:
-        raise ValueError(f"horizon h must be >= 1, got {h}")
-    bad = [s.name for s in specs if s.engine != "ml"]
+    h = check_horizon(h)
+    bad = [s.name for s in specs if s.kind != "ml"]
     if bad:
         raise ValueError(f"forecast_ml got non-ML specs {bad}; pass them to forecast_base")
     sizes = df.groupby("unique_id", sort=True).size()
@@ -148,7 +149,7 @@ def _fallback(df, h, specs, level, season_length) -> pd.DataFrame:
         if spec.fallback not in cache:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ShortSeriesWarning)
-                fb = resolve(spec.fallback)[-1]  # resolve() also loads the statistical specs
+                fb = get_spec(spec.fallback)
                 cache[spec.fallback] = forecast_stats(df, h, [fb], level, season_length)
         parts.append(cache[spec.fallback].assign(model=spec.name))
     return pd.concat(parts, ignore_index=True)
@@ -204,7 +205,7 @@ def _mlforecast(df, h, specs, features: FeatureSet, level, seed, n_windows: int)
     from threadpoolctl import threadpool_limits
 
     models = {s.name: s.build(seed) for s in specs}
-    mlf = MLForecast(models=models, freq=FREQ, num_threads=1, **features.mlforecast_kwargs())
+    mlf = MLForecast(models=models, freq=calendar_of(df).freq, num_threads=1, **features.mlforecast_kwargs())
     conformal = n_windows >= 2
     # one thread: OpenMP regressors (HistGradientBoosting) are ~20x slower on a busy machine
     with warnings.catch_warnings(), threadpool_limits(1):
@@ -213,33 +214,3 @@ def _mlforecast(df, h, specs, features: FeatureSet, level, seed, n_windows: int)
         mlf.fit(df, prediction_intervals=intervals)
         pred = mlf.predict(int(h), level=list(level) if conformal else None)
     return pred.sort_values(["unique_id", "ds"]).reset_index(drop=True)
-
-
-# --------------------------------------------------------------------------- built-ins
-def _register_builtins() -> None:
-    from sklearn.ensemble import HistGradientBoostingRegressor
-    from sklearn.linear_model import ElasticNet, Ridge
-
-    register_regressor("RidgeML", lambda seed: Ridge(alpha=1.0), complexity=6,
-                       description="global ridge regression on lags of the seasonally differenced, "
-                                   "per-series standardised target")
-    register_regressor("ElasticNetML", lambda seed: ElasticNet(alpha=0.05, l1_ratio=0.5, random_state=seed),
-                       complexity=6, description="global elastic net on the same features as RidgeML")
-    register_regressor("HistGBML", lambda seed: HistGradientBoostingRegressor(
-        max_iter=100, learning_rate=0.05, max_leaf_nodes=8, min_samples_leaf=10, early_stopping=False,
-        random_state=seed), complexity=8,
-        description="global histogram gradient boosting (scikit-learn) on the same features")
-    register_regressor("LightGBMML", _lightgbm, complexity=8,
-                       description="global LightGBM on the same features")
-
-
-def _lightgbm(seed: int):
-    """LightGBM is a core dependency (a member of the default model): imported when used, so a
-    broken install fails here, loudly, instead of silently changing the default ensemble."""
-    from lightgbm import LGBMRegressor
-
-    return LGBMRegressor(n_estimators=100, learning_rate=0.05, num_leaves=8, min_child_samples=10,
-                         subsample=1.0, random_state=seed, n_jobs=1, deterministic=True, verbose=-1)
-
-
-_register_builtins()

@@ -1,0 +1,431 @@
+"""The roll-up's point forecasts at every cutoff: node forecasts, champions, reconciliation.
+
+At every origin C (a cutoff; only data and guidance known on the day C was reported), for the
+nodes a company profile names (`features.profile.Hierarchy`, `features.profile.CashFlow`):
+
+1. **Node forecasts** (`node_forecasts`): every candidate model of `RollupConfig.candidates`
+   on every node (each measure's segments, groups and total; capex; operating cash flow; free
+   cash flow), and the guided models (`forecasting.guided`) on the nodes management guides,
+   at every cutoff since `first_cutoff`. One backtest computes them once for the forecast, its
+   calibration and the roll-up backtest.
+2. **Per-node champions** (`forecasting.selection`): at C, each node's model and intercept
+   correction with the lowest error over the forecasts made in the quarters before C and
+   reported by C.
+3. **Segments add up** (`forecasting.hierarchy`, MinTrace with weights from past errors).
+4. **The cash-flow identity** (`forecasting.cashflow`): the direct FCF forecast, OCF from the
+   bridge (`forecasting.bridge`: OI + gamma_q x sales, with the reconciled totals), the OCF
+   model and the capex model combined by MinTrace with W learnt from their past errors, so
+   that FCF = OCF - capex holds exactly.
+
+`prepare_pipeline` runs these at every cutoff; `forecasting.rollup` simulates paths and
+calibrates them; `forecasting.rollup_backtest` scores the whole at past cutoffs.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from features.calendar import FiscalCalendar
+from features.profile import CashFlow, CompanyProfile, Hierarchy
+from forecasting.backtest import backtest
+from forecasting.bridge import OCFBridge
+from forecasting.cashflow import METHODS as CASHFLOW_METHODS
+from forecasting.cashflow import NODES as CASHFLOW_NODES
+from forecasting.cashflow import reconcile_cashflow
+from forecasting.forecast import forecast
+from forecasting.frames import MAX_HORIZON, ShortSeriesWarning, check_horizon, check_series_frame
+from forecasting.hierarchy import (
+    DEFAULT_METHOD,
+    ERROR_METHODS,
+    METHODS,
+    add_groups,
+    mintrace,
+    reconcile,
+    summing_matrix,
+)
+from forecasting.selection import SelectionSettings, champion_forecasts, scored
+from forecasting.simulate import DEFAULT_PATHS, SMOOTHING
+
+#: Candidate models of every node, in tie-break order (the first is used while too few past
+#: windows exist to choose).
+CANDIDATES = ("AutoETS", "Foster", "StatsCombo", "AutoARIMALog", "SeasonalNaive", "RandomWalkWithDrift",
+              "StatsMLCombo")
+#: Guided candidates, run on the nodes the guidance covers.
+GUIDED_CANDIDATES = ("GuidedFoster", "GuidedStatsCombo", "GuidedAutoARIMALog", "GuidedStatsMLCombo")
+#: Steps every node is forecast (fiscal-year scoring needs up to two fiscal years).
+NODE_HORIZON = MAX_HORIZON
+#: Quarters the shortest node needs before the first cutoff when neither the configuration nor
+#: the profile names one.
+MIN_FIRST_CUTOFF_QUARTERS = 8
+
+
+@dataclass(frozen=True)
+class RollupSeries:
+    """The series a roll-up works with, read from a company profile.
+
+    Attributes:
+        tree: the segment hierarchy; cash: the cash-flow bridge's series; calendar: the fiscal
+            calendar (fiscal years of the fiscal-year tables, quarters of the bridge).
+    """
+
+    tree: Hierarchy
+    cash: CashFlow
+    calendar: FiscalCalendar = field(default_factory=FiscalCalendar)
+
+    @classmethod
+    def of(cls, profile: CompanyProfile) -> RollupSeries:
+        if not profile.has_rollup:
+            raise ValueError(f"company profile '{profile.name}' has no roll-up: it needs a hierarchy and "
+                             "cash_flow series (see features/profile.py)")
+        return cls(profile.hierarchy, profile.cash_flow, profile.calendar)
+
+    @property
+    def fcf(self) -> str:
+        return self.cash.free_cash_flow
+
+    @property
+    def fcf_ttm(self) -> str:
+        return self.cash.fcf_ttm
+
+    @property
+    def cash_nodes(self) -> list[str]:
+        return [self.cash.capex, self.cash.operating_cash_flow, self.cash.free_cash_flow]
+
+    @property
+    def nodes(self) -> list[str]:
+        """Every forecast node: the hierarchy's, then capex, OCF and FCF."""
+        return [*self.tree.nodes(), *self.cash_nodes]
+
+    @property
+    def simulated(self) -> tuple[str, ...]:
+        """The series simulated path by path: the bottom of the tree, capex and OCF (totals,
+        FCF and TTM are derived)."""
+        return (*self.tree.bottom_series(), self.cash.capex, self.cash.operating_cash_flow)
+
+    def scale_of(self, series: str) -> str:
+        """The series whose level scales `series`' errors: operating income passes near zero, so
+        its errors are scaled by its sales (margin points); OCF's by total sales."""
+        if series == self.cash.operating_cash_flow:
+            return self.cash.sales
+        return self.tree.scale_of(series)
+
+    def nonnegative(self, series: str) -> bool:
+        """Sales and capex paths are floored at zero; income and cash flow are not."""
+        return series == self.cash.capex or self.tree.is_nonnegative(series)
+
+
+@dataclass(frozen=True)
+class RollupConfig:
+    """Settings of a roll-up (logged as run parameters).
+
+    Attributes:
+        h: quarters ahead (1-8).
+        candidates, guided: node models the per-node choice picks from.
+        selection: the nested choice (window, lambdas of the intercept correction, ...).
+        method: segment reconciliation: ``MinTrace-wls_var`` (default: weights from the
+            champions' past errors, so a guided total weighs more than the segments' sum),
+            ``MinTrace-mint_shrink``, a `forecasting.hierarchy.METHODS` name, or ``"base"``.
+        cashflow: reconciliation across FCF = OCF - capex (`forecasting.cashflow.METHODS`),
+            or ``"bridge"``: FCF = bridged OCF - capex (no direct forecasts), ``"direct"``:
+            the OCF and capex models only.
+        error_windows: past windows drawn by the bootstrap (the most recent ones).
+        centre: centre the drawn errors on zero (paths centred on the point forecasts, whose
+            intercept correction already answers recent bias); False adds the past windows'
+            mean error to every path.
+        calibrate: scale the spread by the roll-up's own past misses.
+        calibration_window: the most recent past cutoffs whose misses (the quarters reported
+            by the origin, `recent_misses`) set that scale, so it follows a change of regime.
+        first_cutoff: earliest node cutoff, a quarter label of the company's calendar (selection
+            needs a few years before the roll-up's); None: the profile's ``rollup.first_cutoff``,
+            else the quarter by which every node has `MIN_FIRST_CUTOFF_QUARTERS` quarters.
+        extra: more series forecast by AutoETS for scenarios (e.g. advertising).
+    """
+
+    h: int = 4
+    candidates: tuple[str, ...] = CANDIDATES
+    guided: tuple[str, ...] = GUIDED_CANDIDATES
+    selection: SelectionSettings = SelectionSettings(window=16)
+    method: str = DEFAULT_METHOD
+    cashflow: str = "wls_var"
+    bridge_window: int = 16
+    n_paths: int = DEFAULT_PATHS
+    seed: int = 0
+    smoothing: float = SMOOTHING
+    error_windows: int = 8
+    centre: bool = True
+    calibrate: bool = True
+    calibration_window: int = 4
+    first_cutoff: str | None = None
+    extra: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        check_horizon(self.h, "roll-up horizon h", NODE_HORIZON)
+        if self.method not in ("base", *METHODS, *ERROR_METHODS):
+            raise ValueError(f"unknown reconciliation method '{self.method}'; "
+                             f"choose from {['base', *METHODS, *ERROR_METHODS]}")
+        if self.cashflow not in (*CASHFLOW_METHODS, "bridge", "direct"):
+            raise ValueError(f"cashflow must be one of {[*CASHFLOW_METHODS, 'bridge', 'direct']}, "
+                             f"got '{self.cashflow}'")
+        if self.n_paths < 1:
+            raise ValueError(f"n_paths must be >= 1, got {self.n_paths}")
+
+    def for_company(self, profile: CompanyProfile) -> RollupConfig:
+        """The configuration with the profile's roll-up settings where this one has none."""
+        first = self.first_cutoff or profile.rollup.get("first_cutoff")
+        return self.replace(first_cutoff=str(first)) if first and first != self.first_cutoff else self
+
+    def replace(self, **changes) -> RollupConfig:
+        return RollupConfig(**{**asdict(self), "selection": self.selection, **changes})
+
+    def as_params(self) -> dict:
+        d = asdict(self)
+        sel = d.pop("selection")
+        d.update({f"selection_{k}": v for k, v in sel.items()})
+        return {k: (",".join(map(str, v)) if isinstance(v, tuple) else v) for k, v in d.items()}
+
+
+# --------------------------------------------------------------------------- node forecasts
+def driver_frame(df: pd.DataFrame, series: RollupSeries, extra: Sequence[str] = ()) -> pd.DataFrame:
+    """The reported series the roll-up uses: hierarchy nodes (groups derived), capex, OCF, FCF."""
+    need = [*series.nodes, *extra]
+    derived = series.tree.derived()
+    base_need = [s for s in need if s not in derived]
+    missing = [s for s in base_need if s not in set(df["unique_id"])]
+    if missing:
+        raise ValueError(f"the roll-up needs series {missing}, which are not in the data; "
+                         "load every modelled series (load_quarterly() without series=)")
+    out = add_groups(df[df["unique_id"].isin(base_need)], series.tree)
+    return check_series_frame(out[out["unique_id"].isin(need)], "roll-up data")
+
+
+def quarters_between(a, b, calendar: FiscalCalendar) -> int:
+    """Quarters from quarter end `a` to quarter end `b`."""
+    return int(calendar.steps([a], [b])[0])
+
+
+def first_cutoff(history: pd.DataFrame, series: RollupSeries, config: RollupConfig) -> pd.Timestamp:
+    """The earliest node cutoff: `config.first_cutoff`, else the quarter by which every node has
+    `MIN_FIRST_CUTOFF_QUARTERS` reported quarters."""
+    if config.first_cutoff:
+        try:
+            return series.calendar.parse(config.first_cutoff).end_time.normalize()
+        except ValueError:
+            raise ValueError(f"first_cutoff '{config.first_cutoff}' is not a quarter like 2016Q2 "
+                             "(or FY2024Q1 for a fiscal calendar)") from None
+    starts = history.groupby("unique_id")["ds"].min()
+    return pd.Timestamp(starts.max()) + series.calendar.offset(MIN_FIRST_CUTOFF_QUARTERS - 1)
+
+
+def node_forecasts(history: pd.DataFrame, series: RollupSeries, config: RollupConfig, guidance=None
+                   ) -> pd.DataFrame:
+    """Base point forecasts of every node x candidate at every cutoff from `config.first_cutoff`
+    to the newest quarter (that one by `forecasting.forecast.forecast`).
+
+    Returns:
+        ``cutoff, unique_id, ds, step, model, mean, y`` (``y`` NaN after the newest quarter).
+    """
+    nodes = series.nodes
+    last = history["ds"].max()
+    n_windows = quarters_between(first_cutoff(history, series, config), last, series.calendar)
+    guided_nodes = [n for n in nodes if guidance is not None and n in guidance.metrics]
+    runs = [(nodes, list(config.candidates))]
+    if guided_nodes and config.guided:
+        runs.append((guided_nodes, [*config.guided, "GuidanceMidpoint"]))  # the midpoint: reported only
+    parts = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ShortSeriesWarning)
+        for series, models in runs:
+            d = history[history["unique_id"].isin(series)]
+            if n_windows >= 1:
+                bt = backtest(d, models=models, h=NODE_HORIZON, n_windows=n_windows, warmup_windows=0,
+                              intervals="model", end_offset=1, guidance=guidance)
+                parts.append(bt[["cutoff", "unique_id", "ds", "step", "model", "mean", "y"]])
+            now = forecast(d, h=NODE_HORIZON, models=models, intervals="model", guidance=guidance)
+            now["cutoff"] = last
+            now["step"] = now.groupby(["unique_id", "model"]).cumcount() + 1
+            now["y"] = np.nan
+            parts.append(now[["cutoff", "unique_id", "ds", "step", "model", "mean", "y"]])
+        extra = [s for s in config.extra if s in set(history["unique_id"])]
+        if extra:
+            ex = forecast(history[history["unique_id"].isin(extra)], h=NODE_HORIZON, models=["AutoETS"],
+                          intervals="model")
+            ex = ex[ex["model"] == "AutoETS"].assign(cutoff=last, y=np.nan)
+            ex["step"] = ex.groupby("unique_id").cumcount() + 1
+            parts.append(ex[["cutoff", "unique_id", "ds", "step", "model", "mean", "y"]])
+    out = pd.concat(parts, ignore_index=True).drop_duplicates(["cutoff", "unique_id", "model", "ds"])
+    return out.sort_values(["unique_id", "model", "cutoff", "ds"]).reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------- the pipeline
+@dataclass
+class Pipeline:
+    """The roll-up's point forecasts at every cutoff, and how they were made.
+
+    Attributes:
+        history: reported node series (retail derived).
+        final: ``cutoff, unique_id, ds, step, mean, y``: reconciled segments and totals, and the
+            cash-flow nodes after the identity reconciliation (OCF, capex, FCF).
+        cashflow_inputs: ``cutoff, ds, step, fcf, ocf_bridge, ocf, capex, method_used``: the
+            base forecasts the identity reconciliation combined.
+        choices: per cutoff and node, the chosen model and correction (`forecasting.selection`).
+        champions: the chosen models' corrected forecasts before any reconciliation.
+        nodes: every candidate's base forecasts (`node_forecasts`).
+        config: the settings.
+        series: the company's roll-up series.
+    """
+
+    history: pd.DataFrame
+    final: pd.DataFrame
+    cashflow_inputs: pd.DataFrame
+    choices: pd.DataFrame
+    champions: pd.DataFrame
+    nodes: pd.DataFrame
+    config: RollupConfig
+    series: RollupSeries
+
+    @property
+    def cutoffs(self) -> list[pd.Timestamp]:
+        return sorted(self.final["cutoff"].unique())
+
+    def at(self, cutoff) -> pd.DataFrame:
+        return self.final[self.final["cutoff"] == pd.Timestamp(cutoff)]
+
+
+def _bridged(history: pd.DataFrame, rec: pd.DataFrame, cutoff, window: int, series: RollupSeries) -> pd.Series:
+    """OCF from the bridge fitted up to `cutoff`, given reconciled OI and sales forecasts."""
+    w = rec.pivot_table(index="ds", columns="unique_id", values="mean")
+    try:
+        br = OCFBridge(series.cash, window, series.calendar).fit(history, cutoff=cutoff)
+    except ValueError:
+        return pd.Series(np.nan, index=w.index)
+    cash = series.cash
+    return pd.Series(br.predict(w[cash.operating_income].to_numpy(), w[cash.sales].to_numpy(), w.index),
+                     index=w.index)
+
+
+def _level(scale: pd.Series, cutoff) -> float:
+    """Mean |value| of the four quarters of `scale` up to `cutoff` (errors' common scale)."""
+    return float(np.abs(scale[scale.index <= cutoff].iloc[-4:]).mean())
+
+
+def _reconcile_with_errors(h_part: pd.DataFrame, scale: pd.Series, method: str, window: int,
+                           series: RollupSeries) -> pd.DataFrame:
+    """The segment trees reconciled at each cutoff by MinTrace with W learnt from the
+    champions' errors at the `window` earlier cutoffs, on quarters reported by the cutoff
+    (scaled by total sales at their cutoff); ``wls_struct`` until enough errors exist."""
+    S_df, _ = summing_matrix(series.tree)
+    nodes = list(S_df["unique_id"])
+    S = S_df.drop(columns="unique_id").to_numpy(dtype=float)
+    err = h_part.assign(e=(h_part["y"] - h_part["mean"]) / h_part["cutoff"].map(lambda c: _level(scale, c)))
+    E = err.pivot_table(index=["cutoff", "ds"], columns="unique_id", values="e").reindex(columns=nodes)
+    cuts, dss = E.index.get_level_values(0), E.index.get_level_values(1)
+    out = []
+    for c, g in h_part.groupby("cutoff", sort=True):
+        w = g.pivot_table(index="ds", columns="unique_id", values="mean").reindex(columns=nodes)
+        past = E[(cuts < c) & (dss <= c) & (cuts >= c - series.calendar.offset(window))]
+        rec, _ = mintrace(S, w.to_numpy(dtype=float).T, past.to_numpy(dtype=float).T, method)
+        o = pd.DataFrame(rec.T, index=w.index, columns=nodes).reset_index()
+        o = o.melt(id_vars="ds", var_name="unique_id", value_name="mean")
+        o["cutoff"] = c
+        out.append(o[["cutoff", "unique_id", "ds", "mean"]])
+    return pd.concat(out, ignore_index=True)
+
+
+def run_pipeline(history: pd.DataFrame, nodes: pd.DataFrame, series: RollupSeries, config: RollupConfig
+                 ) -> Pipeline:
+    """Steps 2-4 of the module docstring at every cutoff where every node has a forecast."""
+    hier = series.tree.nodes()
+    cash = series.cash_nodes
+    CAPEX, OCF, FCF = cash
+    cal = series.calendar
+    needed = set(hier) | set(cash)
+    have = nodes.groupby("cutoff")["unique_id"].agg(lambda s: needed <= set(s))
+    cutoffs = sorted(have.index[have.to_numpy()])
+    candidates = [*config.candidates, *config.guided]
+    sc = scored(nodes[nodes["unique_id"].isin(needed)], history, config.selection.lambdas)
+    champs, choices = champion_forecasts(sc, cutoffs, candidates, config.selection)
+    # segments add up
+    h_part = champs[champs["unique_id"].isin(hier)]
+    complete = h_part.groupby(["cutoff", "ds"])["unique_id"].transform("nunique") == len(hier)
+    h_part = h_part[complete]
+    scale = history[history["unique_id"] == series.cash.sales].set_index("ds")["y"]
+    if config.method == "base":
+        rec = h_part[["cutoff", "unique_id", "ds", "mean"]]
+    elif config.method in ERROR_METHODS:
+        rec = _reconcile_with_errors(h_part, scale, config.method.split("-", 1)[1], config.selection.window,
+                                     series)
+    else:
+        r = reconcile(h_part, series.tree, methods=[config.method], by=("cutoff",))
+        rec = r[r["method"] == config.method][["cutoff", "unique_id", "ds", "mean"]]
+    yv = history.set_index(["unique_id", "ds"])["y"]
+    w = champs[champs["unique_id"].isin(cash)].pivot_table(index=["cutoff", "ds"], columns="unique_id",
+                                                           values="mean")
+    inputs, finals, errs = [], [], []
+    for c in cutoffs:
+        rc = rec[rec["cutoff"] == c]
+        if rc.empty or c not in w.index.get_level_values(0):
+            continue
+        wc = w.loc[c]
+        base = pd.DataFrame({"ds": wc.index, "fcf": wc[FCF].to_numpy(), "ocf": wc[OCF].to_numpy(),
+                             "capex": wc[CAPEX].to_numpy()})
+        base["ocf_bridge"] = _bridged(history, rc, c, config.bridge_window, series).reindex(base["ds"]).to_numpy()
+        base = base.dropna(subset=["ocf", "capex"]).reset_index(drop=True)
+        if base.empty:
+            continue
+        past = pd.concat(errs, ignore_index=True) if errs else None
+        if past is not None:
+            past = past[(past["cutoff"] < c) & (past["ds"] <= c)
+                        & (past["cutoff"] >= c - cal.offset(config.selection.window))]
+        if config.cashflow in CASHFLOW_METHODS:
+            out = reconcile_cashflow(base, past[list(CASHFLOW_NODES)] if past is not None else None,
+                                     config.cashflow)
+        elif config.cashflow == "bridge":
+            ocf = base["ocf_bridge"].fillna(base["ocf"])
+            out = pd.DataFrame({"ds": base["ds"], "ocf": ocf, "capex": base["capex"],
+                                "fcf": ocf - base["capex"], "method_used": "bridge"})
+        else:
+            out = pd.DataFrame({"ds": base["ds"], "ocf": base["ocf"], "capex": base["capex"],
+                                "fcf": base["ocf"] - base["capex"], "method_used": "direct"})
+        base["cutoff"] = c
+        base["method_used"] = out["method_used"].to_numpy()
+        inputs.append(base)
+        # scaled errors of the four inputs where the outcome is reported (for later cutoffs' W)
+        lev = _level(scale, c)
+        e = pd.DataFrame({"cutoff": c, "ds": base["ds"]})
+        for node, name in (("fcf", FCF), ("ocf_bridge", OCF), ("ocf", OCF), ("capex", CAPEX)):
+            actual = yv.reindex(pd.MultiIndex.from_product([[name], base["ds"]])).to_numpy(dtype=float)
+            e[node] = (actual - base[node].to_numpy(dtype=float)) / lev
+        errs.append(e.dropna(subset=["fcf", "ocf", "capex"]))
+        cf = out.melt(id_vars="ds", value_vars=["ocf", "capex", "fcf"], var_name="node", value_name="mean")
+        cf["unique_id"] = cf["node"].map({"ocf": OCF, "capex": CAPEX, "fcf": FCF})
+        cf["cutoff"] = c
+        finals.append(pd.concat([rc, cf[["cutoff", "unique_id", "ds", "mean"]]], ignore_index=True))
+    final = pd.concat(finals, ignore_index=True)
+    extra = [s for s in config.extra if s in set(nodes["unique_id"])]
+    if extra:
+        ex = nodes[nodes["unique_id"].isin(extra)][["cutoff", "unique_id", "ds", "mean"]]
+        final = pd.concat([final, ex], ignore_index=True)
+    final = final.merge(history, on=["unique_id", "ds"], how="left")
+    final["step"] = cal.steps(final["cutoff"], final["ds"]).astype(int)
+    cols = ["cutoff", "unique_id", "ds", "step", "mean", "y"]
+    final = final[cols].sort_values(["cutoff", "unique_id", "ds"]).reset_index(drop=True)
+    cf_in = pd.concat(inputs, ignore_index=True) if inputs else pd.DataFrame()
+    if len(cf_in):
+        cf_in["step"] = cal.steps(cf_in["cutoff"], cf_in["ds"]).astype(int)
+    return Pipeline(history=history, final=final, cashflow_inputs=cf_in, choices=choices,
+                    champions=champs, nodes=nodes, config=config, series=series)
+
+
+def prepare_pipeline(df: pd.DataFrame, profile: CompanyProfile, config: RollupConfig | None = None,
+                     guidance=None) -> Pipeline:
+    """`node_forecasts` and `run_pipeline` on every modelled series of `df`, for the company of
+    `profile` (its hierarchy, cash-flow series, calendar and roll-up settings)."""
+    series = RollupSeries.of(profile)
+    config = (config or RollupConfig()).for_company(profile)
+    history = driver_frame(df, series, config.extra)
+    return run_pipeline(history, node_forecasts(history, series, config, guidance), series, config)
