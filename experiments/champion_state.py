@@ -21,7 +21,7 @@ import pandas as pd
 
 from features.profile import CompanyProfile, load_profile, shipped_profile
 from forecasting.forecast import forecast
-from forecasting.frames import ShortSeriesWarning, interval_quantiles, output_columns
+from forecasting.frames import MAX_HORIZON, ShortSeriesWarning, check_horizon, interval_quantiles, output_columns
 
 #: Format of ``state.json``; version 2 states (without ``company``) load as the default company's.
 STATE_VERSION = 3
@@ -171,11 +171,9 @@ def predict_from_state(state: ChampionState, horizon: int = 4, levels=(80, 95), 
     With `return_simulations` also the dict of `forecasting.rollup.Simulation` by name.
     Same state and inputs -> identical numbers.
     """
-
-
-    if isinstance(horizon, bool) or int(horizon) != horizon or not 1 <= int(horizon) <= 8:
-        raise ValueError(f"horizon {horizon!r}: a whole number of quarters between 1 and 8")
-    h, level = int(horizon), parse_levels(levels)
+    if isinstance(horizon, (float, np.floating)) and float(horizon).is_integer():
+        horizon = int(horizon)
+    h, level = check_horizon(horizon, "horizon", MAX_HORIZON), parse_levels(levels)
     hist = state.history
     parts = []
     by_model: dict[str, list[str]] = {}

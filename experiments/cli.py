@@ -146,6 +146,16 @@ def checked_tracking_uri(no_track: bool = False, untracked_hint: bool = True) ->
         raise CommandError(message, EXIT_TRACKING) from exc
 
 
+def check_horizon_option(value: int, flag: str = "--horizon") -> int:
+    """A horizon option within 1..`forecasting.frames.MAX_HORIZON`, else a `CommandError` (exit 2)."""
+    from forecasting.frames import MAX_HORIZON, check_horizon
+
+    try:
+        return check_horizon(value, flag, MAX_HORIZON)
+    except ValueError:
+        raise CommandError(f"{flag} {value}: must be between 1 and {MAX_HORIZON} quarters") from None
+
+
 def split_list(text: str | None) -> list[str] | None:
     return [t.strip() for t in text.split(",") if t.strip()] if text else None
 

@@ -18,6 +18,7 @@ import pandas as pd
 
 from experiments.champions import MIN_EXTRA_QUARTERS, select_series
 from experiments.cli import (
+    check_horizon_option,
     EXIT_TRACKING,
     CommandError,
     add_data_options,
@@ -30,7 +31,8 @@ from experiments.cli import (
 )
 
 DEFAULT_MODELS = "baseline,statistical"
-MAX_HORIZON = 8
+#: Evaluated and warm-up windows when neither the command nor the company profile names them.
+DEFAULT_WINDOWS, DEFAULT_WARMUP = 12, 8
 
 
 def add_parser(sub) -> None:
@@ -51,11 +53,13 @@ def add_parser(sub) -> None:
     p.add_argument("--models", default=DEFAULT_MODELS,
                    help="comma-separated names, families (baseline, statistical, ml, ensemble) or "
                         f"'all' (default: {DEFAULT_MODELS}); SeasonalNaive always runs")
-    p.add_argument("--windows", type=int, default=12, help="evaluated cutoffs (default 12)")
+    p.add_argument("--windows", type=int, default=None,
+                   help="evaluated cutoffs (default: the company profile's backtest.windows, else 12)")
     p.add_argument("--horizon", "-H", type=int, default=4,
-                   help=f"quarters ahead, 1..{MAX_HORIZON} (default 4)")
-    p.add_argument("--warmup", type=int, default=8,
-                   help="earlier cutoffs used only to calibrate intervals/ensembles (default 8)")
+                   help="quarters ahead, 1..8 (default 4)")
+    p.add_argument("--warmup", type=int, default=None,
+                   help="earlier cutoffs used only to calibrate intervals/ensembles (default: the profile's "
+                        "backtest.warmup, else 8)")
     p.add_argument("--shift", type=int, default=0,
                    help="move every cutoff this many quarters earlier (default 0; 12 with --windows 12: the "
                         "12 windows before the default ones, a hold-out no model was chosen on)")
@@ -87,14 +91,16 @@ def run(args: argparse.Namespace) -> int:
     from forecasting.catalogue import LIBRARY_DEFAULT, resolve
     from forecasting.metrics import pointwise
 
-    if not 1 <= args.horizon <= MAX_HORIZON:
-        raise CommandError(f"--horizon must be between 1 and {MAX_HORIZON}, got {args.horizon}")
+    check_horizon_option(args.horizon)
+    profile = profile_for(args)
+    company = profile.backtest if profile is not None else {}
+    args.windows = args.windows if args.windows is not None else company.get("windows", DEFAULT_WINDOWS)
+    args.warmup = args.warmup if args.warmup is not None else company.get("warmup", DEFAULT_WARMUP)
     if args.windows < 1 or args.warmup < 0 or args.shift < 0:
         raise CommandError(f"--windows must be >= 1, --warmup and --shift >= 0 "
                            f"(got {args.windows}, {args.warmup}, {args.shift})")
     t0 = time.perf_counter()
     uri = checked_tracking_uri(args.no_track)
-    profile = profile_for(args)
     data = data_path(args, profile)
     names = split_list(args.series)
     explicit = names if names and names != ["all"] else None

@@ -20,7 +20,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from experiments.cli import EXIT_TRACKING, CommandError, add_data_options, checked_tracking_uri, data_path, guidance_for
+from experiments.cli import (
+    EXIT_TRACKING,
+    CommandError,
+    add_data_options,
+    check_horizon_option,
+    checked_tracking_uri,
+    data_path,
+    guidance_for,
+)
 from experiments.cmd_rollup import add_rollup_options, check_options, rollup_config
 
 DEFAULT_OUT = "outputs/claims"
@@ -175,8 +183,7 @@ def run(args: argparse.Namespace) -> int:
     from forecasting.scenarios import as_scenario
 
     profile = check_options(args)
-    if not 1 <= args.calibration_horizon <= 8:
-        raise CommandError(f"--calibration-horizon {args.calibration_horizon}: must be between 1 and 8")
+    check_horizon_option(args.calibration_horizon, "--calibration-horizon")
     path = Path(args.file) if args.file else shipped_claims(profile)
     claims = load_claims(path)  # every input is validated before any computation
     scenarios = [as_scenario(f, profile) for f in scenario_files(args.scenarios, profile)]

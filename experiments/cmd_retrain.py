@@ -24,6 +24,7 @@ import signal
 import time
 
 from experiments.cli import (
+    check_horizon_option,
     EXIT_LOCKED,
     EXIT_TRACKING,
     CommandError,
@@ -95,8 +96,7 @@ def add_parser(sub) -> None:
 
 
 def _check(args) -> None:
-    if not 1 <= args.horizon <= 8:
-        raise CommandError(f"--horizon {args.horizon}: must be between 1 and 8")
+    check_horizon_option(args.horizon)
     if args.windows < 1 or args.warmup < 0:
         raise CommandError(f"--windows must be >= 1 and --warmup >= 0 (got {args.windows}, {args.warmup})")
     if not -0.5 < args.tolerance < 1:

@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from experiments.cli import (
+    check_horizon_option,
     EXIT_TRACKING,
     CommandError,
     add_data_options,
@@ -107,8 +108,7 @@ def check_options(args):
         raise CommandError(f"--method {args.method}: choose from base, {', '.join([*ERROR_METHODS, *METHODS])}")
     if args.cashflow not in (*CASHFLOW, "bridge", "direct"):
         raise CommandError(f"--cashflow {args.cashflow}: choose from {', '.join([*CASHFLOW, 'bridge', 'direct'])}")
-    if not 1 <= args.horizon <= 8:
-        raise CommandError(f"--horizon {args.horizon}: must be between 1 and 8")
+    check_horizon_option(args.horizon)
     if args.paths < 100:
         raise CommandError(f"--paths {args.paths}: use at least 100 sample paths")
     return profile

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from features.calendar import FiscalCalendar
+
 from forecasting.metrics import BASELINE
 
 
@@ -36,7 +38,7 @@ def series_figure(history: pd.DataFrame, bt: pd.DataFrame, models: Sequence[str]
     axes = fig.subplots(len(models), 1, sharex=True, squeeze=False)[:, 0]
     fig.subplots_adjust(left=0.11, right=0.98, top=1 - 0.7 / fig.get_figheight(),
                         bottom=0.35 / fig.get_figheight(), hspace=0.22)
-    first = bt["cutoff"].min() - pd.offsets.QuarterEnd(8)
+    first = bt["cutoff"].min() - FiscalCalendar.infer(bt["cutoff"].iloc[:1]).offset(8)
     hist = history[history["ds"] >= first].sort_values("ds")
     cuts = sorted(bt["cutoff"].unique())
     for ax, model in zip(axes, models):

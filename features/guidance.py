@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from features.calendar import FiscalCalendar
 from features.errors import DataValidationError, Problem
 from features.loader import shipped_data_dir
 from features.validation import _read_csv
@@ -229,7 +230,7 @@ class GuidanceBook:
         """The day quarter `quarter_end` was reported: the ``announced_on`` of the guidance for
         the quarter after it; the quarter's own last day when no such row exists."""
         q = pd.Timestamp(quarter_end).normalize()
-        nxt = (pd.Period(q, freq="Q") + 1).end_time.normalize()
+        nxt = q + FiscalCalendar.infer([q]).offset(1)
         said = self.quarterly.loc[self.quarterly["ds"] == nxt, "announced_on"]
         return pd.Timestamp(said.min()) if len(said) else q
 

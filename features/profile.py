@@ -6,7 +6,8 @@ company is a data file and a profile, never a code change:
 - ``data``: its quarterly file (relative to the profile), and ``fiscal_year_end_month``;
 - ``default_model``: the model `forecast()` and the commands use when none is named, chosen on
   this company's own backtest (empty: the library default), and ``default_model_note``, why;
-- ``core_series``: the series ``fcf backtest`` and ``fcf retrain`` score by default;
+- ``core_series``: the series ``fcf backtest`` and ``fcf retrain`` score by default, and
+  ``backtest`` (``windows``, ``warmup``): their default windows when the history is short;
 - ``hierarchy``: the segment tree the roll-up reconciles (``measures``: each measure's total
   series and the measure whose level scales its errors; ``segments``: each segment's series per
   measure; ``groups``: intermediate nodes, derived as the total minus the other segments where
@@ -36,8 +37,8 @@ from features.calendar import FiscalCalendar
 PROFILE_DIR = "companies"
 DEFAULT_COMPANY = "amazon"
 TOP_KEYS = ("name", "title", "ticker", "data", "fiscal_year_end_month", "default_model", "default_model_note",
-            "core_series", "hierarchy", "cash_flow", "categories", "scenario_drivers", "rollup", "guidance",
-            "claims", "scenarios", "tracking")
+            "core_series", "backtest", "hierarchy", "cash_flow", "categories", "scenario_drivers", "rollup",
+            "guidance", "claims", "scenarios", "tracking")
 CASH_FLOW_KEYS = ("sales", "operating_income", "operating_cash_flow", "capex", "free_cash_flow", "capex_gross",
                   "capex_proceeds")
 CASH_FLOW_REQUIRED = CASH_FLOW_KEYS[:5]
@@ -178,6 +179,7 @@ class CompanyProfile:
     default_model: str | None = None
     default_model_note: str = ""
     core_series: tuple[str, ...] = ()
+    backtest: Mapping[str, int] = field(default_factory=dict)
     hierarchy: Hierarchy | None = None
     cash_flow: CashFlow | None = None
     categories: Mapping[str, Category] = field(default_factory=dict)
@@ -299,6 +301,11 @@ def profile_from_dict(raw, source: str = "<dict>", base: Path | None = None) -> 
         if d.get("category") and d["category"] not in categories:
             raise ProfileError(source, f"scenario_drivers.{key}.category", f"unknown category {d['category']!r}")
         drivers[str(key)] = Driver(kind, d.get("segment"), d.get("category"), d.get("default_from"))
+    backtest = _mapping(raw.get("backtest") or {}, source, "backtest")
+    _unknown(backtest, ("windows", "warmup"), source, "backtest.")
+    for k, v in backtest.items():
+        if not isinstance(v, int) or v < (1 if k == "windows" else 0):
+            raise ProfileError(source, f"backtest.{k}", f"expected a whole number of windows, got {v!r}")
     tracking = _mapping(raw.get("tracking") or {}, source, "tracking")
     _unknown(tracking, ("experiment_prefix", "model_name"), source, "tracking.")
     guidance = {k: (base / v).resolve() for k, v in _mapping(raw.get("guidance") or {}, source, "guidance").items()}
@@ -308,7 +315,8 @@ def profile_from_dict(raw, source: str = "<dict>", base: Path | None = None) -> 
         name=name, title=str(raw.get("title") or name), data=(base / str(raw["data"])).resolve(),
         fiscal_year_end_month=month, ticker=raw.get("ticker"), default_model=raw.get("default_model") or None,
         default_model_note=str(raw.get("default_model_note") or ""),
-        core_series=tuple(raw.get("core_series") or ()), hierarchy=hierarchy, cash_flow=cash_flow,
+        core_series=tuple(raw.get("core_series") or ()), backtest=dict(backtest), hierarchy=hierarchy,
+        cash_flow=cash_flow,
         categories=categories, scenario_drivers=drivers, rollup=dict(raw.get("rollup") or {}), guidance=guidance,
         claims=(base / raw["claims"]).resolve() if raw.get("claims") else None,
         scenarios=tuple((base / s).resolve() for s in raw.get("scenarios") or ()),

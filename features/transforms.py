@@ -36,8 +36,7 @@ import numpy as np
 import pandas as pd
 from mlforecast.grouped_array import GroupedArray
 
-FREQ = "QE"
-SEASON_LENGTH = 4
+from features.calendar import SEASON_LENGTH, FiscalCalendar
 
 
 # --------------------------------------------------------------------------- target transforms
@@ -205,7 +204,7 @@ class TargetTransform:
             raise ValueError("inverse_transform needs the same series as fit_transform, with the "
                              f"same number of rows each; fitted on {self.ids_}")
         first = fc.groupby("unique_id", sort=False)["ds"].min()
-        expected = self.last_ds_ + pd.offsets.QuarterEnd(1)
+        expected = self.last_ds_ + FiscalCalendar.infer(self.last_ds_.iloc[:1]).offset(1)
         if not (first == expected).all():
             uid = first.index[(first != expected).to_numpy()][0]
             raise ValueError(f"series {uid}: forecasts must start at {expected[uid].date()}, "
@@ -229,7 +228,8 @@ def future_frame(df: pd.DataFrame, h: int) -> pd.DataFrame:
     if int(h) < 1:
         raise ValueError(f"horizon h must be >= 1, got {h}")
     last = df.groupby("unique_id", sort=True)["ds"].max()
-    parts = [pd.DataFrame({"unique_id": uid, "ds": pd.date_range(d, periods=h + 1, freq=FREQ)[1:]})
+    freq = FiscalCalendar.infer(last.iloc[:1]).freq
+    parts = [pd.DataFrame({"unique_id": uid, "ds": pd.date_range(d, periods=h + 1, freq=freq)[1:]})
              for uid, d in last.items()]
     return pd.concat(parts, ignore_index=True)
 
@@ -255,12 +255,15 @@ def past_features(
     yoy_lags: Sequence[int] = (1,),
     calendar: bool = True,
     cutoff=None,
+    fiscal: FiscalCalendar | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Lags, rolling statistics of lag 1, lagged year-over-year growth, quarter of year.
+    """Lags, rolling statistics of lag 1, lagged year-over-year growth, quarter of the fiscal year.
 
     Columns: ``lag{k}`` = y k quarters earlier; ``rolling_mean{w}`` / ``rolling_std{w}`` over
     the `w` quarters ending one quarter earlier; ``yoy_lag{k}`` = growth y_t/y_{t-4} - 1 of k
-    quarters earlier (NaN where the base is <= 0); ``quarter`` 1-4.
+    quarters earlier (NaN where the base is <= 0); ``quarter`` 1-4, the quarter of the fiscal
+    year of `calendar` (default: inferred from the quarter ends, see
+    `features.calendar.FiscalCalendar.infer`).
 
     Returns ``(train, future)`` as described in the module docstring.
     """
@@ -287,7 +290,7 @@ def past_features(
             ext[f"yoy_lag{k}"] = yoy.groupby(ext["unique_id"]).shift(int(k))
             cols.append(f"yoy_lag{k}")
     if calendar:
-        ext["quarter"] = ext["ds"].dt.quarter
+        ext["quarter"] = (fiscal or FiscalCalendar.infer(ext["ds"].iloc[:1])).quarter_of_year(ext["ds"])
         cols.append("quarter")
     return _split(ext, cols)
 
@@ -361,7 +364,7 @@ def driver_features(
     else:
         path = drv
     path = path.set_index("ds")["y"].sort_index()
-    full = pd.date_range(path.index.min(), fut_ds.iloc[-1], freq=FREQ)
+    full = pd.date_range(path.index.min(), fut_ds.iloc[-1], freq=FiscalCalendar.infer(path.index[:1]).freq)
     path = path.reindex(full)
     train = tgt.reset_index(drop=True).copy()
     future = pd.DataFrame({"unique_id": target, "ds": fut_ds.to_numpy()})
@@ -380,7 +383,9 @@ class FeatureSet:
     Attributes:
         lags: lags of the transformed target.
         rolling_mean: windows of rolling means of lag 1 of the transformed target.
-        date_features: calendar terms (pandas attributes of ``ds``, e.g. ``quarter``).
+        date_features: calendar terms (pandas attributes of ``ds``, e.g. ``quarter``: the
+            calendar quarter of the quarter end, which for any fiscal calendar is a fixed
+            relabelling of the quarter of the fiscal year, one value per season).
         target: target transforms from `TARGET_TRANSFORMS`, applied in order.
     """
 

@@ -181,7 +181,10 @@ def backtest_rollup(df: pd.DataFrame, profile: CompanyProfile, config: RollupCon
             year_end = cal.year_end(first_year + 1)
             if year_end > newest:  # the next fiscal year is not reported yet: score the current one only
                 year_end = cal.year_end(first_year)
-            fy_in = build_inputs(pipe, c, quarters_between(c, year_end, cal))
+            try:
+                fy_in = build_inputs(pipe, c, quarters_between(c, year_end, cal))
+            except ValueError:  # a short history: too few past windows as long as the year's horizon
+                continue
             fy += _fy_rows(simulate(fy_in), fy_in, c, "Rollup")
             fy_in.error_scale = factor
             fy += _fy_rows(simulate(fy_in), fy_in, c, "RollupCalibrated")

@@ -58,7 +58,7 @@ def test_tourism_seasonal_naive_reproduces_the_published_mape():
 
     train, test = m3.load_m3(m3.default_path("tourism"))
     assert train["unique_id"].nunique() == 427
-    row = m3.summarize(m3.score(m3.run_plain(train, "SeasonalNaive"), test, train)).iloc[0]
+    row = m3.model_means(m3.score(m3.run_plain(train, "SeasonalNaive"), test, train)).iloc[0]
     assert row["MAPE"] == pytest.approx(16.46, abs=5e-3)
 
 

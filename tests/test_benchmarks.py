@@ -14,13 +14,19 @@ def _frame(uid, values, start="2000-03-31"):
                          "y": np.asarray(values, dtype=float)})
 
 
+def _smape(y, f) -> float:
+    """M3 sMAPE of one series through `m3.score` (utilsforecast's smape x 200)."""
+    train = _frame("A", [1, 2, 3, 4, 5, 7, 9, 11])
+    test = _frame("A", y, start="2002-03-31")
+    return float(m3.score(test.drop(columns="y").assign(model="m", mean=f), test, train)["sMAPE"].iloc[0])
+
+
 def test_smape_matches_hand_computation():
     # 200*|10-12|/(10+12) = 18.1818...; a perfect forecast 0; 0/0 counted as 0
-    got = m3.smape([10.0, 20.0, 0.0], [12.0, 20.0, 0.0])
-    np.testing.assert_allclose(got, [400 / 22, 0.0, 0.0])
+    assert _smape([10.0, 20.0, 0.0], [12.0, 20.0, 0.0]) == pytest.approx((400 / 22) / 3)
     # symmetric in y and f, bounded by 200
-    assert m3.smape([5.0], [-5.0])[0] == pytest.approx(200.0)
-    assert m3.smape([3.0], [7.0])[0] == pytest.approx(m3.smape([7.0], [3.0])[0])
+    assert _smape([5.0], [-5.0]) == pytest.approx(200.0)
+    assert _smape([3.0], [7.0]) == pytest.approx(_smape([7.0], [3.0]))
 
 
 def test_score_hand_example():
@@ -35,7 +41,7 @@ def test_score_hand_example():
     test_b = _frame("B", [4, 4], start="2002-03-31")
     fc_b = test_b.drop(columns="y").assign(model="m", mean=[4.0, 8.0])
     per = m3.score(pd.concat([fc, fc_b]), pd.concat([test, test_b]), pd.concat([train, train_b]))
-    summary = m3.summarize(per)
+    summary = m3.model_means(per)
     exp_b_smape = (0 + 200 * 4 / 12) / 2
     assert summary["sMAPE"].iloc[0] == pytest.approx(((400 / 22) / 2 + exp_b_smape) / 2)
     assert summary["MASE"].iloc[0] == pytest.approx((1 / 5.5 + 2 / 2) / 2)
@@ -86,7 +92,7 @@ def test_seasonal_naive_reproduces_the_published_figures(m3_data):
     """Hyndman (2018): R snaive on M3 quarterly, sMAPE 11.06 / MASE 1.425."""
     train, test = m3_data
     fc = m3.run_plain(train, "SeasonalNaive")
-    row = m3.summarize(m3.score(fc, test, train)).iloc[0]
+    row = m3.model_means(m3.score(fc, test, train)).iloc[0]
     assert row["n_series"] == 756
     assert round(row["sMAPE"], 2) == 11.06 or abs(row["sMAPE"] - 11.065) < 1e-3
     assert row["MASE"] == pytest.approx(1.425, abs=5e-4)
@@ -100,7 +106,7 @@ def test_library_seasonal_naive_equals_plain_statsforecast():
     merged = lib.merge(plain, on=["unique_id", "ds"], suffixes=("_lib", "_plain"))
     assert len(merged) == 4 * 8
     np.testing.assert_allclose(merged["mean_lib"], merged["mean_plain"])
-    table = m3.summarize(m3.score(lib, test, train))
+    table = m3.model_means(m3.score(lib, test, train))
     assert table["model"].tolist() == ["SeasonalNaive"]
 
 

@@ -30,8 +30,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from features.calendar import SEASON_LENGTH
+
 H = 8
-SEASON_LENGTH = 4
 N_SERIES = 756
 FILE_NAME = "m3_quarterly.csv"
 COLUMNS = ("unique_id", "ds", "y", "split", "date")
@@ -136,24 +137,6 @@ def load_m3(
 
 
 # --------------------------------------------------------------------------- metrics
-def smape(y: np.ndarray, f: np.ndarray) -> np.ndarray:
-    """Pointwise M3 sMAPE in percent, ``200|y-f|/(|y|+|f|)``; 0 where both are 0."""
-    y, f = np.asarray(y, dtype=float), np.asarray(f, dtype=float)
-    den = np.abs(y) + np.abs(f)
-    return np.where(den == 0, 0.0, 200.0 * np.abs(y - f) / np.where(den == 0, 1.0, den))
-
-
-def seasonal_scale(train: pd.DataFrame, season_length: int = SEASON_LENGTH) -> pd.Series:
-    """Per series: in-sample mean absolute seasonal difference ``mean|y_t - y_{t-m}|`` (the MASE scale)."""
-    def one(y: pd.Series) -> float:
-        v = y.to_numpy(dtype=float)
-        if len(v) <= season_length:
-            return np.nan
-        return float(np.mean(np.abs(v[season_length:] - v[:-season_length])))
-
-    return train.sort_values(["unique_id", "ds"]).groupby("unique_id")["y"].apply(one).rename("scale")
-
-
 def score(
     forecasts: pd.DataFrame,
     test: pd.DataFrame,
@@ -162,7 +145,11 @@ def score(
     model_col: str = "model",
     value_col: str = "mean",
 ) -> pd.DataFrame:
-    """Per model and series: sMAPE, MASE and MAPE averaged over the test horizons.
+    """Per model and series: sMAPE, MASE and MAPE averaged over the test horizons, the
+    competitions' definitions through ``utilsforecast.losses``: sMAPE = 200 x ``smape``
+    (percent, 0 where y and f are both 0), MASE = ``mase`` with the in-sample seasonal-naive
+    scale of `train`, MAPE = 100 x mean |y - f| / |y| over y != 0 (``mape`` would count y = 0
+    as a zero error).
 
     Args:
         forecasts: long frame ``unique_id, ds, <model_col>, <value_col>``.
@@ -172,7 +159,8 @@ def score(
     Returns:
         One row per model x series: ``model, unique_id, sMAPE, MASE, MAPE``.
     """
-    scale = seasonal_scale(train, season_length)
+    from utilsforecast import losses
+
     parts = []
     for model, fc in forecasts.groupby(model_col, sort=False):
         d = test[["unique_id", "ds", "y"]].merge(fc[["unique_id", "ds", value_col]], on=["unique_id", "ds"],
@@ -181,20 +169,19 @@ def score(
         if len(lost):
             r = lost.iloc[0]
             raise ValueError(f"model {model}: no forecast for series {r.unique_id} at {r.ds.date()}")
-        parts.append(d.assign(**{model_col: model}))
-    d = pd.concat(parts, ignore_index=True)
-    d["sape"] = smape(d["y"], d[value_col])
-    d["ae"] = (d["y"] - d[value_col]).abs()
-    d["ape"] = 100 * d["ae"] / d["y"].abs().where(d["y"] != 0)
-    per = d.groupby([model_col, "unique_id"], sort=False).agg(sMAPE=("sape", "mean"), mae=("ae", "mean"),
-                                                             MAPE=("ape", "mean"))
-    per = per.reset_index().rename(columns={model_col: "model"})
-    per["MASE"] = per["mae"] / per["unique_id"].map(scale)
-    return per[["model", "unique_id", "sMAPE", "MASE", "MAPE"]]
+        sm = losses.smape(d, [value_col]).set_index("unique_id")[value_col]
+        ms = losses.mase(d, [value_col], seasonality=season_length, train_df=train).set_index("unique_id")[value_col]
+        ape = 100 * (d["y"] - d[value_col]).abs() / d["y"].abs().where(d["y"] != 0)
+        mape = ape.groupby(d["unique_id"], sort=False).mean()
+        ids = list(dict.fromkeys(d["unique_id"]))
+        parts.append(pd.DataFrame({"model": model, "unique_id": ids, "sMAPE": 200 * sm.reindex(ids).to_numpy(),
+                                   "MASE": ms.reindex(ids).to_numpy(), "MAPE": mape.reindex(ids).to_numpy()}))
+    return pd.concat(parts, ignore_index=True)
 
 
-def summarize(per_series: pd.DataFrame) -> pd.DataFrame:
-    """Mean sMAPE, MASE (and MAPE) per model (over series), in first-seen model order."""
+def model_means(per_series: pd.DataFrame) -> pd.DataFrame:
+    """Mean sMAPE, MASE (and MAPE) per model over series (the competitions' summary), in
+    first-seen model order."""
     order = list(dict.fromkeys(per_series["model"]))
     agg = dict(sMAPE=("sMAPE", "mean"), MASE=("MASE", "mean"), n_series=("unique_id", "nunique"))
     if "MAPE" in per_series.columns:
@@ -299,7 +286,7 @@ def benchmark(
         fc["model"] = "library " + fc["model"].astype(str)
         per = score(fc, test, train)
         scored.append(per)
-        for _, r in summarize(per).iterrows():
+        for _, r in model_means(per).iterrows():
             rows.append(dict(method=r.model, kind="library", sMAPE=r.sMAPE, MASE=r.MASE, MAPE=r.MAPE,
                              n_series=r.n_series, seconds=secs))
         log(f"library {','.join(group)}: {secs:.1f}s")
@@ -309,7 +296,7 @@ def benchmark(
         secs = time.perf_counter() - t0
         per = score(fc, test, train)
         scored.append(per)
-        r = summarize(per).iloc[0]
+        r = model_means(per).iloc[0]
         rows.append(dict(method=r.model, kind="statsforecast", sMAPE=r.sMAPE, MASE=r.MASE, MAPE=r.MAPE,
                          n_series=r.n_series, seconds=secs))
         log(f"statsforecast {name}: {secs:.1f}s")
