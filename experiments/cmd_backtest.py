@@ -174,8 +174,10 @@ def run(args: argparse.Namespace) -> int:
             raise CommandError(str(exc), EXIT_TRACKING) from exc
         print(f"MLflow parent run {run_id} in experiment '{experiment}' at {uri} "
               f"(best model: {leader}; logged in {time.perf_counter() - t1:.1f}s)")
+        exp_id = tracking.get_client(uri).get_run(run_id).info.experiment_id
         if tracking.is_remote(uri):
-            print(f"open {uri.rstrip('/')} in a browser to compare the runs")
+            print(f"compare the runs: {tracking.runs_url(uri, exp_id)}")
         else:
-            print(f"view it: mlflow ui --backend-store-uri {uri}")
+            print(f"compare the runs: mlflow ui --backend-store-uri {uri}, then open "
+                  f"{tracking.runs_url('http://127.0.0.1:5000', exp_id)}")
     return 0

@@ -225,17 +225,26 @@ def log_dataset(client, run_id: str, frame: pd.DataFrame, data_path: str | Path 
 
 
 def run_name(kind: str, vintage: DataVintage | str, models: Sequence[str] = (), **settings) -> str:
-    """A parent run name that tells two runs apart: kind, data vintage, models, settings.
+    """A parent run name that tells two runs apart, most telling first (the MLflow UI's run
+    name column shows about 25 characters): kind, the models (SeasonalNaive, in every
+    backtest, left out), settings, data vintage.
 
     ``run_name("backtest", v, ["SeasonalNaive", "StatsMLCombo"], h=4, w=12)`` ->
-    ``backtest 2026Q2-7f3a91c2 SeasonalNaive+StatsMLCombo h4 w12`` (more than three models:
-    the first two and the count)."""
+    ``backtest StatsMLCombo h4 w12 2026Q2-7f3a91c2`` (more than three models: the first two
+    and the count)."""
     label = vintage.vintage if isinstance(vintage, DataVintage) else str(vintage)
     label = label[: label.find("-") + 9] if "-" in label else label
-    shown = list(models)
+    shown = [m for m in models if m != "SeasonalNaive"] or list(models)
     names = "+".join(shown) if len(shown) <= 3 else "+".join(shown[:2]) + f"+{len(shown) - 2} more"
-    parts = [kind, label, *([names] if names else []), *(f"{k}{v}" for k, v in settings.items())]
+    parts = [kind, *([names] if names else []), *(f"{k}{v}" for k, v in settings.items()), label]
     return " ".join(parts)[:250]
+
+
+def runs_url(base: str, experiment_id: str) -> str:
+    """The address of an experiment's runs table in the MLflow UI at `base`. MLflow 3.17's UI
+    opens experiments on its GenAI overview unless the workflow is model training, a choice it
+    keeps per browser (the sidebar toggle) or reads from ``?workflowType=machine_learning``."""
+    return f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
 
 
 

@@ -68,7 +68,7 @@ def synthetic_company(folder: Path, n: int = 40) -> Path:
               "capital_spending": capex, "free_cash": ocf - capex}
     rows = []
     for metric, v in values.items():
-        for k, (d, x) in enumerate(zip(ends, np.round(v, 3))):
+        for d, x in zip(ends, np.round(v, 3)):
             p = pd.Period(d, freq="Q-MAR")
             rows.append((metric, f"FY{p.qyear}Q{p.quarter}", d.date().isoformat(), x, "synthetic"))
     pd.DataFrame(rows, columns=["metric", "fiscal_quarter", "period_end", "value_musd", "source"]).to_csv(

@@ -62,7 +62,7 @@ def _check_logged(uri: str, parent_id: str, bt, history, config):
     assert exp.tags[tracking.EXPERIMENT_KIND_TAG] == tracking.MODEL_TRAINING == "custom_model_development"
     name = parent.info.run_name
     assert name.startswith("backtest ") and vintage.vintage[:15] in name and f"h{config.h}" in name
-    assert "SeasonalNaive" in name and f"w{config.n_windows}" in name
+    assert set(name.split()[1].split("+")) == {"Naive", "AutoETS"} and f"w{config.n_windows}" in name
     for run in (parent, ets):
         [inp] = client.get_run(run.info.run_id).inputs.dataset_inputs
         assert inp.dataset.name == f"amzn_quarterly@{vintage.vintage}"
@@ -197,9 +197,11 @@ def test_run_names_tell_two_runs_apart():
     b = tracking.run_name("backtest", v, ["SeasonalNaive", "AutoCombo"], h=4, w=12)
     c = tracking.run_name("backtest", v, ["SeasonalNaive", "StatsMLCombo"], h=8, w=12)
     assert len({a, b, c}) == 3
-    assert a == f"backtest {v.vintage[:15]} SeasonalNaive+StatsMLCombo h4 w12"
+    assert a == f"backtest StatsMLCombo h4 w12 {v.vintage[:15]}"
     many = tracking.run_name("backtest", "2026Q2-abcdef123456", [f"M{i}" for i in range(9)], h=4)
-    assert many == "backtest 2026Q2-abcdef12 M0+M1+7 more h4"
+    assert many == "backtest M0+M1+7 more h4 2026Q2-abcdef12"
+    assert tracking.runs_url("http://host:5000/", "3") == (
+        "http://host:5000/#/experiments/3/runs?workflowType=machine_learning")
 
 
 def test_an_existing_experiment_is_marked_as_model_training(local_store_cwd):
