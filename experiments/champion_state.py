@@ -25,7 +25,7 @@ from forecasting.frames import MAX_HORIZON, ShortSeriesWarning, check_horizon, i
 
 #: Format of ``state.json``; version 2 states (without ``company``) load as the default company's.
 STATE_VERSION = 3
-#: `forecasting.rollup_pipeline.RollupConfig` fields a registered model's roll-up records.
+#: `forecasting.rollup_config.RollupConfig` fields a registered model's roll-up records.
 ROLLUP_KEYS = ("method", "cashflow", "n_paths", "seed", "calibrate", "candidates", "guided", "first_cutoff")
 
 
@@ -38,7 +38,7 @@ class ChampionState:
             segment, capex, OCF and FCF series).
         champions: series -> champion model.
         seed, season_length, calibration_windows: as in `forecasting.forecast.forecast`.
-        rollup: `forecasting.rollup_pipeline.RollupConfig` settings (`ROLLUP_KEYS`); empty: no roll-up.
+        rollup: `forecasting.rollup_config.RollupConfig` settings (`ROLLUP_KEYS`); empty: no roll-up.
         guidance: the guidance rows the roll-up's guided models read (``quarterly`` and
             ``annual`` record lists), or None.
         company: the shipped profile's name, or the path of the profile file.
@@ -90,8 +90,8 @@ class ChampionState:
         return load_profile(self.company) if self.company.endswith((".yaml", ".yml")) else shipped_profile(self.company)
 
     def rollup_config(self, h: int):
-        """The `forecasting.rollup_pipeline.RollupConfig` of the stored roll-up settings, `h` quarters ahead."""
-        from forecasting.rollup_pipeline import RollupConfig
+        """The `forecasting.rollup_config.RollupConfig` of the stored roll-up settings, `h` quarters ahead."""
+        from forecasting.rollup_config import RollupConfig
 
         kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in self.rollup.items() if k in ROLLUP_KEYS}
         return RollupConfig(h=h, **kw)

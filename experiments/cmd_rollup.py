@@ -115,7 +115,7 @@ def check_options(args):
 
 
 def rollup_config(args):
-    from forecasting.rollup_pipeline import RollupConfig
+    from forecasting.rollup_config import RollupConfig
 
     kw = {}
     if args.candidates:

@@ -124,7 +124,8 @@ def retrain(s: RetrainSettings, uri: str, say: Callable[[str], None] = print,
     forecasts + roll-up, then one parent run with everything, the pyfunc model, a new model
     version and (gate passed) the alias. A failure or interrupt marks the run FAILED / KILLED.
     """
-    from forecasting.rollup_pipeline import RollupConfig, RollupSeries, driver_frame
+    from forecasting.rollup_config import RollupConfig, RollupSeries
+    from forecasting.rollup_pipeline import driver_frame
 
     t0 = time.perf_counter()
     check_pause_env()

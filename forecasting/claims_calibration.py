@@ -44,7 +44,8 @@ from forecasting.rollup import (
     recent_misses,
     simulate,
 )
-from forecasting.rollup_pipeline import Pipeline, RollupSeries
+from forecasting.rollup_config import RollupSeries
+from forecasting.rollup_pipeline import Pipeline
 
 KINDS = ("growth_above_last_year", "growth_above_latest", "margin_above_last_year", "ttm_above_current",
          "fy_growth_above_last_year", "inside_guided_range", "above_guided_range")
@@ -191,7 +192,7 @@ def claims_at_cutoffs(pipe: Pipeline, guidance=None, h: int = 4, cutoffs: Sequen
     """Claims generated at past cutoffs with the probabilities known there (no outcomes).
 
     Args:
-        pipe: a computed roll-up pipeline (`forecasting.rollup.prepare_pipeline`); its
+        pipe: a computed roll-up pipeline (`forecasting.rollup_pipeline.prepare_pipeline`); its
             config says whether and how the spread is calibrated.
         guidance: the `GuidanceBook` (ranges known at each cutoff only) or None.
         h: quarters ahead claims reach.

@@ -33,7 +33,8 @@ from forecasting.claims_eval import Outcomes, evaluate, interval_paths
 from forecasting.forecast import forecast
 from forecasting.frames import ShortSeriesWarning
 from forecasting.rollup import RollupResult, rollup
-from forecasting.rollup_pipeline import RollupConfig, RollupSeries, prepare_pipeline
+from forecasting.rollup_config import RollupConfig, RollupSeries
+from forecasting.rollup_pipeline import prepare_pipeline
 from forecasting.scenarios import as_scenario, check_periods, run_scenarios
 
 

@@ -29,13 +29,8 @@ from features.profile import CompanyProfile
 from forecasting.bridge import OCFBridge, free_cash_flow
 from forecasting.calibration import conformal_factor
 from forecasting.frames import to_interval_columns
-from forecasting.rollup_pipeline import (
-    Pipeline,
-    RollupConfig,
-    RollupSeries,
-    prepare_pipeline,
-    quarters_between,
-)
+from forecasting.rollup_config import RollupConfig, RollupSeries
+from forecasting.rollup_pipeline import Pipeline, prepare_pipeline, quarters_between
 from forecasting.simulate import bootstrap_errors, quantile_frame, residual_windows, sample_paths, series_level
 
 

@@ -42,7 +42,8 @@ from forecasting.rollup import (
     reported_fcf,
     simulate,
 )
-from forecasting.rollup_pipeline import Pipeline, RollupConfig, RollupSeries, prepare_pipeline, quarters_between
+from forecasting.rollup_config import RollupConfig, RollupSeries
+from forecasting.rollup_pipeline import Pipeline, prepare_pipeline, quarters_between
 from forecasting.simulate import QUANTILES
 
 #: Direct models of the FCF series (and of TTM FCF) shown beside the roll-up.
@@ -63,7 +64,7 @@ class RollupBacktest:
         reconciliation: segment forecasts before and after reconciliation (``method``).
         choices: the per-node choices at the evaluated cutoffs.
         factors: the calibration factor used at each evaluated cutoff.
-        pipeline: the computed `forecasting.rollup.Pipeline` (reusable by `rollup`).
+        pipeline: the computed `forecasting.rollup_pipeline.Pipeline` (reusable by `rollup`).
     """
 
     backtest: pd.DataFrame
@@ -152,7 +153,7 @@ def backtest_rollup(df: pd.DataFrame, profile: CompanyProfile, config: RollupCon
     Args:
         df: every modelled series (`features.loader.load_quarterly()`).
         profile: the company's profile (hierarchy, cash-flow series, calendar).
-        config: `forecasting.rollup_pipeline.RollupConfig` (``h`` quarters are scored).
+        config: `forecasting.rollup_config.RollupConfig` (``h`` quarters are scored).
         guidance: `features.guidance.GuidanceBook` (each cutoff sees what was known then).
         scoring: how many cutoffs, which direct models, fiscal years or not.
         pipeline: reuse a computed `Pipeline` (same data and config).

@@ -36,7 +36,7 @@ import pandas as pd
 from features.profile import CompanyProfile
 from forecasting.frames import quantile_label
 from forecasting.rollup import RollupInputs, Simulation, rollup, simulate
-from forecasting.rollup_pipeline import RollupConfig
+from forecasting.rollup_config import RollupConfig
 from forecasting.scenario_file import Scenario, ScenarioError, load_scenario, scenario_from_dict
 
 
@@ -271,13 +271,13 @@ def run_scenarios(df: pd.DataFrame, profile: CompanyProfile, scenarios: Iterable
         profile: the company's profile (roll-up series, scenario drivers, calendar).
         scenarios: paths to YAML files, dicts, or `Scenario` objects.
         h: quarters ahead; 6 from a second-quarter data end covers the next fiscal year.
-        config: roll-up settings (`forecasting.rollup_pipeline.RollupConfig`; its ``h`` is
+        config: roll-up settings (`forecasting.rollup_config.RollupConfig`; its ``h`` is
             replaced by `h`, and a revenue category is added to its series when a scenario
             needs it).
         guidance: `features.guidance.GuidanceBook` for the roll-up's guided models.
         inputs: reuse prepared `RollupInputs` (must include the advertising forecast if a
             scenario sets advertising growth).
-        pipeline: reuse a computed `forecasting.rollup.Pipeline` (same data and config).
+        pipeline: reuse a computed `forecasting.rollup_pipeline.Pipeline` (same data and config).
     """
     parsed = [as_scenario(s, profile) for s in scenarios]
     cal = profile.calendar

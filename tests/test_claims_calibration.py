@@ -30,7 +30,8 @@ from forecasting.claims_calibration import (
 from forecasting.claims_eval import Outcomes, quantity
 from forecasting.claims_run import run_claims
 from forecasting.frames import ShortSeriesWarning
-from forecasting.rollup_pipeline import RollupConfig, RollupSeries, prepare_pipeline
+from forecasting.rollup_config import RollupConfig, RollupSeries
+from forecasting.rollup_pipeline import prepare_pipeline
 from forecasting.selection import SelectionSettings
 from leakage import KNOWN_AT_CUTOFF, MADE_AFTER_CUTOFF, assert_no_leak, rows_at_or_before
 

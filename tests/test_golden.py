@@ -70,7 +70,7 @@ def compute_figures(noise_seed: int | None = None) -> dict[str, float]:
     from features.guidance import load_guidance
     from features.profile import shipped_profile
     from forecasting.rollup import rollup
-    from forecasting.rollup_pipeline import RollupConfig
+    from forecasting.rollup_config import RollupConfig
 
     amazon = shipped_profile("amazon")
     FCF_TTM = amazon.cash_flow.fcf_ttm

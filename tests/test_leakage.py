@@ -177,7 +177,7 @@ def test_guided_backtest_ignores_later_quarters_and_guidance_announced_after_the
 
 # --------------------------------------------------------------------------- the roll-up
 def _rollup_config():
-    from forecasting.rollup_pipeline import RollupConfig
+    from forecasting.rollup_config import RollupConfig
     from forecasting.selection import SelectionSettings
 
     return RollupConfig(h=2, candidates=("AutoETS", "SeasonalNaive"), guided=("GuidedAutoETS",),
@@ -238,7 +238,8 @@ def test_rollup_inputs_at_an_earlier_origin_ignore_every_later_quarter(full):
     scaled with later quarters, windows whose outcomes were not all reported by the origin."""
     from features.profile import shipped_profile
     from forecasting.rollup import build_inputs, simulate
-    from forecasting.rollup_pipeline import RollupSeries, driver_frame, node_forecasts, run_pipeline
+    from forecasting.rollup_config import RollupSeries
+    from forecasting.rollup_pipeline import driver_frame, node_forecasts, run_pipeline
 
     series = RollupSeries.of(shipped_profile("amazon"))
     config = _rollup_config().replace(guided=())

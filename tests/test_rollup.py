@@ -15,14 +15,8 @@ from features.loader import load_quarterly
 from features.profile import shipped_profile
 from forecasting.rollup import build_inputs, calibration_factor, rollup, simulate
 from forecasting.rollup_backtest import RollupBacktestConfig, backtest_rollup, score_rollup
-from forecasting.rollup_pipeline import (
-    RollupConfig,
-    RollupSeries,
-    driver_frame,
-    node_forecasts,
-    prepare_pipeline,
-    run_pipeline,
-)
+from forecasting.rollup_config import RollupConfig, RollupSeries
+from forecasting.rollup_pipeline import driver_frame, node_forecasts, prepare_pipeline, run_pipeline
 from forecasting.scenarios import run_scenarios
 from forecasting.selection import SelectionSettings
 

@@ -12,7 +12,7 @@ from features.calendar import FiscalCalendar
 from features.loader import load_quarterly, shipped_data_dir
 from features.profile import shipped_profile
 from forecasting.rollup import rollup, simulate
-from forecasting.rollup_pipeline import RollupConfig
+from forecasting.rollup_config import RollupConfig
 from forecasting.scenario_file import ScenarioError, load_scenario, reported_checks, scenario_from_dict
 from forecasting.scenarios import adjuster, check_periods, run_scenarios, side_by_side
 
