@@ -116,3 +116,57 @@ def test_a_december_company_may_use_fiscal_labels(tmp_path):
                               [(1, "2024-03-31"), (2, "2024-06-30"), (3, "2024-09-30"), (4, "2024-12-31")]))
     assert load_quarterly(path)["y"].tolist() == [1.0, 2.0, 3.0, 4.0]
     assert data_vintage(path).data_last_quarter == "FY2024Q4"
+
+
+# --------------------------------------------------------------------------- end to end
+def test_the_calendar_object_on_a_january_fiscal_year():
+    from features.calendar import FiscalCalendar
+
+    cal = FiscalCalendar(1)
+    ds = pd.DatetimeIndex(["2025-04-30", "2025-07-31", "2025-10-31", "2026-01-31", "2026-04-30"])
+    assert cal.freq == "QE-JAN" and cal.on_grid(ds) and not cal.on_grid(["2025-06-30"])
+    assert list(cal.quarter_of_year(ds)) == [1, 2, 3, 4, 1]
+    assert list(cal.fiscal_year(ds)) == [2026, 2026, 2026, 2026, 2027]
+    assert list(cal.steps([ds[0]] * 5, ds)) == [0, 1, 2, 3, 4]
+    assert ds[0] + cal.offset(3) == ds[3] and cal.year_end(2026) == ds[3]
+    assert cal.labels(ds[:1]) == ["FY2026Q1"] and cal.parse("FY2026Q2").end_time.normalize() == ds[1]
+    assert FiscalCalendar.infer(ds) == cal and FiscalCalendar.infer(["2024-09-30"]) == FiscalCalendar(12)
+
+
+def test_forecast_and_backtest_run_on_the_fiscal_quarter_ends():
+    """Snowflake's quarters (ending in January, April, July, October) through the forecasting
+    core: forecast quarters, backtest cutoffs and steps all on its own quarter ends."""
+    from forecasting.backtest import BacktestConfig, backtest
+    from forecasting.forecast import forecast
+
+    df = load_quarterly(SNOW / "snow_quarterly.csv", series=["revenue", "free_cash_flow"])
+    fc = forecast(df, h=3, models=["AutoETS"], calibration_windows=4)
+    assert list(fc["ds"].drop_duplicates()) == list(pd.to_datetime(["2025-07-31", "2025-10-31", "2026-01-31"]))
+    assert (fc["lo-80"] <= fc["hi-80"]).all() and fc["mean"].notna().all()
+    bt = backtest(df, ["AutoETS"], BacktestConfig(h=2, n_windows=3, warmup_windows=2))
+    cuts = sorted(bt["cutoff"].unique())
+    assert list(cuts) == list(pd.to_datetime(["2024-04-30", "2024-07-31", "2024-10-31"])) and set(bt["step"]) == {1, 2}
+    assert all(d.month in (1, 4, 7, 10) for d in bt["ds"])
+    assert bt["lo-80"].notna().all()  # conformal calibration found its past windows on this grid
+
+
+@pytest.mark.slow
+def test_a_snowflake_backtest_is_tracked_with_its_data_and_calendar(tmp_path, monkeypatch, capsys):
+    from mlflow import MlflowClient
+
+    from experiments.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    for var in ("MLFLOW_TRACKING_URI", "MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT"):
+        monkeypatch.delenv(var, raising=False)
+    assert main(["backtest", "--company", "snowflake", "--models", "SeasonalNaive,AutoETS", "--windows", "3",
+                 "--warmup", "2", "--series", "revenue,operating_income"]) == 0
+    out = capsys.readouterr().out
+    assert "AutoETS" in out and "(default) = AutoCombo" in out  # Snowflake's profile names no default
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("snowflake-backtest")
+    [parent] = client.search_runs([exp.experiment_id], filter_string="tags.run_kind = 'backtest'")
+    assert parent.data.tags["data_last_quarter"] == "FY2026Q1" and parent.data.tags["company"] == "snowflake"
+    [inp] = parent.inputs.dataset_inputs
+    assert inp.dataset.name.startswith("snow_quarterly@FY2026Q1-")
+    assert parent.info.run_name.startswith("backtest AutoETS h4 w3 FY2026Q1-")
