@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features.calendar import SEASON_LENGTH
+from features.calendar import SEASON_LENGTH, FiscalCalendar
 
 TTM_SUFFIX = "_ttm"
 
@@ -24,6 +24,12 @@ def trailing_twelve_months(df: pd.DataFrame, series: str) -> pd.DataFrame:
     if s.empty:
         raise ValueError(f"series '{series}' is not in the frame")
     y = s["y"].rolling(SEASON_LENGTH).sum()
+    # four rows are four quarters only if the first is three quarters before the last (a hole
+    # in the series must not make a "TTM" of quarters from two different years)
+    cal = FiscalCalendar.infer(s["ds"])
+    ds = pd.DatetimeIndex(s["ds"])
+    consecutive = pd.Series(ds, index=s.index).shift(SEASON_LENGTH - 1) == ds - cal.offset(SEASON_LENGTH - 1)
+    y = y.where(consecutive.to_numpy())
     out = pd.DataFrame({"unique_id": series + TTM_SUFFIX, "ds": s["ds"].to_numpy(), "y": y.to_numpy()})
     return out.dropna().reset_index(drop=True)
 

@@ -57,7 +57,11 @@ DEFAULT = CalibrationSettings()
 
 
 def conformal_quantile(scores: np.ndarray, level: float) -> float:
-    """Split-conformal quantile: the ceil((n+1) * level)-th smallest finite score."""
+    """Split-conformal quantile: the ceil((n+1) * level)-th smallest finite score.
+
+    When ceil((n+1) * level) > n (at 95% with fewer than 19 scores) split conformal would give
+    an infinite bound; this returns the largest score instead, so the finite-sample guarantee
+    does not hold there (per-series quantiles are shrunk toward the pooled one, which softens it)."""
     scores = np.sort(np.asarray(scores, dtype=float))
     scores = scores[np.isfinite(scores)]
     n = len(scores)

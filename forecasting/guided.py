@@ -133,7 +133,9 @@ def _guided_rows(book, df: pd.DataFrame, uid: str, base_fc: pd.DataFrame, level,
         expected_before = 4 - len([d for d in fc.index if fc_year[d] == year])
         if len(reported) != expected_before:
             continue  # the year's earlier quarters are not all in the history
-        remaining = total - float(reported.sum())
+        # quarters of that year already set from a quarterly range count against the total
+        already = sum(float(r["mean"]) for dd, r in rows.items() if fc_year.get(dd) == year)
+        remaining = total - float(reported.sum()) - already
         shape = fc.loc[quarters, "mean"].clip(lower=0).to_numpy(dtype=float)
         if remaining <= 0 or shape.sum() <= 0:
             continue

@@ -111,10 +111,15 @@ def pinball(y: np.ndarray, q: np.ndarray, tau: float) -> np.ndarray:
 
 
 def scaled_crps_rows(rows: pd.DataFrame, level: Sequence[int] = (80, 95)) -> pd.Series:
-    """Per row: 2 x mean pinball loss over the quantiles ``lo-L``, ``mean``, ``hi-L`` (one pair per
-    level) divided by ``scale`` (see the module docstring). NaN where a bound is missing."""
+    """Per row: 2 x mean pinball loss over the quantiles ``lo-L``, the median, ``hi-L`` (one pair
+    per level) divided by ``scale`` (see the module docstring). The median is the ``median``
+    column where a row has one (sample paths: P50), else ``mean`` (the point forecast of a model
+    whose intervals are symmetric around it). NaN where a bound is missing."""
     y = rows["y"].to_numpy(dtype=float)
-    losses = [pinball(y, rows["mean"].to_numpy(dtype=float), 0.5)]
+    centre = rows["mean"]
+    if "median" in rows.columns:
+        centre = rows["median"].where(rows["median"].notna(), rows["mean"])
+    losses = [pinball(y, centre.to_numpy(dtype=float), 0.5)]
     for lv in level:
         a = (1 - lv / 100) / 2
         losses.append(pinball(y, rows[f"lo-{lv}"].to_numpy(dtype=float), a))

@@ -2,15 +2,16 @@
 
 From the pipeline's point forecasts at an origin (`forecasting.rollup_pipeline`):
 
-5. **Sample paths** (`simulate`): whole past error windows of this same pipeline (steps 1-4
-   made at earlier cutoffs, all reported by the origin) for the bottom of the segment tree,
+5. **Sample paths** (`simulate`): whole past error windows of this same pipeline (windows of
+   at least 4 quarters, `MIN_WINDOW_STEPS`, made at earlier cutoffs and all reported by the
+   origin; the most recent `RollupConfig.error_windows`) for the bottom of the segment tree,
    capex and OCF, drawn jointly (`forecasting.simulate`); totals are sums of segment paths,
    FCF = OCF - capex path by path, trailing-twelve-month FCF continues the reported quarters. A
    scenario may change segment and capex paths; OCF then moves by the bridge's response
    (dOI + gamma_q x dSales).
 6. **Calibration**: the spread around the centre is scaled by the conformal quantile of the
-   roll-up's own earlier misses (quantile rows of past cutoffs, reported by the origin;
-   `forecasting.calibration.conformal_factor`).
+   raw simulations' misses at the cutoffs just before the origin, over the quarters reported
+   by it (`recent_misses`, `forecasting.calibration.conformal_factor`).
 
 `rollup` runs this at the newest reported quarter; `forecasting.rollup_backtest` at past
 cutoffs against reported FCF, beside the direct FCF models and seasonal naive.
@@ -98,9 +99,17 @@ class Simulation:
         return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
 
 
+#: Error windows are at least this many quarters long, whatever the horizon asked for, so the
+#: distribution of the first quarters does not depend on how far ahead one looks (and the
+#: calibration, which simulates recent cutoffs over 1-3 reported quarters, rescales the same
+#: simulator it learnt from).
+MIN_WINDOW_STEPS = 4
+
+
 def build_inputs(pipe: Pipeline, origin, h: int, min_windows: int = 2) -> RollupInputs:
-    """`RollupInputs` at `origin` from the pipeline's forecasts there and its earlier windows
-    fully reported by `origin` (the most recent `config.error_windows` of them)."""
+    """`RollupInputs` at `origin` from the pipeline's forecasts there and its earlier windows of
+    ``max(h, MIN_WINDOW_STEPS)`` quarters fully reported by `origin` (the most recent
+    `config.error_windows` of them), cut to the first `h` quarters."""
     config, rs = pipe.config, pipe.series
     simulated = list(rs.simulated)
     origin = pd.Timestamp(origin)
@@ -115,11 +124,13 @@ def build_inputs(pipe: Pipeline, origin, h: int, min_windows: int = 2) -> Rollup
                          "(a cutoff needs every node forecast h quarters ahead)")
     scales = [rs.scale_of(s) for s in simulated]
     past = pipe.final[(pipe.final["cutoff"] < origin)]
-    cuts, R = residual_windows(past, hist, simulated, h, known_by=origin, scale_by=scales)
+    length = max(h, MIN_WINDOW_STEPS)
+    cuts, R = residual_windows(past, hist, simulated, length, known_by=origin, scale_by=scales)
+    R = R[:, :, :h]
     if len(cuts) > config.error_windows:
         cuts, R = cuts[-config.error_windows:], R[-config.error_windows:]
     if len(cuts) < min_windows:
-        raise ValueError(f"roll-up at {origin.date()}: only {len(cuts)} past window(s) of {h} quarters fully "
+        raise ValueError(f"roll-up at {origin.date()}: only {len(cuts)} past window(s) of {length} quarters fully "
                          f"reported, need {min_windows}; use an earlier first_cutoff or a shorter horizon")
     extra_point = {s: pf.reindex(pd.MultiIndex.from_product([[s], ds])).to_numpy(dtype=float)
                    for s in config.extra}
@@ -191,10 +202,12 @@ MIN_CALIBRATION_ROWS = 8
 def interval_rows(sim: Simulation, cutoff, model: str, hist_all: pd.DataFrame,
                   series: Sequence[str] | None = None) -> pd.DataFrame:
     """Quantiles of `sim` as backtest rows (``mean`` = the paths' mean, which is the pipeline's
-    point forecast up to the floors at zero; ``lo-80`` = P10, ...) with ``y``."""
+    point forecast up to the floors at zero; ``median`` = P50, scored as the 0.5 quantile;
+    ``lo-80`` = P10, ...) with ``y``."""
     qf = sim.table(series)
     qf["cutoff"] = pd.Timestamp(cutoff)
     rows = to_interval_columns(qf)
+    rows["median"] = rows["p50"]
     rows["model"] = rows["model_used"] = model
     return rows.merge(hist_all, on=["unique_id", "ds"], how="left")
 
@@ -203,7 +216,14 @@ def calibration_factor(rows: pd.DataFrame, level: int = 80) -> float:
     """Scale for the bootstrapped errors from past roll-up forecasts with reported outcomes:
     `forecasting.calibration.conformal_factor` of their P10..P90 rows. `simulate` scales each
     bootstrapped error's deviation from its mean by it, so the band widens (or narrows) around
-    an unchanged centre by about that factor. 1.0 with fewer than `MIN_CALIBRATION_ROWS` rows."""
+    an unchanged centre by about that factor. 1.0 with fewer than `MIN_CALIBRATION_ROWS` rows.
+
+    A TTM row one quarter ahead is the quarterly row plus the three reported quarters before
+    it: the same score, so it is counted once (dropped when ``cutoff`` and ``ds`` are given)."""
+    if {"cutoff", "ds", "unique_id"} <= set(rows.columns) and len(rows):
+        ttm = rows["unique_id"].astype(str).str.endswith("_ttm")
+        first = rows["ds"] == rows.groupby(["unique_id", "cutoff"])["ds"].transform("min")
+        rows = rows[~(ttm & first & (rows["ds"] > rows["cutoff"]))]
     return conformal_factor(rows, level, MIN_CALIBRATION_ROWS)
 
 

@@ -1,7 +1,9 @@
 """The roll-up's point forecasts at every cutoff: node forecasts, champions, reconciliation.
 
-At every origin C (a cutoff; only data and guidance known on the day C was reported), for the
-nodes a company profile names (`features.profile.Hierarchy`, `features.profile.CashFlow`):
+At every origin C (a cutoff; only the reported quarters up to C and the guidance known on the
+day C was reported; the quarters are the data file's latest vintage: a restatement published
+after C is not undone, which for Amazon touches only the 2014-2017 recasts), for the nodes a
+company profile names (`features.profile.Hierarchy`, `features.profile.CashFlow`):
 
 1. **Node forecasts** (`node_forecasts`): every candidate model of `RollupConfig.candidates`
    on every node (each measure's segments, groups and total; capex; operating cash flow; free
@@ -11,11 +13,14 @@ nodes a company profile names (`features.profile.Hierarchy`, `features.profile.C
 2. **Per-node champions** (`forecasting.selection`): at C, each node's model and intercept
    correction with the lowest error over the forecasts made in the quarters before C and
    reported by C.
-3. **Segments add up** (`forecasting.hierarchy`, MinTrace with weights from past errors).
+3. **Segments add up** (`forecasting.hierarchy`, MinTrace ``wls_var`` by default: weights from
+   the champions' past errors at the same step, so a precise guided total is not pulled toward
+   the sum of less precise segments).
 4. **The cash-flow identity** (`forecasting.cashflow`): the direct FCF forecast, OCF from the
    bridge (`forecasting.bridge`: OI + gamma_q x sales, with the reconciled totals), the OCF
-   model and the capex model combined by MinTrace with W learnt from their past errors, so
-   that FCF = OCF - capex holds exactly.
+   model and the capex model combined by MinTrace with W learnt from their past errors (all
+   steps pooled: per step, with fewer errors each, measured worse), so that FCF = OCF - capex
+   holds exactly.
 
 `prepare_pipeline` runs these at every cutoff; `forecasting.rollup` simulates paths and
 calibrates them; `forecasting.rollup_backtest` scores the whole at past cutoffs.
@@ -176,20 +181,28 @@ def _level(scale: pd.Series, cutoff) -> float:
 
 def _reconcile_with_errors(h_part: pd.DataFrame, scale: pd.Series, method: str, window: int,
                            series: RollupSeries) -> pd.DataFrame:
-    """The segment trees reconciled at each cutoff by MinTrace with W learnt from the
-    champions' errors at the `window` earlier cutoffs, on quarters reported by the cutoff
-    (scaled by total sales at their cutoff); ``wls_struct`` until enough errors exist."""
+    """The segment trees reconciled at each cutoff and step by MinTrace with W learnt from the
+    champions' errors at the same step, made at the `window` earlier cutoffs on quarters
+    reported by the cutoff (scaled by total sales at their cutoff); ``wls_struct`` until enough
+    errors exist. Per step, because errors grow with the horizon: pooled, the far steps' errors
+    would set the weights of the next quarter (where a guided total is the most precise node)."""
     S_df, _ = summing_matrix(series.tree)
     nodes = list(S_df["unique_id"])
     S = S_df.drop(columns="unique_id").to_numpy(dtype=float)
-    err = h_part.assign(e=(h_part["y"] - h_part["mean"]) / h_part["cutoff"].map(lambda c: _level(scale, c)))
-    E = err.pivot_table(index=["cutoff", "ds"], columns="unique_id", values="e").reindex(columns=nodes)
-    cuts, dss = E.index.get_level_values(0), E.index.get_level_values(1)
+    cal = series.calendar
+    err = h_part.assign(e=(h_part["y"] - h_part["mean"]) / h_part["cutoff"].map(lambda c: _level(scale, c)),
+                        step=[quarters_between(c, d, cal) for c, d in zip(h_part["cutoff"], h_part["ds"])])
+    E = err.pivot_table(index=["cutoff", "ds", "step"], columns="unique_id", values="e").reindex(columns=nodes)
+    cuts, dss, steps = (E.index.get_level_values(i) for i in range(3))
     out = []
     for c, g in h_part.groupby("cutoff", sort=True):
         w = g.pivot_table(index="ds", columns="unique_id", values="mean").reindex(columns=nodes)
-        past = E[(cuts < c) & (dss <= c) & (cuts >= c - series.calendar.offset(window))]
-        rec, _ = mintrace(S, w.to_numpy(dtype=float).T, past.to_numpy(dtype=float).T, method)
+        known = (cuts < c) & (dss <= c) & (cuts >= c - cal.offset(window))
+        rec = np.empty((len(nodes), len(w)))
+        for j, d in enumerate(w.index):
+            past = E[known & (steps == quarters_between(c, d, cal))]
+            r, _ = mintrace(S, w.to_numpy(dtype=float).T[:, [j]], past.to_numpy(dtype=float).T, method)
+            rec[:, j] = r[:, 0]
         o = pd.DataFrame(rec.T, index=w.index, columns=nodes).reset_index()
         o = o.melt(id_vars="ds", var_name="unique_id", value_name="mean")
         o["cutoff"] = c

@@ -114,3 +114,20 @@ def test_a_later_announcement_never_reaches_an_earlier_cutoff():
     c = backtest(df, guidance=on_time, **kw)
     row = (c["cutoff"] == cut) & (c["ds"] == nxt) & (c["model"] == "GuidedFoster")
     assert c.loc[row, "mean"].iloc[0] > 1e6
+
+
+def test_a_quarter_guided_by_a_range_counts_against_the_stated_year():
+    """Bug caught (review): a fiscal-year remainder that ignores the quarter already set from a
+    next-quarter range would make the year add up to more than the stated total."""
+    df = series(22, start="2020-03-31", uid=CAPEX)  # ends 2025-06-30
+    reported = df.loc[df["ds"].dt.year == 2025, "y"].sum()
+    q = pd.DataFrame([{"metric": CAPEX, "ds": pd.Timestamp("2025-09-30"), "announced_on": pd.Timestamp("2025-06-15"),
+                       "low": 200.0, "high": 220.0, "quality": "test"}])
+    q = pd.concat([ranges_around(df.assign(unique_id=CAPEX), np.full(22, 0.5)), q], ignore_index=True)
+    annual = pd.DataFrame([{"metric": CAPEX, "fiscal_year": 2025, "year_end": pd.Timestamp("2025-12-31"),
+                            "announced_on": pd.Timestamp("2025-06-15"), "low": 900.0, "high": 1000.0}])
+    book = GuidanceBook(q, annual)
+    fc = forecast(df, h=4, models=["GuidedAutoETS"], intervals="model", guidance=book)
+    g = fc[fc["model"] == "GuidedAutoETS"].reset_index(drop=True)
+    assert g.loc[0, "mean"] == pytest.approx(210.0)  # the range (outcomes sat mid-range)
+    assert reported + g.loc[:1, "mean"].sum() == pytest.approx(950.0)  # the year still adds up

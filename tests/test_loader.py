@@ -299,3 +299,15 @@ def test_documented_operating_cash_flow_basis(annual):
     assert 18_434 - capex[2017] == 8_376
     assert annual.loc[2024, ["net_sales_total", "operating_income_total", "operating_cash_flow",
                              "free_cash_flow"]].tolist() == [637_959, 68_593, 115_877, 38_219]
+
+
+def test_ttm_needs_four_consecutive_quarters():
+    """Bug caught (review): a rolling sum over rows made a 'TTM' across a missing quarter."""
+    from features.aggregates import trailing_twelve_months
+
+    ds = pd.date_range("2020-03-31", periods=8, freq="QE").delete(3)  # 2020Q4 missing
+    df = pd.DataFrame({"unique_id": "x", "ds": ds, "y": np.arange(1.0, 8.0)})
+    t = trailing_twelve_months(df, "x")
+    # 2021Q1-Q4 is the only run of four consecutive quarters (y = 4, 5, 6, 7)
+    assert list(t["ds"].dt.strftime("%Y-%m-%d")) == ["2021-12-31"]
+    assert list(t["y"]) == [22.0]
