@@ -2,7 +2,7 @@
 
 At every origin C (a cutoff; only the reported quarters up to C and the guidance known on the
 day C was reported; the quarters are the data file's latest vintage: a restatement published
-after C is not undone, which for Amazon touches only the 2014-2017 recasts), for the nodes a
+after C is not undone, which in the shipped data touches only a few early recast quarters), for the nodes a
 company profile names (`features.profile.Hierarchy`, `features.profile.CashFlow`):
 
 1. **Node forecasts** (`node_forecasts`): every candidate model of `RollupConfig.candidates`

@@ -203,7 +203,7 @@ def test_claims_at_past_cutoffs_ignore_every_quarter_and_statement_after_the_cut
     spread calibration reading a later quarter."""
     config = RollupConfig(h=2, candidates=("AutoETS", "SeasonalNaive"), guided=("GuidedAutoETS",),
                           first_cutoff="2021Q2", selection=SelectionSettings(window=8, min_windows=3), n_paths=200,
-                          error_windows=4, calibration_window=3)
+                          error_windows=4, calibration_window=4)
     cut = pd.Timestamp("2024-09-30")
     day = book.release_date(cut)
 
