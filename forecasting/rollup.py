@@ -283,11 +283,12 @@ def rollup(df: pd.DataFrame, profile: CompanyProfile, config: RollupConfig | Non
         profile: the company's profile (its hierarchy, cash-flow series and calendar).
         config: `RollupConfig`.
         guidance: a `features.guidance.GuidanceBook` (None: no guided models).
-        pipeline: a `Pipeline` already computed on `df` with the same config (reused).
+        pipeline: a `Pipeline` already computed on `df` (reused): `config`'s horizon, paths, seed
+            and calibration apply; its pipeline settings must match (`Pipeline.with_config`).
     Returns:
         `RollupResult`; ``quarterly``/``ttm``: ``unique_id, ds, mean, p2.5 .. p97.5``.
     """
-    pipe = pipeline or prepare_pipeline(df, profile, config, guidance)
+    pipe = pipeline.with_config(config) if pipeline is not None else prepare_pipeline(df, profile, config, guidance)
     config = pipe.config
     origin = pipe.history["ds"].max()
     inputs = build_inputs(pipe, origin, config.h)

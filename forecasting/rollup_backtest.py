@@ -156,9 +156,10 @@ def backtest_rollup(df: pd.DataFrame, profile: CompanyProfile, config: RollupCon
         config: `forecasting.rollup_config.RollupConfig` (``h`` quarters are scored).
         guidance: `features.guidance.GuidanceBook` (each cutoff sees what was known then).
         scoring: how many cutoffs, which direct models, fiscal years or not.
-        pipeline: reuse a computed `Pipeline` (same data and config).
+        pipeline: a `Pipeline` already computed on `df` (reused): `config`'s horizon, paths, seed
+            and calibration apply; its pipeline settings must match (`Pipeline.with_config`).
     """
-    pipe = pipeline or prepare_pipeline(df, profile, config, guidance)
+    pipe = pipeline.with_config(config) if pipeline is not None else prepare_pipeline(df, profile, config, guidance)
     config, rs = pipe.config, pipe.series
     cal = rs.calendar
     h = config.h

@@ -147,6 +147,11 @@ class RollupConfig:
         first = self.first_cutoff or profile.rollup.get("first_cutoff")
         return self.replace(first_cutoff=str(first)) if first and first != self.first_cutoff else self
 
+    def for_company_of(self, other: RollupConfig) -> RollupConfig:
+        """This configuration with `other`'s first cutoff where this one names none (`other`
+        already resolved for a company by `for_company`)."""
+        return self if self.first_cutoff else self.replace(first_cutoff=other.first_cutoff)
+
     def replace(self, **changes) -> RollupConfig:
         return RollupConfig(**{**asdict(self), "selection": self.selection, **changes})
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -160,6 +160,24 @@ class Pipeline:
 
     def at(self, cutoff) -> pd.DataFrame:
         return self.final[self.final["cutoff"] == pd.Timestamp(cutoff)]
+
+    def with_config(self, config: RollupConfig | None) -> Pipeline:
+        """This pipeline under the caller's `config` (its horizon, paths, seed, calibration...),
+        or as it is when `config` is None. The settings the pipeline was computed with
+        (`PIPELINE_FIELDS`) must agree: a ValueError names those that differ."""
+        if config is None or config == self.config:
+            return self
+        config = config.for_company_of(self.config)
+        differ = [f for f in PIPELINE_FIELDS if getattr(config, f) != getattr(self.config, f)]
+        if differ:
+            raise ValueError(f"the pipeline was computed with other {', '.join(differ)} than the config "
+                             "asks for; compute it again with this config (prepare_pipeline)")
+        return replace(self, config=config)
+
+
+#: The `RollupConfig` fields the node forecasts, champions and reconciliations depend on.
+PIPELINE_FIELDS = ("candidates", "guided", "selection", "method", "cashflow", "bridge_window", "first_cutoff",
+                   "extra")
 
 
 def _bridged(history: pd.DataFrame, rec: pd.DataFrame, cutoff, window: int, series: RollupSeries) -> pd.Series:

@@ -225,3 +225,13 @@ def test_paths_follow_the_segments_capex_ocf_and_the_ttm_computed_by_hand(result
         np.testing.assert_allclose(sim.paths[SALES][path], sales, rtol=1e-9)
         np.testing.assert_allclose(sim.paths[FCF][path], fcf, rtol=1e-9)
         np.testing.assert_allclose(sim.paths[FCF_TTM][path], ttm, rtol=1e-9)
+
+
+def test_a_reused_pipeline_takes_the_callers_horizon_and_refuses_other_pipeline_settings(df, book, pipe):
+    """Catches `rollup(..., config, pipeline=pipe)` silently running with the pipeline's own
+    config (h = 4 and its seed) instead of the caller's, and a pipeline reused under a config
+    whose node settings it was not computed with."""
+    res = rollup(df, AMAZON, SMALL.replace(h=6, seed=3), book, pipeline=pipe)
+    assert res.quarterly["ds"].nunique() == 6 and res.params["h"] == 6 and res.params["seed"] == 3
+    with pytest.raises(ValueError, match="method"):
+        rollup(df, AMAZON, SMALL.replace(method="BottomUp"), book, pipeline=pipe)
