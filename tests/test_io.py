@@ -91,3 +91,20 @@ def test_success_replaces_the_file_in_one_rename(target):
         assert reader.read() == PREVIOUS
     assert target.read_text() == "unit,value\nnew,2\n"
     assert leftovers(target.parent) == []
+
+
+def test_the_replaced_file_keeps_its_permissions_and_a_new_file_gets_the_usual_ones(target, tmp_path):
+    """Catches the temporary file's owner-only mode (mkstemp's 0600) ending up on the target:
+    a shared data file rewritten by `fcf data update` would no longer be readable by the group."""
+    import os
+    import stat
+
+    target.chmod(0o644)
+    write_text("new", target)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644
+    mask = os.umask(0o022)
+    try:
+        fresh = write_text("x", tmp_path / "fresh.txt")
+    finally:
+        os.umask(mask)
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o644
