@@ -125,7 +125,8 @@ def guidance_for(args: argparse.Namespace, profile=None):
         files = guidance_files(profile, getattr(args, "data", None), choice)
     except FileNotFoundError as exc:
         raise CommandError(str(exc)) from None
-    return load_guidance_files(files, getattr(args, "series_config", None))
+    month = profile.fiscal_year_end_month if profile is not None else 12
+    return load_guidance_files(files, getattr(args, "series_config", None), month)
 
 
 def checked_tracking_uri(no_track: bool = False, untracked_hint: bool = True) -> str | None:

@@ -135,7 +135,8 @@ def retrain(s: RetrainSettings, uri: str, say: Callable[[str], None] = print,
     experiment = s.experiment or profile.experiment("retrain")
     full = load_quarterly(data, s.series_config)  # DataValidationError before anything is logged
     rollup = s.rollup and profile.has_rollup
-    book = load_guidance_files(guidance_files(profile, data, s.guidance), s.series_config) if rollup else None
+    book = (load_guidance_files(guidance_files(profile, data, s.guidance), s.series_config,
+                                profile.fiscal_year_end_month) if rollup else None)
     vint = data_vintage(data, extra_files=guidance_files(profile, data, s.guidance) if book is not None else ())
     vintage = vint.vintage
     candidates = [sp.name for sp in resolve(s.models)]

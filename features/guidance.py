@@ -24,7 +24,6 @@ hide guidance, never leak it.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -33,16 +32,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.calendar import FiscalCalendar
+from features.calendar import FiscalCalendar, parse_quarter_label
+from features.calendar import quarter as fiscal_quarter_period
 from features.errors import DataValidationError, Problem
 from features.loader import shipped_data_dir
-from features.validation import _read_csv
+from features.validation import _closest, _read_csv
 
 QUARTERLY_GUIDANCE_FILE = "amzn_guidance_quarterly.csv"
 ANNUAL_GUIDANCE_FILE = "amzn_capex_guidance.csv"
 #: The series an annual file without a ``metric`` column guides (capex net of proceeds).
 DEFAULT_ANNUAL_METRIC = "purchases_of_property_and_equipment_net_of_proceeds"
-_QUARTER = re.compile(r"^(\d{4})Q([1-4])$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 QUARTERLY_COLUMNS = ["metric", "ds", "announced_on", "low", "high", "quality"]
@@ -66,11 +65,6 @@ def _number(text: str) -> float | None:
     return v if np.isfinite(v) else None
 
 
-def _closest(word: str, options: Iterable[str]) -> str:
-    match = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
-    return f" (did you mean '{match[0]}'?)" if match else ""
-
-
 def _bounds(row, bad) -> tuple[float, float] | None:
     """(low, high) of a row, NaN for a direction-only row; None (after `bad`) if malformed."""
     lo_t, hi_t = row.low_musd, row.high_musd
@@ -89,13 +83,16 @@ def _bounds(row, bad) -> tuple[float, float] | None:
     return lo, hi
 
 
-def read_quarterly_guidance(path: str | Path | None = None, metrics: Iterable[str] | None = None) -> pd.DataFrame:
+def read_quarterly_guidance(path: str | Path | None = None, metrics: Iterable[str] | None = None,
+                            year_end_month: int = 12) -> pd.DataFrame:
     """Read and validate next-quarter guidance ranges.
 
     Args:
         path: the CSV (default: the shipped Amazon file).
         metrics: the metric names a row may guide (default: any); an unknown one is an error
             with the closest valid name.
+        year_end_month: last month of the company's fiscal year: ``fiscal_quarter`` labels
+            (``2026Q3`` or ``FY2026Q3``) are its fiscal quarters, ``period_end`` their last day.
     Returns:
         ``metric, ds, announced_on, low, high, quality`` (``ds`` = guided quarter's end).
     """
@@ -114,11 +111,11 @@ def read_quarterly_guidance(path: str | Path | None = None, metrics: Iterable[st
         if known is not None and metric not in known:
             bad(f"unknown metric '{metric}'{_closest(metric, sorted(known))}")
             continue
-        m = _QUARTER.match(row.fiscal_quarter)
-        if not m:
-            bad(f"fiscal_quarter '{row.fiscal_quarter}' is not a quarter like 2026Q3")
+        label = parse_quarter_label(row.fiscal_quarter)
+        if label is None:
+            bad(f"fiscal_quarter '{row.fiscal_quarter}' is not a quarter like 2026Q3 or FY2026Q3")
             continue
-        period = pd.Period(year=int(m.group(1)), quarter=int(m.group(2)), freq="Q")
+        period = fiscal_quarter_period(label[1], label[2], year_end_month)
         end = _date(row.period_end)
         if end is None:
             bad(f"period_end '{row.period_end}' is not a date like 2026-09-30")
@@ -311,9 +308,11 @@ def guidance_files(profile, data: str | Path | None, choice: str = "auto") -> tu
     return tuple(p for p in (folder / QUARTERLY_GUIDANCE_FILE, folder / ANNUAL_GUIDANCE_FILE) if p.is_file())
 
 
-def load_guidance_files(files: Iterable[Path], series_config: str | Path | None = None) -> GuidanceBook | None:
+def load_guidance_files(files: Iterable[Path], series_config: str | Path | None = None,
+                        year_end_month: int = 12) -> GuidanceBook | None:
     """The `GuidanceBook` of `guidance_files` (None when there are none); metric names are
-    checked against `series_config` (default: ``series.csv`` beside the quarterly file)."""
+    checked against `series_config` (default: ``series.csv`` beside the quarterly file);
+    quarters and fiscal years are those of a year ending in `year_end_month`."""
     from features.loader import read_series_config
 
     files = list(files)
@@ -322,7 +321,7 @@ def load_guidance_files(files: Iterable[Path], series_config: str | Path | None 
     quarterly = files[0]
     cfg_path = Path(series_config) if series_config else quarterly.parent / "series.csv"
     metrics = read_series_config(cfg_path).metrics if cfg_path.is_file() else None
-    book = read_quarterly_guidance(quarterly, metrics)
+    book = read_quarterly_guidance(quarterly, metrics, year_end_month)
     if len(files) < 2:
         return GuidanceBook(book)
-    return GuidanceBook(book, read_annual_guidance(files[1], metrics=metrics))
+    return GuidanceBook(book, read_annual_guidance(files[1], metrics=metrics, year_end_month=year_end_month))

@@ -100,3 +100,19 @@ def test_a_cutoff_sees_what_was_said_on_the_day_its_quarter_was_reported():
     assert book.at_cutoff("2026-06-30").year_total(capex, 2026) == 220000
     # a quarter with no release date known falls back to its own last day (hides, never leaks)
     assert book.release_date("2010-06-30") == pd.Timestamp("2010-06-30")
+
+
+def test_quarterly_guidance_in_a_january_fiscal_year(tmp_path):
+    """A company whose fiscal year ends in January guides its own quarters: ``FY2026Q2`` ends
+    2025-07-31. Catches the reader parsing labels as calendar quarters (it refused the row, or
+    checked it against 2026-06-30) and a cutoff's release date missing its next quarter's row."""
+    path = write(tmp_path, "g.csv", Q_HEADER
+                 + "revenue,FY2026Q2,2025-07-31,2025-05-28,1035,1040,release_text,x\n"
+                 + "revenue,FY2026Q3,2025-10-31,2025-08-27,1125,1130,release_text,x\n")
+    q = read_quarterly_guidance(path, year_end_month=1)
+    assert q["ds"].tolist() == [pd.Timestamp("2025-07-31"), pd.Timestamp("2025-10-31")]
+    book = GuidanceBook(q)
+    assert book.release_date(pd.Timestamp("2025-07-31")) == pd.Timestamp("2025-08-27")
+    assert book.at_cutoff(pd.Timestamp("2025-04-30")).range_for("revenue", "2025-07-31") == (1035, 1040)
+    with pytest.raises(DataValidationError, match="disagrees with fiscal_quarter FY2026Q2"):
+        read_quarterly_guidance(path)  # read as a calendar year, FY2026Q2 would end 2026-06-30
