@@ -207,6 +207,7 @@ def claims_at_cutoffs(pipe: Pipeline, guidance=None, h: int = 4, cutoffs: Sequen
     newest = pipe.history["ds"].max()
     todo = [pd.Timestamp(c) for c in (cutoffs if cutoffs is not None else pipe.cutoffs) if pd.Timestamp(c) < newest]
     rows = []
+    sims: dict = {}  # raw simulations shared by the cutoffs' calibrations (`raw_simulation`)
     for c in (progress(todo) if progress is not None else todo):
         try:
             inputs = build_inputs(pipe, c, h)
@@ -218,7 +219,7 @@ def claims_at_cutoffs(pipe: Pipeline, guidance=None, h: int = 4, cutoffs: Sequen
             continue
         raw = simulate(inputs)
         if pipe.config.calibrate:
-            inputs.error_scale = calibration_factor(recent_misses(pipe, c, h, pipe.config.calibration_window))
+            inputs.error_scale = calibration_factor(recent_misses(pipe, c, h, pipe.config.calibration_window, sims))
         cal = simulate(inputs)
         p_cal = _probabilities(claims, Outcomes(known, cal.paths, cal.ds))
         p_raw = _probabilities(claims, Outcomes(known, raw.paths, raw.ds))

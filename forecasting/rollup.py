@@ -74,6 +74,10 @@ class Simulation:
     def ttm(self) -> pd.DataFrame:
         return quantile_frame(self.paths[self.series.fcf_ttm], self.ds, self.series.fcf_ttm)
 
+    def head(self, k: int) -> Simulation:
+        """The paths of the first `k` quarters."""
+        return Simulation(ds=self.ds[:k], paths={s: p[:, :k] for s, p in self.paths.items()}, series=self.series)
+
     def table(self, series: Sequence[str] | None = None) -> pd.DataFrame:
         series = series or (self.series.fcf, self.series.fcf_ttm)
         return pd.concat([quantile_frame(self.paths[s], self.ds, s) for s in series], ignore_index=True)
@@ -233,19 +237,40 @@ def reported_fcf(history: pd.DataFrame, series: RollupSeries) -> pd.DataFrame:
     return pd.concat([fcf, trailing_twelve_months(fcf, series.fcf)], ignore_index=True)
 
 
-def recent_misses(pipe: Pipeline, origin, h: int, window: int) -> pd.DataFrame:
+def raw_simulation(pipe: Pipeline, cutoff, k: int, cache: dict | None = None) -> Simulation:
+    """``simulate(build_inputs(pipe, cutoff, k))``, the uncalibrated paths of `k` quarters.
+
+    With `cache` (a dict kept by the caller for one pipeline and config), one simulation of
+    `MIN_WINDOW_STEPS` quarters per cutoff serves every `k` up to it: the error windows are
+    that long whatever `k`, and the random draws depend on the number of windows and paths
+    only, so its first `k` quarters are the same paths. A backtest asks each cutoff for 1, 2,
+    3 and 4 quarters as later origins calibrate on it."""
+    key = pd.Timestamp(cutoff)
+    if cache is not None and k <= MIN_WINDOW_STEPS:
+        if key not in cache:
+            try:
+                cache[key] = simulate(build_inputs(pipe, key, MIN_WINDOW_STEPS))
+            except ValueError:  # nodes forecast fewer quarters than that: simulate k only
+                cache[key] = None
+        if cache[key] is not None:
+            return cache[key].head(k)
+    return simulate(build_inputs(pipe, key, k))
+
+
+def recent_misses(pipe: Pipeline, origin, h: int, window: int, cache: dict | None = None) -> pd.DataFrame:
     """What the calibration learns from at `origin`: the raw (uncalibrated) simulations at the
     `window` pipeline cutoffs before it, each over the quarters after it that were reported by
-    `origin` (at most `h`), as quantile rows with their outcomes (`interval_rows`)."""
+    `origin` (at most `h`), as quantile rows with their outcomes (`interval_rows`). `cache`:
+    see `raw_simulation`."""
     origin = pd.Timestamp(origin)
     hist_all = reported_fcf(pipe.history, pipe.series)
     rows = []
     for c in [c for c in pipe.cutoffs if c < origin][-window:]:
         try:
-            inputs = build_inputs(pipe, c, min(h, quarters_between(c, origin, pipe.series.calendar)))
+            sim = raw_simulation(pipe, c, min(h, quarters_between(c, origin, pipe.series.calendar)), cache)
         except ValueError:  # too early: fewer than two fully reported past windows
             continue
-        rows.append(interval_rows(simulate(inputs), c, "Rollup", hist_all))
+        rows.append(interval_rows(sim, c, "Rollup", hist_all))
     if not rows:
         return pd.DataFrame(columns=["unique_id", "cutoff", "ds", "y", "mean", "lo-80", "hi-80"])
     out = pd.concat(rows, ignore_index=True)

@@ -38,6 +38,7 @@ from forecasting.rollup import (
     calibration_cutoffs,
     calibration_factor,
     interval_rows,
+    raw_simulation,
     recent_misses,
     reported_fcf,
     simulate,
@@ -168,12 +169,13 @@ def backtest_rollup(df: pd.DataFrame, profile: CompanyProfile, config: RollupCon
     evaluated = calibration_cutoffs(pipe, h, scoring.n_windows)
     hist_all = reported_fcf(history, rs)
     raw, calibrated, factors, fy = [], [], [], []
+    sims: dict = {}  # raw simulations shared by the cutoffs' calibrations (`raw_simulation`)
     iterator = progress(evaluated) if progress is not None else evaluated
     for c in iterator:
         c = pd.Timestamp(c)
         inputs = build_inputs(pipe, c, h)
-        raw.append(interval_rows(simulate(inputs), c, "Rollup", hist_all))
-        known = recent_misses(pipe, c, h, config.calibration_window)
+        raw.append(interval_rows(raw_simulation(pipe, c, h, sims), c, "Rollup", hist_all))
+        known = recent_misses(pipe, c, h, config.calibration_window, sims)
         factor = calibration_factor(known) if config.calibrate else 1.0
         inputs.error_scale = factor
         factors.append({"cutoff": c, "error_scale": factor, "rows": len(known.dropna(subset=["y"]))})
