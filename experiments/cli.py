@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -157,6 +158,20 @@ def check_horizon_option(value: int, flag: str = "--horizon") -> int:
         raise CommandError(f"{flag} {value}: must be between 1 and {MAX_HORIZON} quarters") from None
 
 
+def check_out_folder(path: str | Path | None, flag: str = "--out") -> None:
+    """Before any work: an output folder is a folder, or can be made where a folder is writable."""
+    if path is None:
+        return
+    path = Path(path)
+    for existing in (path, *path.parents):
+        if existing.exists():
+            if not existing.is_dir():
+                raise CommandError(f"{flag} {path}: {existing} is a file, not a folder")
+            if not os.access(existing, os.W_OK | os.X_OK):
+                raise CommandError(f"{flag} {path}: cannot write in {existing}")
+            return
+
+
 def split_list(text: str | None) -> list[str] | None:
     return [t.strip() for t in text.split(",") if t.strip()] if text else None
 
@@ -194,6 +209,9 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except (FileNotFoundError, ValueError) as exc:
         print(f"fcf: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OSError as exc:  # an output that cannot be written (a file where a folder goes, no permission)
+        print(f"fcf: cannot write {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("fcf: interrupted", file=sys.stderr)

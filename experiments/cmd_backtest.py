@@ -23,6 +23,7 @@ from experiments.cli import (
     CommandError,
     add_data_options,
     add_guidance_option,
+    check_out_folder,
     checked_tracking_uri,
     data_path,
     guidance_for,
@@ -92,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
     from forecasting.metrics import pointwise
 
     check_horizon_option(args.horizon)
+    check_out_folder(args.out)
     profile = profile_for(args)
     company = profile.backtest if profile is not None else {}
     args.windows = args.windows if args.windows is not None else company.get("windows", DEFAULT_WINDOWS)

@@ -30,6 +30,7 @@ from experiments.cli import (
     CommandError,
     add_data_options,
     add_guidance_option,
+    check_out_folder,
     checked_tracking_uri,
     company_profile,
     data_path,
@@ -39,7 +40,7 @@ from experiments.cli import (
 
 def add_parser(sub) -> None:
     from experiments.lock import LOCK_FILE
-    from experiments.retrain import DEFAULT_CANDIDATES
+    from experiments.champions import DEFAULT_CANDIDATES
 
     p = sub.add_parser(
         "retrain",
@@ -97,6 +98,7 @@ def add_parser(sub) -> None:
 
 def _check(args) -> None:
     check_horizon_option(args.horizon)
+    check_out_folder(args.out)
     if args.windows < 1 or args.warmup < 0:
         raise CommandError(f"--windows must be >= 1 and --warmup >= 0 (got {args.windows}, {args.warmup})")
     if not -0.5 < args.tolerance < 1:

@@ -22,6 +22,7 @@ from experiments.cli import (
     CommandError,
     add_data_options,
     add_guidance_option,
+    check_out_folder,
     checked_tracking_uri,
     company_profile,
     data_path,
@@ -87,6 +88,7 @@ def check_options(args):
     from forecasting.hierarchy import ERROR_METHODS, METHODS
     from forecasting.models import get_spec
 
+    check_out_folder(args.out)
     profile = company_profile(args)
     if not profile.has_rollup:
         raise CommandError(f"the roll-up needs a company profile with a hierarchy and cash_flow series (company "

@@ -117,3 +117,18 @@ def test_rollup_logs_quantiles_and_fan_chart_to_mlflow(isolated_cwd, capsys):
     assert [m.value for m in sorted(hist, key=lambda m: m.step)] == pytest.approx(list(ttm["p50"]))
     names = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"rollup_quantiles.csv", "drivers.csv", "fanchart.png", "champions.csv"} <= names
+
+
+@pytest.mark.parametrize("command", [["rollup"], ["claims", "--no-reliability", "--scenarios", "none"], ["scenario"],
+                                     ["backtest", "--models", "SeasonalNaive"], ["retrain"]])
+def test_an_out_folder_that_is_a_file_is_refused_before_any_work(isolated_cwd, tmp_path, capsys, command):
+    """Catches a bad --out surfacing as a FileExistsError traceback (exit 1) after the whole run
+    (90 s for the roll-up), with the backtest's tables half written."""
+    blocker = tmp_path / "taken"
+    blocker.write_text("x")
+    start = time.perf_counter()
+    code = main([*command, "--no-track", "--out", str(blocker / "out")] if command[0] != "retrain"
+                else [*command, "--out", str(blocker / "out")])
+    assert code == EXIT_BAD_INPUT and time.perf_counter() - start < 20
+    assert f"{blocker} is a file, not a folder" in capsys.readouterr().err
+    assert blocker.read_text() == "x"
