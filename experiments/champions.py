@@ -23,7 +23,6 @@ import numpy as np
 import pandas as pd
 
 from experiments.leaderboard import BacktestTables, backtest_tables
-from forecasting.backtest import backtest
 from forecasting.metrics import BASELINE, gmean
 from forecasting.models import get_spec
 
@@ -31,6 +30,8 @@ from forecasting.models import get_spec
 CHAMPION_STEPS = 4
 #: Quarters a series needs beyond ``windows + horizon`` to be backtested by default.
 MIN_EXTRA_QUARTERS = 10
+#: The retrain's candidate models (names or families).
+DEFAULT_CANDIDATES = "statistical,ensemble"
 
 
 def select_series(df: pd.DataFrame, requested: list[str] | None, min_len: int, core: Sequence[str] = ()
@@ -181,6 +182,8 @@ def select_champions(df: pd.DataFrame, config, candidates: Sequence[str],
     """Backtest ``config.models`` on `df` with `config` (a `BacktestConfig`), score every
     series over horizons ``1..min(CHAMPION_STEPS, h)`` and choose a champion per series among
     `candidates` (see the module docstring for the rule)."""
+    from forecasting.backtest import backtest  # the model code: imported when a backtest runs
+
     bt = backtest(df, list(config.models), config, progress=progress)
     tables = backtest_tables(bt, df, config, default)
     scores = series_scores(tables.points, min(CHAMPION_STEPS, config.h))

@@ -22,7 +22,7 @@ import pandas as pd
 
 from experiments import flavor, tracking
 from experiments.champion_state import ChampionState, fcf_headline, predict_from_state
-from experiments.champions import MIN_EXTRA_QUARTERS, gate, select_champions, select_series
+from experiments.champions import DEFAULT_CANDIDATES, MIN_EXTRA_QUARTERS, gate, select_champions, select_series
 from experiments.lock import LOCK_FILE, check_pause_env, pause_point
 from experiments.track_backtest import RunContext, log_backtest
 from features.guidance import guidance_files, load_guidance_files
@@ -32,7 +32,6 @@ from forecasting.backtest import BacktestConfig
 from forecasting.catalogue import resolve
 from forecasting.models import get_spec
 
-DEFAULT_CANDIDATES = "statistical,ensemble"
 
 
 def summary_markdown(info: Mapping[str, Any], champions: pd.DataFrame, headline: pd.DataFrame | None) -> str:
