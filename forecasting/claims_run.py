@@ -27,7 +27,7 @@ import pandas as pd
 
 from features.aggregates import trailing_twelve_months
 from features.profile import CompanyProfile
-from forecasting.claims import ClaimSet, check_claims
+from forecasting.claims import ClaimSet, check_claims, quarters_of
 from forecasting.claims_calibration import brier_scores, calibration_claims, guidance_outcomes, reliability
 from forecasting.claims_eval import Outcomes, evaluate, interval_paths
 from forecasting.forecast import forecast
@@ -151,6 +151,13 @@ def run_claims(df: pd.DataFrame, profile: CompanyProfile, claims: ClaimSet, conf
         check_periods(s, origin, ds, rs.calendar)
     simulated = rollup_series(rs)
     not_evaluable = check_claims(claims, df, simulated)
+    last = pd.Period(ds[-1], freq="Q")
+    beyond = {c.id for c in claims.claims if all(q > last for p in c.periods for q in quarters_of(p))}
+    if claims.claims and {c.id for c in claims.claims} <= set(not_evaluable) | beyond:
+        raise ValueError(f"{claims.source}: no claim can be evaluated before any model is fitted: "
+                         + "; ".join(f"{c.id}: " + (not_evaluable.get(c.id) or f"its periods end after the "
+                                                    f"horizon's last quarter {last} (--horizon {config.h})")
+                                     for c in claims.claims))
     needed = [x for s in parsed for x in s.category_series if x not in config.extra]
     if needed:
         config = config.replace(extra=tuple(dict.fromkeys([*config.extra, *needed])))

@@ -36,7 +36,13 @@ def test_bad_claims_scenario_or_option_exit_2_before_any_work(isolated_cwd, caps
           - {id: a, text: t, source: s, series: net_sales_aw, period: 2026Q3, condition: "> 1000"}
         """)
     past = _write(isolated_cwd / "past.yaml", "description: d\nsources: [s]\ndrivers:\n  aws_growth: {2025: 0.2}\n")
+    far = _write(isolated_cwd / "far.yaml", """\
+        claims:
+          - {id: far, text: t, source: s, series: net_sales_aws, period: 2031Q1, condition: "> 1000"}
+        """)
     cases = [
+        (["claims", str(far), "--no-track", "--scenarios", "none"],
+         "far: its periods end after the horizon's last quarter 2027Q4 (--horizon 6)"),
         (["claims", str(bad)], "oops.yaml, claim a (#1), key condition: growth 25 is outside"),
         (["claims", str(typo), "--no-track"], "typo.yaml, claim a, key series: unknown series 'net_sales_aw' "
                                               "(did you mean 'net_sales_aws'?)"),
