@@ -53,11 +53,10 @@ from experiments.tracking import (
     log_dataset,
     log_table,
     metric_key,
-    quiet_fail,
+    run_group,
     run_name,
     run_tags,
     spec_params,
-    start_run,
     tracking_uri,
 )
 from features.loader import data_vintage
@@ -205,11 +204,10 @@ def _log_backtest(bt, history, config, context: RunContext, uri: str, tables, pl
     vintage = data_vintage(context.data_path)
     tags = run_tags(context.data_path, context.tags, vintage=vintage)
     name = context.run_name or run_name("backtest", vintage, models, h=config.h, w=config.n_windows)
-    parent = start_run(client, exp_id, name, tags={**tags, "run_kind": "backtest",
-                                                   **({"default_model": tables.default} if tables.default else {})})
+    parent_tags = {**tags, "run_kind": "backtest", **({"default_model": tables.default} if tables.default else {})}
     children: dict[str, str] = {}
-    ok = False
-    try:
+    with run_group(client, exp_id, name, tags=parent_tags) as group:
+        parent = group.parent
         log_dataset(client, parent, history, context.data_path, vintage)
         lb = tables.leaderboard.set_index("model")
         params = {**config.as_params(), "n_series": len(series), "series": ",".join(series),
@@ -218,9 +216,8 @@ def _log_backtest(bt, history, config, context: RunContext, uri: str, tables, pl
                   **context.params}
         for model in models:
             spec = specs[model]
-            run_id = start_run(client, exp_id, model, parent_id=parent,
-                               tags={**tags, "run_kind": "backtest-model", "model": model,
-                                     "family": spec.family})
+            run_id = group.child(model, tags={**tags, "run_kind": "backtest-model", "model": model,
+                                              "family": spec.family})
             children[model] = run_id
             log_dataset(client, run_id, history, context.data_path, vintage)
             chosen = _model_choices(tables, model)
@@ -244,10 +241,4 @@ def _log_backtest(bt, history, config, context: RunContext, uri: str, tables, pl
         with tempfile.TemporaryDirectory(prefix="fcf-artifacts-") as tmp:
             write_backtest_artifacts(bt, history, tables, tmp, level, plots=plots)
             client.log_artifacts(parent, tmp)
-        ok = True
-    finally:
-        if not ok:
-            for run_id in children.values():
-                quiet_fail(client, run_id)
-        end_run(client, parent, ok)
     return parent

@@ -40,10 +40,9 @@ from experiments.tracking import (
     log_batch,
     log_dataset,
     metric_key,
-    quiet_fail,
+    run_group,
     run_name,
     run_tags,
-    start_run,
     tracking_uri,
 )
 from features.loader import data_vintage
@@ -115,19 +114,15 @@ def _log_rollup(result, context: RunContext, uri: str, scores, backtest, fanchar
     params = {**result.params, **context.params}
     kind = "rollup backtest" if scores is not None else "rollup"
     name = context.run_name or run_name(kind, vintage, (), h=params.get("h", ""), paths=params.get("n_paths", ""))
-    parent = start_run(client, exp_id, name, tags=tags)
-    children: list[str] = []
-    ok = False
-    try:
+    with run_group(client, exp_id, name, tags=tags) as group:
+        parent = group.parent
         log_dataset(client, parent, result.pipeline.history, context.data_path, vintage)
         quantiles = pd.concat([result.quarterly, result.ttm], ignore_index=True)
         metrics = rollup_metrics(quantiles)
         if scores is not None:
             overall = scores.overall
             for model in overall["model"].unique():
-                run_id = start_run(client, exp_id, str(model), parent_id=parent,
-                                   tags={**tags, "run_kind": "rollup-backtest", "model": str(model)})
-                children.append(run_id)
+                run_id = group.child(str(model), tags={**tags, "run_kind": "rollup-backtest", "model": str(model)})
                 log_batch(client, run_id, rollup_backtest_metrics(scores.by_step, overall, model),
                           params={**params, "forecaster": str(model)})
                 end_run(client, run_id)
@@ -168,12 +163,6 @@ def _log_rollup(result, context: RunContext, uri: str, scores, backtest, fanchar
             client.log_artifacts(parent, tmp)
         if fanchart is not None and Path(fanchart).is_file():
             client.log_artifact(parent, str(fanchart))
-        ok = True
-    finally:
-        if not ok:
-            for run_id in children:
-                quiet_fail(client, run_id)
-        end_run(client, parent, ok)
     return parent
 
 
@@ -205,17 +194,14 @@ def _log_scenarios(result, context: RunContext, uri: str, fanchart_paths, checks
     names = list(result.simulations)
     params = {**result.inputs.config.as_params(), "origin": origin, "error_scale": result.inputs.error_scale,
               "scenarios": ",".join(n for n in names if n != "base"), **context.params}
-    parent = start_run(client, exp_id, context.run_name or run_name("scenarios", vintage, names,
-                                                                     h=len(result.inputs.ds)), tags=tags)
-    children: list[str] = []
-    ok = False
-    try:
+    name = context.run_name or run_name("scenarios", vintage, names, h=len(result.inputs.ds))
+    with run_group(client, exp_id, name, tags=tags) as group:
+        parent = group.parent
         log_dataset(client, parent, result.inputs.history, context.data_path, vintage)
         fy = result.fiscal_years()
         quant = result.table()
         for name in names:
-            run_id = start_run(client, exp_id, name, parent_id=parent, tags={**tags, "scenario": name})
-            children.append(run_id)
+            run_id = group.child(name, tags={**tags, "scenario": name})
             sc = result.scenarios.get(name)
             p = {"scenario": name}
             if sc is not None:
@@ -240,12 +226,6 @@ def _log_scenarios(result, context: RunContext, uri: str, fanchart_paths, checks
         for chart in fanchart_paths:
             if Path(chart).is_file():
                 client.log_artifact(parent, str(chart))
-        ok = True
-    finally:
-        if not ok:
-            for run_id in children:
-                quiet_fail(client, run_id)
-        end_run(client, parent, ok)
     return parent
 
 
@@ -290,33 +270,31 @@ def log_claims(report, context: RunContext, *, markdown: str = "") -> str:
 
     uri = context.uri or tracking_uri()
     client = get_client(uri)
-    run_id = None
     try:
         exp_id = experiment_id(client, context.experiment)
         params = {**report.params, **context.params}
         vintage = data_vintage(context.data_path)
         name = context.run_name or run_name(f"claims {report.claims.name}", vintage, (),
                                              origin=params.get("origin", ""))
-        run_id = start_run(client, exp_id, name, tags=run_tags(context.data_path, {
-            "run_kind": "claims", "claims": report.claims.name, **context.tags}, vintage=vintage))
-        log_dataset(client, run_id, report.result.pipeline.history, context.data_path, vintage)
-        log_batch(client, run_id, claims_metrics(report), params=params)
-        with tempfile.TemporaryDirectory(prefix="fcf-claims-") as tmp:
-            report.table.to_csv(Path(tmp) / "claims.csv", index=False)
-            report.by_scenario.to_csv(Path(tmp) / "claims_by_scenario.csv", index=False)
-            (Path(tmp) / "claims.md").write_text(markdown, encoding="utf-8")
-            if len(report.guidance):
-                report.guidance.to_csv(Path(tmp) / "guidance_outcomes.csv", index=False)
-            if report.reliability is not None:
-                report.calibration.to_csv(Path(tmp) / "calibration_claims.csv", index=False)
-                report.reliability.to_csv(Path(tmp) / "reliability.csv", index=False)
-                report.brier.to_csv(Path(tmp) / "brier.csv", index=False)
-            client.log_artifacts(run_id, tmp)
-        end_run(client, run_id)
+        tags = run_tags(context.data_path, {"run_kind": "claims", "claims": report.claims.name, **context.tags},
+                        vintage=vintage)
+        with run_group(client, exp_id, name, tags=tags) as group:
+            run_id = group.parent
+            log_dataset(client, run_id, report.result.pipeline.history, context.data_path, vintage)
+            log_batch(client, run_id, claims_metrics(report), params=params)
+            with tempfile.TemporaryDirectory(prefix="fcf-claims-") as tmp:
+                report.table.to_csv(Path(tmp) / "claims.csv", index=False)
+                report.by_scenario.to_csv(Path(tmp) / "claims_by_scenario.csv", index=False)
+                (Path(tmp) / "claims.md").write_text(markdown, encoding="utf-8")
+                if len(report.guidance):
+                    report.guidance.to_csv(Path(tmp) / "guidance_outcomes.csv", index=False)
+                if report.reliability is not None:
+                    report.calibration.to_csv(Path(tmp) / "calibration_claims.csv", index=False)
+                    report.reliability.to_csv(Path(tmp) / "reliability.csv", index=False)
+                    report.brier.to_csv(Path(tmp) / "brier.csv", index=False)
+                client.log_artifacts(run_id, tmp)
         return run_id
     except (MlflowException, OSError) as exc:
-        if run_id is not None:
-            quiet_fail(client, run_id)
         raise TrackingError(f"logging the claims to {uri} failed: {exc}") from exc
 
 
@@ -354,19 +332,15 @@ def log_benchmark(
 
     uri = uri or tracking_uri()
     client = get_client(uri)
-    run_id = None
     try:
         exp_id = experiment_id(client, experiment)
-        run_id = start_run(client, exp_id, name, tags=run_tags(None, {"run_kind": "benchmark", "benchmark": name}))
-        ms = benchmark_metrics(table) + [(metric_key(k), v, 0) for k, v in (metrics or {}).items()]
-        log_batch(client, run_id, ms, params=params)
-        if table is not None:
-            with tempfile.TemporaryDirectory(prefix="fcf-benchmark-") as tmp:
-                table.to_csv(Path(tmp) / f"{name}.csv", index=False)
-                client.log_artifacts(run_id, tmp)
-        end_run(client, run_id)
-        return run_id
+        with run_group(client, exp_id, name, tags=run_tags(None, {"run_kind": "benchmark", "benchmark": name})) as g:
+            ms = benchmark_metrics(table) + [(metric_key(k), v, 0) for k, v in (metrics or {}).items()]
+            log_batch(client, g.parent, ms, params=params)
+            if table is not None:
+                with tempfile.TemporaryDirectory(prefix="fcf-benchmark-") as tmp:
+                    table.to_csv(Path(tmp) / f"{name}.csv", index=False)
+                    client.log_artifacts(g.parent, tmp)
+        return g.parent
     except (MlflowException, OSError) as exc:
-        if run_id is not None:
-            quiet_fail(client, run_id)
         raise TrackingError(f"logging benchmark '{name}' to {uri} failed: {exc}") from exc

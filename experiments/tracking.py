@@ -29,7 +29,8 @@ import time
 import urllib.error
 import urllib.request
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -298,6 +299,34 @@ def start_run(client, exp_id: str, name: str, parent_id: str | None = None,
     if parent_id:
         t["mlflow.parentRunId"] = parent_id
     return client.create_run(exp_id, tags=t, run_name=name).info.run_id
+
+
+class RunGroup:
+    """A parent run and the child runs started under it (`run_group`)."""
+
+    def __init__(self, client, exp_id: str, parent: str):
+        self.client, self.exp_id, self.parent = client, exp_id, parent
+        self.children: list[str] = []
+
+    def child(self, name: str, tags: Mapping[str, Any] | None = None) -> str:
+        """Start a child run of the parent; returns its id."""
+        run_id = start_run(self.client, self.exp_id, name, parent_id=self.parent, tags=tags)
+        self.children.append(run_id)
+        return run_id
+
+
+@contextmanager
+def run_group(client, exp_id: str, name: str, tags: Mapping[str, Any] | None = None) -> Iterator[RunGroup]:
+    """A parent run for the ``with`` block: FINISHED when the block ends, FAILED (and every
+    child with it) when it raises; a failure to mark them never hides the block's error."""
+    group = RunGroup(client, exp_id, start_run(client, exp_id, name, tags=tags))
+    try:
+        yield group
+    except BaseException:
+        for run_id in [*group.children, group.parent]:
+            quiet_fail(client, run_id)
+        raise
+    end_run(client, group.parent)
 
 
 def end_run(client, run_id: str, ok: bool = True) -> None:

@@ -210,3 +210,28 @@ def test_an_existing_experiment_is_marked_as_model_training(local_store_cwd):
     assert tracking.EXPERIMENT_KIND_TAG not in client.get_experiment(exp_id).tags
     assert tracking.experiment_id(client, "old-kind") == exp_id
     assert client.get_experiment(exp_id).tags[tracking.EXPERIMENT_KIND_TAG] == tracking.MODEL_TRAINING
+
+
+def test_a_run_group_that_raises_leaves_the_parent_and_its_children_failed(tmp_path):
+    """Every logger (backtest, roll-up, scenarios, claims, benchmarks) opens its runs through
+    `run_group`. Catches a failure half-way leaving runs RUNNING forever in the UI, or a
+    successful group left unfinished."""
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = tracking.get_client(uri)
+    exp_id = tracking.experiment_id(client, "run-group")
+    with pytest.raises(RuntimeError, match="half-way"):
+        with tracking.run_group(client, exp_id, "broken", tags={"run_kind": "test"}) as group:
+            done = group.child("done")
+            tracking.end_run(client, done)
+            running = group.child("running")
+            raise RuntimeError("half-way")
+    read = MlflowClient(uri)
+    assert {r: read.get_run(r).info.status for r in (group.parent, done, running)} == dict.fromkeys(
+        (group.parent, done, running), "FAILED")
+    assert read.get_run(running).data.tags["mlflow.parentRunId"] == group.parent
+    with tracking.run_group(client, exp_id, "fine") as ok:
+        child = ok.child("child")
+        tracking.end_run(client, child)
+    assert read.get_run(ok.parent).info.status == read.get_run(child).info.status == "FINISHED"
