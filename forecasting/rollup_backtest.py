@@ -45,7 +45,6 @@ from forecasting.rollup import (
 )
 from forecasting.rollup_config import RollupConfig, RollupSeries
 from forecasting.rollup_pipeline import Pipeline, prepare_pipeline, quarters_between
-from forecasting.simulate import QUANTILES
 
 #: Direct models of the FCF series (and of TTM FCF) shown beside the roll-up.
 DIRECT_MODELS = ("AutoETS", "StatsCombo", "StatsMLCombo")
@@ -80,23 +79,21 @@ class RollupBacktest:
 
 
 def _fy_rows(sim, inputs, cutoff, model: str) -> list[dict]:
-    """Fiscal-year FCF quantiles of the current and next year from one simulation."""
-    rs = inputs.series
-    cal = rs.calendar
-    hist = inputs.history
-    fcf = hist[hist["unique_id"] == rs.fcf].set_index("ds")["y"]
-    fcf_year = cal.fiscal_year(fcf.index)
+    """Fiscal-year FCF of the current and next year from one simulation (`Simulation.fiscal_years`):
+    the point is the year's P50 (the sum of reported and simulated quarters is skewed by the
+    floors on sales and capex paths, and its MAE is scored on the median), bands P2.5..P97.5."""
+    cal = inputs.series.calendar
     first = int(cal.fiscal_year([pd.Timestamp(cutoff) + cal.offset(1)])[0])
+    years = sim.fiscal_years(inputs.history)
     rows = []
     for which, year in (("current", first), ("next", first + 1)):
-        cols = np.flatnonzero(sim.fiscal_year == year)
-        if len(cols) + int((fcf_year == year).sum()) != 4:
+        r = years[years["fiscal_year"] == year] if len(years) else years
+        if not len(r):
             continue
-        tot = sim.paths[rs.fcf][:, cols].sum(axis=1) + float(fcf[fcf_year == year].sum())
-        q = np.quantile(tot, QUANTILES)
+        r = r.iloc[0]
         rows.append({"cutoff": pd.Timestamp(cutoff), "fiscal_year": year, "which": which, "model": model,
-                     "mean": q[3], "lo-95": q[0], "lo-80": q[2], "hi-80": q[4], "hi-95": q[6],
-                     "steps": len(cols)})
+                     "mean": r["p50"], "lo-95": r["p2.5"], "lo-80": r["p10"], "hi-80": r["p90"], "hi-95": r["p97.5"],
+                     "steps": 4 - int(r["reported_quarters"])})
     return rows
 
 
