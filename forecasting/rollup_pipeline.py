@@ -208,8 +208,10 @@ def _reconcile_with_errors(h_part: pd.DataFrame, scale: pd.Series, method: str, 
     nodes = list(S_df["unique_id"])
     S = S_df.drop(columns="unique_id").to_numpy(dtype=float)
     cal = series.calendar
-    err = h_part.assign(e=(h_part["y"] - h_part["mean"]) / h_part["cutoff"].map(lambda c: _level(scale, c)),
-                        step=[quarters_between(c, d, cal) for c, d in zip(h_part["cutoff"], h_part["ds"])])
+    levels = {c: _level(scale, c) for c in h_part["cutoff"].unique()}  # once per cutoff, not per row
+    err = h_part.assign(e=(h_part["y"] - h_part["mean"]) / h_part["cutoff"].map(levels))
+    if "step" not in err:
+        err["step"] = [quarters_between(c, d, cal) for c, d in zip(err["cutoff"], err["ds"])]
     E = err.pivot_table(index=["cutoff", "ds", "step"], columns="unique_id", values="e").reindex(columns=nodes)
     cuts, dss, steps = (E.index.get_level_values(i) for i in range(3))
     out = []
