@@ -214,7 +214,8 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     write_csv(report.table, out / "claims.csv")
     write_csv(report.by_scenario, out / "claims_by_scenario.csv")
-    md = write_text(markdown(report, config), out / "claims.md")
+    text = markdown(report, config)
+    md = write_text(text, out / "claims.md")
     written = ["claims.csv", "claims_by_scenario.csv", md.name]
     if not report.guidance.empty:
         write_csv(report.guidance, out / "guidance_outcomes.csv")
@@ -229,7 +230,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             context = RunContext(experiment=args.experiment or profile.experiment("claims"), uri=uri,
                                  data_path=data, tags={"company": profile.name})
-            run_id = log_claims(report, context, markdown=markdown(report, config))
+            run_id = log_claims(report, context, markdown=text)
         except TrackingError as exc:
             raise CommandError(str(exc), EXIT_TRACKING) from exc
         print(f"logged MLflow run {run_id} to {uri}")

@@ -72,9 +72,10 @@ def run(args: argparse.Namespace) -> int:
     origin = profile.calendar.label(res.inputs.origin)
     print(f"Scenarios from {origin} ({args.paths} paths, seed {args.seed}, spread x{res.inputs.error_scale:.2f} "
           f"from the roll-up's recent misses); USD billions, P50 [P10, P90]\n")
+    checks = {s.name: reported_checks(s, df, profile) for s in scenarios}
     for s in scenarios:
         print(f"{s.name}: {s.description}\n  sources: {'; '.join(s.sources)}")
-        for line in reported_checks(s, df, profile):
+        for line in checks[s.name]:
             print(f"  reported data: {line}")
         print()
     print("Trailing-twelve-month FCF")
@@ -113,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
             context = RunContext(experiment=args.experiment or profile.experiment("scenarios"), uri=uri,
                                  data_path=data, tags={"company": profile.name})
             run_id = log_scenarios(res, context, fanchart_paths=charts,
-                                   checks={s.name: reported_checks(s, df, profile) for s in scenarios})
+                                   checks=checks)
         except TrackingError as exc:
             raise CommandError(str(exc), EXIT_TRACKING) from exc
         print(f"logged MLflow run {run_id} to {uri}")
