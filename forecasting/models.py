@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from features.errors import OptionError
 
 FAMILIES = ("baseline", "statistical", "ml", "ensemble", "guided")
 KINDS = ("stats", "ml", "ensemble", "guided")
@@ -55,18 +56,82 @@ class ModelSpec:
 
     def __post_init__(self):
         if self.kind not in KINDS:
-            raise ValueError(f"model '{self.name}': kind must be one of {KINDS}, got '{self.kind}'")
+            raise OptionError(f"model '{self.name}': kind must be one of {KINDS}, got '{self.kind}'")
         if self.family not in FAMILIES:
-            raise ValueError(f"model '{self.name}': family must be one of {FAMILIES}, got '{self.family}'")
+            raise OptionError(f"model '{self.name}': family must be one of {FAMILIES}, got '{self.family}'")
         if self.kind == "ensemble" and not self.members:
-            raise ValueError(f"ensemble '{self.name}' needs members")
+            raise OptionError(f"ensemble '{self.name}' needs members")
 
 
-REGISTRY: dict[str, ModelSpec] = {}
+class _Registry(dict):
+    """The registry: a dict of specs by name that fills itself with the built-in specs
+    (`forecasting.catalogue`) the first time anything reads or adds to it, so `get_spec`,
+    `resolve` and a listing work in a fresh interpreter whatever was imported first."""
+
+    _state = "empty"  # "empty" -> "loading" (the catalogue is registering) -> "full"
+
+    def _fill(self) -> None:
+        if type(self)._state != "empty":
+            return
+        type(self)._state = "loading"
+        try:
+            import forecasting.catalogue  # noqa: F401  (registers every built-in spec)
+        except BaseException:
+            type(self)._state = "empty"
+            raise
+        type(self)._state = "full"
+
+    def __getitem__(self, key):
+        self._fill()
+        return super().__getitem__(key)
+
+    def __contains__(self, key) -> bool:
+        self._fill()
+        return super().__contains__(key)
+
+    def __iter__(self):
+        self._fill()
+        return super().__iter__()
+
+    def __len__(self) -> int:
+        self._fill()
+        return super().__len__()
+
+    def get(self, key, default=None):
+        self._fill()
+        return super().get(key, default)
+
+    def keys(self):
+        self._fill()
+        return super().keys()
+
+    def values(self):
+        self._fill()
+        return super().values()
+
+    def items(self):
+        self._fill()
+        return super().items()
+
+    def __setitem__(self, key, value) -> None:
+        self._fill()
+        super().__setitem__(key, value)
+
+
+REGISTRY: dict[str, ModelSpec] = _Registry()
+
+
+def registered(family: str | None = None) -> list[str]:
+    """The names of every registered model (of one `family`), in registration order."""
+    if family is not None and family not in FAMILIES:
+        raise OptionError(f"unknown family '{family}'; families: {', '.join(FAMILIES)}")
+    return [n for n, s in REGISTRY.items() if family is None or s.family == family]
+
+
 def register(spec: ModelSpec, replace: bool = False) -> ModelSpec:
     """Add a spec to the registry (``replace=True`` to overwrite one of the same name)."""
     if spec.name in REGISTRY and not replace:
-        raise ValueError(f"a model named '{spec.name}' is already registered; pass replace=True")
+        raise OptionError(f"a model named '{spec.name}' is already registered; pass replace=True")
     REGISTRY[spec.name] = spec
     return spec
 
@@ -79,7 +144,7 @@ def get_spec(name: str) -> ModelSpec:
 
         close = difflib.get_close_matches(name, list(REGISTRY), n=1, cutoff=0.5)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
-        raise ValueError(
+        raise OptionError(
             f"unknown model '{name}'{hint}; registered models: {', '.join(sorted(REGISTRY))}"
         ) from None
 
@@ -104,7 +169,7 @@ def fallback_chain(spec: ModelSpec, n_obs: int) -> ModelSpec | None:
     seen = set()
     while current is not None and current.min_obs > n_obs:
         if current.name in seen:
-            raise ValueError(f"fallback cycle at model '{current.name}'")
+            raise OptionError(f"fallback cycle at model '{current.name}'")
         seen.add(current.name)
         current = get_spec(current.fallback) if current.fallback else None
     return current
