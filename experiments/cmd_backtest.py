@@ -130,10 +130,10 @@ def run(args: argparse.Namespace) -> int:
     tables = backtest_tables(bt, df, config, default)
     guided = [u for u in series if book is not None and u in book.metrics]
     if guided:  # the guidance midpoint beside the models, one quarter ahead
-        g = df[df["unique_id"].isin(guided)]
-        mid = backtest(g, ["GuidanceMidpoint"], config, guidance=book)
-        rows = pd.concat([bt[bt["unique_id"].isin(guided)], mid[mid["model"] == "GuidanceMidpoint"]],
-                         ignore_index=True)
+        rows = bt[bt["unique_id"].isin(guided)]
+        if "GuidanceMidpoint" not in config.models:  # (--models all or guided already has it)
+            mid = backtest(df[df["unique_id"].isin(guided)], ["GuidanceMidpoint"], config, guidance=book)
+            rows = pd.concat([rows, mid[mid["model"] == "GuidanceMidpoint"]], ignore_index=True)
         tables.guidance_h1 = guidance_table(pointwise(rows[rows["step"] == 1], df))
     board = tables.leaderboard
     leader = str(board["model"].iloc[0])

@@ -78,7 +78,17 @@ def pointwise(
     level: Sequence[int] = (80, 95),
     season_length: int = SEASON_LENGTH,
 ) -> pd.DataFrame:
-    """Per-row errors of a backtest frame (adds ``ae, ape, sape, ase, spe, in-L, width-L, yoy_err_pp``)."""
+    """Per-row errors of a backtest frame (adds ``ae, ape, sape, ase, spe, in-L, width-L, yoy_err_pp``).
+
+    Each (``unique_id``, ``model``, ``cutoff``, ``ds``) must appear once: a repeated row means the
+    caller concatenated one model's backtest twice, and is refused (a bug, not bad input)."""
+    keys = ["unique_id", "model", "cutoff", "ds"]
+    repeated = bt.duplicated(keys, keep=False)
+    if repeated.any():
+        first = bt.loc[repeated, keys].iloc[0]
+        raise ValueError(f"pointwise: {int(repeated.sum())} backtest rows repeat a (unique_id, model, cutoff, ds), "
+                         f"e.g. {first['unique_id']} / {first['model']} / {pd.Timestamp(first['cutoff']).date()} / "
+                         f"{pd.Timestamp(first['ds']).date()}; pass each model's rows once")
     out = bt.merge(seasonal_scale(history, bt, season_length), on=["unique_id", "cutoff"], how="left")
     y, f = out["y"].to_numpy(dtype=float), out["mean"].to_numpy(dtype=float)
     err = f - y
