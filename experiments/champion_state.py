@@ -22,6 +22,7 @@ import pandas as pd
 from features.profile import CompanyProfile, load_profile, shipped_profile
 from forecasting.forecast import forecast
 from forecasting.frames import MAX_HORIZON, ShortSeriesWarning, check_horizon, interval_quantiles, output_columns
+from features.errors import OptionError
 
 #: Format of ``state.json``; version 2 states (without ``company``) load as the default company's.
 STATE_VERSION = 3
@@ -127,10 +128,10 @@ def parse_levels(levels) -> tuple[int, ...]:
     try:
         out = sorted({int(float(p)) for p in parts})
     except (TypeError, ValueError):
-        raise ValueError(f"levels {levels!r}: give whole percents separated by commas, "
+        raise OptionError(f"levels {levels!r}: give whole percents separated by commas, "
                          "e.g. '80,95'") from None
     if not out or any(not 1 <= v <= 99 for v in out):
-        raise ValueError(f"levels {levels!r}: each level must be a whole percent between 1 and 99")
+        raise OptionError(f"levels {levels!r}: each level must be a whole percent between 1 and 99")
     return tuple(out)
 
 
@@ -147,7 +148,7 @@ def parse_scenario(scenario):
         try:
             return json.loads(text)
         except json.JSONDecodeError as exc:
-            raise ValueError(f"scenario is not valid JSON ({exc}); pass a JSON object or a YAML "
+            raise OptionError(f"scenario is not valid JSON ({exc}); pass a JSON object or a YAML "
                              "file path") from None
     return text
 
@@ -201,7 +202,7 @@ def predict_from_state(state: ChampionState, horizon: int = 4, levels=(80, 95), 
             for uid in (sim.series.fcf, sim.series.fcf_ttm):
                 parts.append(_fcf_rows(sim.paths[uid], sim.ds, uid, label, level))
     elif parse_scenario(scenario) is not None:
-        raise ValueError("this model was registered without the FCF roll-up; a scenario needs it")
+        raise OptionError("this model was registered without the FCF roll-up; a scenario needs it")
     out = pd.concat(parts, ignore_index=True)[output_columns(level)]
     out["ds"] = pd.to_datetime(out["ds"]).astype("datetime64[ns]")
     for c in ("unique_id", "model", "model_used"):

@@ -20,10 +20,14 @@ import importlib
 import logging
 import os
 import sys
+import traceback
 import warnings
 from pathlib import Path
 
 EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_TRACKING, EXIT_LOCKED, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+
+#: Where a traceback goes.
+BUG_REPORTS = "the project's issue tracker"
 
 #: Subcommand modules, in the order `fcf --help` lists them.
 COMMAND_MODULES = [
@@ -188,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_BAD_INPUT
-    from features.errors import DataValidationError
+    from features.errors import DataValidationError, InputError
     from features.profile import ProfileError
 
     original_format = warnings.formatwarning
@@ -207,17 +211,33 @@ def main(argv: list[str] | None = None) -> int:
     except CommandError as exc:
         print(f"fcf: {exc}", file=sys.stderr)
         return exc.exit_code
-    except (FileNotFoundError, ValueError) as exc:
+    except InputError as exc:  # scenario, claims and option errors (data and profile: above)
         print(f"fcf: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except OSError as exc:  # an output that cannot be written (a file where a folder goes, no permission)
-        print(f"fcf: cannot write {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+    except FileNotFoundError as exc:  # an input file the user named is not there
+        print(f"fcf: {exc.strerror + ': ' + str(exc.filename) if exc.filename else exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OSError as exc:
+        if exc.filename is None:  # not about a file the user named: a bug (or the system)
+            return _report_bug(args.command)
+        # an output that cannot be written (a file where a folder goes, no permission)
+        print(f"fcf: cannot write {exc.filename}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("fcf: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception:  # anything else is a bug in the library, not the user's input
+        return _report_bug(args.command)
     finally:
         warnings.formatwarning = original_format
+
+
+def _report_bug(command: str) -> int:
+    """The traceback of the exception being handled, a line saying it is a bug; exit code 1."""
+    traceback.print_exc()
+    print(f"fcf: internal error in 'fcf {command}': this is a bug, not bad input; please report it "
+          f"with the traceback above ({BUG_REPORTS})", file=sys.stderr)
+    return EXIT_ERROR
 
 
 def _format_warning(message, category, filename, lineno, line=None) -> str:

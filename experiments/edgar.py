@@ -28,6 +28,7 @@ import urllib.error
 import urllib.request
 import zlib
 from dataclasses import dataclass
+from features.errors import OptionError
 
 USER_AGENT_ENV = ("SEC_USER_AGENT", "EDGAR_IDENTITY")
 BASE_URL_ENV = "FCF_SEC_BASE_URL"
@@ -89,7 +90,7 @@ class EdgarClient:
     def __init__(self, user_agent: str, base_url: str | None = None, max_per_second: float = MAX_PER_SECOND,
                  timeout: float = 20.0):
         if not 0 < max_per_second <= 10:
-            raise ValueError(f"max_per_second {max_per_second}: SEC EDGAR allows at most 10 requests per second")
+            raise OptionError(f"max_per_second {max_per_second}: SEC EDGAR allows at most 10 requests per second")
         self.user_agent = resolve_user_agent(user_agent)
         base = (base_url or os.environ.get(BASE_URL_ENV) or "").rstrip("/")
         self.www = base or "https://www.sec.gov"

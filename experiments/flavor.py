@@ -53,6 +53,7 @@ from experiments.champions import GateVerdict
 from experiments.track_runs import rollup_metrics
 from experiments.tracking import log_batch, metric_key
 from forecasting.frames import interval_quantiles, quantile_label
+from features.errors import OptionError
 
 STATE_ARTIFACT = "state"
 INPUT_COLUMNS = ("horizon", "levels", "scenario")
@@ -80,10 +81,10 @@ class FcfChampionModel(mlflow.pyfunc.PythonModel):
             self.load_context(context)
         frame = pd.DataFrame(model_input)
         if len(frame) != 1:
-            raise ValueError("model input must have exactly one row (horizon, levels[, scenario]); "
+            raise OptionError("model input must have exactly one row (horizon, levels[, scenario]); "
                              f"got {len(frame)}")
         if "horizon" not in frame.columns:
-            raise ValueError(f"model input needs a 'horizon' column; got columns {list(frame.columns)}")
+            raise OptionError(f"model input needs a 'horizon' column; got columns {list(frame.columns)}")
         row = frame.iloc[0]
         return predict_from_state(self.state_, int(row["horizon"]), row.get("levels", "80,95"),
                                   row.get("scenario"))

@@ -13,6 +13,7 @@ import os
 import socket
 import time
 from pathlib import Path
+from features.errors import OptionError
 
 LOCK_FILE = ".fcf-retrain.lock"
 
@@ -35,7 +36,7 @@ def check_pause_env() -> None:
     """Refuse an unknown ``FCF_RETRAIN_PAUSE_AT`` value (it would never pause)."""
     point = os.environ.get(PAUSE_AT_ENV)
     if point and point not in PAUSE_POINTS:
-        raise ValueError(f"{PAUSE_AT_ENV}={point!r}: not a pause point; use one of {', '.join(PAUSE_POINTS)}")
+        raise OptionError(f"{PAUSE_AT_ENV}={point!r}: not a pause point; use one of {', '.join(PAUSE_POINTS)}")
 
 
 def pause_point(name: str) -> None:

@@ -31,6 +31,7 @@ from features.profile import CompanyProfile, shipped_profile
 from forecasting.backtest import BacktestConfig
 from forecasting.catalogue import resolve
 from forecasting.models import get_spec
+from features.errors import OptionError
 
 
 
@@ -152,20 +153,20 @@ def retrain(s: RetrainSettings, uri: str, say: Callable[[str], None] = print,
         say(f"marked run {rid} KILLED: a retrain that died while holding {lock_abs}")
     unknown = [x for x in (s.series or []) if x != "all" and x not in set(full["unique_id"])]
     if unknown:
-        raise ValueError(f"--series: unknown series {unknown} in {data}; "
+        raise OptionError(f"--series: unknown series {unknown} in {data}; "
                          f"known: {', '.join(sorted(full['unique_id'].unique()))}")
     min_len = s.windows + s.h + MIN_EXTRA_QUARTERS
     series, skipped = select_series(full, s.series, min_len, profile.core_series)
     if skipped:
         say("series skipped or flagged:\n  " + "\n  ".join(skipped))
     if not series:
-        raise ValueError(f"no series to retrain: none has {min_len} quarters; name series with --series")
+        raise OptionError(f"no series to retrain: none has {min_len} quarters; name series with --series")
     df = full[full["unique_id"].isin(series)].reset_index(drop=True)
     if rollup:
         try:
             driver_frame(full, RollupSeries.of(profile))
         except ValueError as exc:
-            raise ValueError(f"{exc}; or pass --no-rollup to register the series forecasts only") from None
+            raise OptionError(f"{exc}; or pass --no-rollup to register the series forecasts only") from None
     elif s.rollup:
         say(f"company profile '{profile.name}' has no roll-up (no hierarchy or cash_flow): registering the "
             "series forecasts only")

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from features.calendar import SEASON_LENGTH, FiscalCalendar
+from features.errors import OptionError
 
 TTM_SUFFIX = "_ttm"
 
@@ -22,7 +23,7 @@ def trailing_twelve_months(df: pd.DataFrame, series: str) -> pd.DataFrame:
     (``unique_id, ds, y``), where the four quarters ending there are all present."""
     s = df[df["unique_id"] == series].sort_values("ds")
     if s.empty:
-        raise ValueError(f"series '{series}' is not in the frame")
+        raise OptionError(f"series '{series}' is not in the frame")
     y = s["y"].rolling(SEASON_LENGTH).sum()
     # four rows are four quarters only if the first is three quarters before the last (a hole
     # in the series must not make a "TTM" of quarters from two different years)
@@ -45,7 +46,7 @@ def ttm_paths(paths: np.ndarray, reported: np.ndarray) -> np.ndarray:
     reported = np.asarray(reported, dtype=float)
     k = SEASON_LENGTH - 1
     if len(reported) < k:
-        raise ValueError(f"ttm_paths: need the {k} reported quarters before the forecast")
+        raise OptionError(f"ttm_paths: need the {k} reported quarters before the forecast")
     n, h = paths.shape
     full = np.concatenate([np.broadcast_to(reported[-k:], (n, k)), paths], axis=1)
     c = np.cumsum(np.concatenate([np.zeros((n, 1)), full], axis=1), axis=1)

@@ -29,6 +29,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from features.errors import OptionError
+
 MONTHS = "JAN FEB MAR APR MAY JUN JUL AUG SEP OCT NOV DEC".split()
 _LABEL = re.compile(r"^(FY)?(\d{4})Q([1-4])$")
 #: Quarters in a year: the season length of every seasonal model and scale in the library.
@@ -90,7 +92,7 @@ class FiscalCalendar:
 
     def __post_init__(self):
         if not 1 <= int(self.year_end_month) <= 12:
-            raise ValueError(f"fiscal-year-end month must be 1..12, got {self.year_end_month}")
+            raise OptionError(f"fiscal-year-end month must be 1..12, got {self.year_end_month}")
 
     @classmethod
     def infer(cls, ds) -> FiscalCalendar:
@@ -168,5 +170,5 @@ class FiscalCalendar:
         """A ``2024Q3`` or ``FY2026Q1`` label as a fiscal quarter of this calendar."""
         parsed = parse_quarter_label(str(text).strip().upper())
         if parsed is None:
-            raise ValueError(f"'{text}' is not a quarter like 2024Q3 or FY2024Q3")
+            raise OptionError(f"'{text}' is not a quarter like 2024Q3 or FY2024Q3")
         return quarter(parsed[1], parsed[2], self.year_end_month)

@@ -12,6 +12,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
+class InputError(ValueError):
+    """Bad input a user can fix: a data, profile, guidance, scenario or claims file, or an option
+    (a model name, a horizon, a setting). The ``fcf`` command prints its message on one line
+    and exits 2; any other exception is a bug and prints its traceback."""
+
+
+class OptionError(InputError):
+    """An option or argument that cannot work (an unknown model, a horizon out of range, too
+    few windows for what was asked); the message says what would."""
+
+
 @dataclass(frozen=True)
 class Problem:
     """One problem found in an input file. `line` is the 1-based line in the file (header = 1)."""
@@ -30,7 +41,7 @@ class Problem:
         return f"{', '.join(where)}: {self.problem}"
 
 
-class DataValidationError(ValueError):
+class DataValidationError(InputError):
     """Raised when an input file breaks the data contract.
 
     `problems` lists every problem found (not only the first); `file`, `line`, `series` and

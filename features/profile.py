@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from features.calendar import FiscalCalendar
+from features.errors import InputError
 
 PROFILE_DIR = "companies"
 DEFAULT_COMPANY = "amazon"
@@ -45,7 +46,7 @@ CASH_FLOW_REQUIRED = CASH_FLOW_KEYS[:5]
 DRIVER_KINDS = ("capex", "segment_growth", "segment_margin", "category_growth", "category_margin")
 
 
-class ProfileError(ValueError):
+class ProfileError(InputError):
     """A company profile is invalid; the message names the file and the key."""
 
     def __init__(self, source: str, key: str | None, problem: str):

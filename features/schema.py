@@ -18,6 +18,7 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 from pandera.typing import Series
+from features.errors import OptionError
 
 COLUMNS = ("unique_id", "ds", "y")
 
@@ -46,14 +47,14 @@ def validate_series_frame(df: pd.DataFrame, name: str = "df") -> pd.DataFrame:
     quarter given twice in a series."""
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
-        raise ValueError(f"{name} needs columns unique_id, ds, y; missing {missing}")
+        raise OptionError(f"{name} needs columns unique_id, ds, y; missing {missing}")
     frame = df[list(COLUMNS)].reset_index(drop=True)
     frame["ds"] = pd.to_datetime(frame["ds"])
     frame["y"] = pd.to_numeric(frame["y"], errors="coerce")
     try:
         return SeriesFrame.validate(frame, lazy=True)
     except SchemaErrors as exc:
-        raise ValueError(_message(exc.failure_cases, frame, name)) from None
+        raise OptionError(_message(exc.failure_cases, frame, name)) from None
 
 
 def _message(cases: pd.DataFrame, frame: pd.DataFrame, name: str) -> str:

@@ -37,6 +37,7 @@ import pandas as pd
 from mlforecast.grouped_array import GroupedArray
 
 from features.calendar import SEASON_LENGTH, FiscalCalendar
+from features.errors import OptionError
 
 
 # --------------------------------------------------------------------------- target transforms
@@ -56,7 +57,7 @@ class PositiveLog:
         bad = np.flatnonzero(~(ga.data > 0))
         if len(bad):
             i = int(np.searchsorted(ga.indptr, bad[0], side="right") - 1)
-            raise ValueError(
+            raise OptionError(
                 f"log transform: series #{i} has a non-positive value ({ga.data[bad[0]]}); use "
                 "target transforms ('seasonal_diff', 'local_scale') for series that can be <= 0"
             )
@@ -116,7 +117,7 @@ TARGET_TRANSFORMS: dict[str, tuple[Callable[[], object], bool, int]] = {
 def _check_target_names(names: Sequence[str]) -> None:
     unknown = [n for n in names if n not in TARGET_TRANSFORMS]
     if unknown:
-        raise ValueError(f"unknown target transform(s) {unknown}; known: {', '.join(TARGET_TRANSFORMS)}")
+        raise OptionError(f"unknown target transform(s) {unknown}; known: {', '.join(TARGET_TRANSFORMS)}")
 
 
 def check_positive(df: pd.DataFrame, names: Sequence[str], what: str = "df") -> None:
@@ -126,7 +127,7 @@ def check_positive(df: pd.DataFrame, names: Sequence[str], what: str = "df") -> 
     bad = df[~(df["y"] > 0)]
     if len(bad):
         r = bad.iloc[0]
-        raise ValueError(
+        raise OptionError(
             f"{what}: series {r.unique_id} has y = {r.y} at {pd.Timestamp(r.ds).date()}; target "
             f"transforms {list(names)} need positive values (use 'seasonal_diff', 'local_scale')"
         )
@@ -155,7 +156,7 @@ class TargetTransform:
         sizes = df.groupby("unique_id", sort=False).size()
         need = sum(TARGET_TRANSFORMS[n][2] for n in self.names) + 1
         if (sizes < need).any():
-            raise ValueError(f"series {sizes[sizes < need].index[0]} has {sizes.min()} rows; "
+            raise OptionError(f"series {sizes[sizes < need].index[0]} has {sizes.min()} rows; "
                              f"target transforms {list(self.names)} need at least {need}")
         self.ids_ = list(sizes.index)
         self.last_ds_ = df.groupby("unique_id", sort=False)["ds"].max()
@@ -219,14 +220,14 @@ def _cut(df: pd.DataFrame, cutoff) -> pd.DataFrame:
     if cutoff is not None:
         out = out[out["ds"] <= pd.Timestamp(cutoff)]
     if out.empty:
-        raise ValueError("no rows on or before the cutoff")
+        raise OptionError("no rows on or before the cutoff")
     return out.sort_values(["unique_id", "ds"]).reset_index(drop=True)
 
 
 def future_frame(df: pd.DataFrame, h: int) -> pd.DataFrame:
     """``unique_id, ds`` for the `h` quarters after each series' last ``ds``."""
     if int(h) < 1:
-        raise ValueError(f"horizon h must be >= 1, got {h}")
+        raise OptionError(f"horizon h must be >= 1, got {h}")
     last = df.groupby("unique_id", sort=True)["ds"].max()
     freq = FiscalCalendar.infer(last.iloc[:1]).freq
     parts = [pd.DataFrame({"unique_id": uid, "ds": pd.date_range(d, periods=h + 1, freq=freq)[1:]})
@@ -334,20 +335,20 @@ def driver_features(
     """
     for name in (target, driver):
         if name not in set(df["unique_id"]):
-            raise ValueError(f"series '{name}' is not in the frame")
+            raise OptionError(f"series '{name}' is not in the frame")
     if cutoff is None:
         cutoff = df.loc[df["unique_id"] == target, "ds"].max()
     df = _cut(df, cutoff)
     tgt = df[df["unique_id"] == target]
     drv = df[df["unique_id"] == driver][["ds", "y"]]
     if drv["ds"].max() != tgt["ds"].max():
-        raise ValueError(f"driver '{driver}' ends at {drv['ds'].max().date()} but target '{target}' "
+        raise OptionError(f"driver '{driver}' ends at {drv['ds'].max().date()} but target '{target}' "
                          f"at {tgt['ds'].max().date()}; both must be reported up to the cutoff")
     fut_ds = future_frame(tgt, h)["ds"]
     need_future = int(h) > min(lags)
     if need_future:
         if driver_future is None:
-            raise ValueError(
+            raise OptionError(
                 f"steps beyond {min(lags)} need future values of driver '{driver}': forecast it "
                 "(forecasting.forecast.forecast) or give a scenario as driver_future"
             )
@@ -357,7 +358,7 @@ def driver_features(
         dfut = dfut[["ds", "y"]].assign(ds=lambda d: pd.to_datetime(d["ds"]))
         missing = sorted(set(fut_ds[: int(h) - min(lags)]) - set(dfut["ds"]))
         if missing:
-            raise ValueError(f"driver_future for '{driver}' lacks quarter(s) "
+            raise OptionError(f"driver_future for '{driver}' lacks quarter(s) "
                              f"{', '.join(str(d.date()) for d in missing)}")
         dfut = dfut[dfut["ds"].isin(set(fut_ds))]
         path = pd.concat([drv, dfut], ignore_index=True)
@@ -397,7 +398,7 @@ class FeatureSet:
     def __post_init__(self):
         _check_target_names(self.target)
         if not self.lags:
-            raise ValueError("a FeatureSet needs at least one lag")
+            raise OptionError("a FeatureSet needs at least one lag")
 
     @property
     def lost_rows(self) -> int:

@@ -52,6 +52,7 @@ import pandas as pd
 from forecasting.frames import LEVELS, SEASON_LENGTH, calendar_of, enforce_order, interval_columns, output_columns
 from forecasting.models import ModelSpec, get_spec, register
 from forecasting.past import known_past, series_cutoffs
+from features.errors import OptionError
 
 #: Default number of earlier cutoffs whose errors count.
 WINDOWS = 8
@@ -66,7 +67,7 @@ def candidate_members(name: str) -> tuple[tuple[str, ...], str]:
         return (spec.name,), "mean"
     combiner = spec.options.get("combiner", "median")
     if combiner not in ("mean", "median"):
-        raise ValueError(f"candidate '{name}' combines with '{combiner}'; a selecting ensemble takes single "
+        raise OptionError(f"candidate '{name}' combines with '{combiner}'; a selecting ensemble takes single "
                          "models and mean or median ensembles (their past forecasts follow from the members')")
     return tuple(spec.members), combiner
 
@@ -153,7 +154,7 @@ def choose(table: pd.DataFrame, candidates: Sequence[str], margin: float = 0.0) 
     """The chosen candidate per series (index ``unique_id``) from a `scores` table; another
     candidate than the first must score lower by more than the fraction `margin`."""
     if not 0 <= margin < 1:
-        raise ValueError(f"margin must be in [0, 1), got {margin}")
+        raise OptionError(f"margin must be in [0, 1), got {margin}")
     order = {c: i for i, c in enumerate(candidates)}
     key = table["shrunk"].fillna(np.inf)
     if margin:
@@ -212,11 +213,11 @@ def register_selector(
     """Register a selecting ensemble over `candidates` (registered models or mean/median
     ensembles; the first is the prior kept within `margin`); see the module docstring."""
     if int(windows) < 1 or not float(prior_weight) >= 0 or not 0 <= float(margin) < 1:
-        raise ValueError(f"selecting ensemble '{name}': windows must be >= 1, prior_weight >= 0 and "
+        raise OptionError(f"selecting ensemble '{name}': windows must be >= 1, prior_weight >= 0 and "
                          f"margin in [0, 1); got {windows}, {prior_weight}, {margin}")
     candidates = list(dict.fromkeys(candidates))
     if not candidates:
-        raise ValueError(f"selecting ensemble '{name}' needs candidates")
+        raise OptionError(f"selecting ensemble '{name}' needs candidates")
     members = list(dict.fromkeys(m for c in candidates for m in candidate_members(c)[0]))
     return register(
         ModelSpec(name=name, kind="ensemble", family="ensemble", members=tuple(members), min_obs=1,

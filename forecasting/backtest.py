@@ -48,6 +48,7 @@ from forecasting.frames import (
 )
 from forecasting.models import get_spec, with_members
 from forecasting.parallel import base_forecasts
+from features.errors import OptionError
 
 
 @dataclass(frozen=True)
@@ -68,9 +69,9 @@ class BacktestConfig:
     def __post_init__(self):
         check_horizon(self.h, maximum=MAX_HORIZON)
         if self.n_windows < 1 or self.step_size < 1 or self.warmup_windows < 0:
-            raise ValueError("n_windows and step_size must be >= 1 and warmup_windows >= 0")
+            raise OptionError("n_windows and step_size must be >= 1 and warmup_windows >= 0")
         if self.intervals not in ("conformal", "model"):
-            raise ValueError(f"intervals must be 'conformal' or 'model', got '{self.intervals}'")
+            raise OptionError(f"intervals must be 'conformal' or 'model', got '{self.intervals}'")
 
     def as_params(self) -> dict:
         d = asdict(self)
@@ -149,7 +150,7 @@ def backtest(
             stacklevel=2,
         )
     if not results:
-        raise ValueError(
+        raise OptionError(
             f"no backtest window: no series has 2 or more quarters up to the cutoffs {cuts[0].date()} .. "
             f"{cuts[-1].date()}; use fewer windows (n_windows, warmup_windows) or longer series")
     out = pd.concat(results, ignore_index=True)

@@ -31,6 +31,7 @@ import pandas as pd
 
 from features.calendar import FiscalCalendar
 from features.profile import CashFlow
+from features.errors import OptionError
 
 
 def free_cash_flow(ocf, net_capex):
@@ -92,20 +93,20 @@ class OCFBridge:
         """Estimate ``gamma`` from `df` (long ``unique_id, ds, y`` with OCF, OI and sales) using
         only quarters on or before `cutoff` (default: the last quarter with all three)."""
         if self.window < 4:
-            raise ValueError(f"OCFBridge: window must be >= 4 quarters (one per quarter), got {self.window}")
+            raise OptionError(f"OCFBridge: window must be >= 4 quarters (one per quarter), got {self.window}")
         OCF, OI, SALES = self.series.operating_cash_flow, self.series.operating_income, self.series.sales
         w = df[df["unique_id"].isin([OCF, OI, SALES])].pivot_table(
             index="ds", columns="unique_id", values="y", aggfunc="first")
         missing = [c for c in (OCF, OI, SALES) if c not in w]
         if missing:
-            raise ValueError(f"OCFBridge.fit: the frame lacks series {missing}")
+            raise OptionError(f"OCFBridge.fit: the frame lacks series {missing}")
         w = w.dropna()
         if cutoff is not None:
             w = w[w.index <= pd.Timestamp(cutoff)]
         w = w.iloc[-self.window:]
         self.calendar_ = self.calendar or FiscalCalendar.infer(w.index[:1])
         if len(w) < 4 or len(set(self.quarter_of(w.index))) < 4:
-            raise ValueError(f"OCFBridge.fit: need at least one quarter of each kind up to the cutoff "
+            raise OptionError(f"OCFBridge.fit: need at least one quarter of each kind up to the cutoff "
                              f"{cutoff}; found {len(w)} quarter(s) with OCF, OI and sales")
         q = self.quarter_of(w.index)
         addback = (w[OCF] - w[OI]).to_numpy(dtype=float)

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from forecasting.hierarchy import mintrace
+from features.errors import OptionError
 
 NODES = ("fcf", "ocf_bridge", "ocf", "capex")
 #: Rows of the summing matrix, columns (OCF, capex).
@@ -59,7 +60,7 @@ def reconcile_cashflow(base: pd.DataFrame, errors: pd.DataFrame | None, method: 
         ``ds, ocf, capex, fcf`` (reconciled) plus ``method_used``.
     """
     if method not in METHODS:
-        raise ValueError(f"cash-flow reconciliation method must be one of {METHODS}, got '{method}'")
+        raise OptionError(f"cash-flow reconciliation method must be one of {METHODS}, got '{method}'")
     nodes = [n for n in NODES if n in base.columns and base[n].notna().all()]
     if "ocf" not in nodes and "ocf_bridge" not in nodes or "capex" not in nodes:
         raise ValueError(f"reconcile_cashflow: need an OCF forecast and a capex forecast, got {nodes}")

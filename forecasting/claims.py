@@ -48,6 +48,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from features.errors import InputError
+
 MEASURES = ("value", "yoy_growth", "ratio", "ttm")
 TOP_KEYS = ("name", "description", "sources", "claims")
 CLAIM_KEYS = ("id", "text", "source", "series", "measure", "over", "relative_to", "period", "holds",
@@ -73,7 +75,7 @@ TYPO_CUTOFF = 0.8
 Period = pd.Period | int  # a quarter (freq Q) or a fiscal year
 
 
-class ClaimsError(ValueError):
+class ClaimsError(InputError):
     """A claims file or mapping is invalid; the message names the file, the claim and the key."""
 
     def __init__(self, source: str, claim: str | None, key: str | None, problem: str):

@@ -36,6 +36,7 @@ from forecasting.rollup import RollupResult, rollup
 from forecasting.rollup_config import RollupConfig, RollupSeries
 from forecasting.rollup_pipeline import prepare_pipeline
 from forecasting.scenarios import as_scenario, check_periods, run_scenarios
+from features.errors import OptionError
 
 
 def rollup_series(series: RollupSeries) -> tuple[str, ...]:
@@ -154,7 +155,7 @@ def run_claims(df: pd.DataFrame, profile: CompanyProfile, claims: ClaimSet, conf
     last = pd.Period(ds[-1], freq="Q")
     beyond = {c.id for c in claims.claims if all(q > last for p in c.periods for q in quarters_of(p))}
     if claims.claims and {c.id for c in claims.claims} <= set(not_evaluable) | beyond:
-        raise ValueError(f"{claims.source}: no claim can be evaluated before any model is fitted: "
+        raise OptionError(f"{claims.source}: no claim can be evaluated before any model is fitted: "
                          + "; ".join(f"{c.id}: " + (not_evaluable.get(c.id) or f"its periods end after the "
                                                     f"horizon's last quarter {last} (--horizon {config.h})")
                                      for c in claims.claims))

@@ -36,6 +36,7 @@ from forecasting.autocombo import select
 from forecasting.frames import LEVELS, SEASON_LENGTH, enforce_order, interval_columns, output_columns
 from forecasting.models import ModelSpec, register
 from forecasting.past import known_past, series_cutoffs
+from features.errors import OptionError
 
 #: Pseudo-count of past rows pulling the learnt weights toward equal weights.
 SHRINKAGE = 8.0
@@ -101,7 +102,7 @@ def combine(
     """
     combiner = spec.options.get("combiner", "median")
     if combiner not in COMBINERS:
-        raise ValueError(f"ensemble '{spec.name}': combiner must be one of {COMBINERS}, got '{combiner}'")
+        raise OptionError(f"ensemble '{spec.name}': combiner must be one of {COMBINERS}, got '{combiner}'")
     cols = ["mean"] + interval_columns(level)
     fc = members_fc[members_fc["model"].isin(spec.members)]
     missing = sorted(set(spec.members) - set(fc["model"]))
@@ -133,10 +134,10 @@ def register_ensemble(
 ) -> ModelSpec:
     """Register an ensemble of registered models (one line per ensemble)."""
     if combiner == "select":
-        raise ValueError(f"ensemble '{name}': a selecting ensemble is registered with "
+        raise OptionError(f"ensemble '{name}': a selecting ensemble is registered with "
                          "forecasting.autocombo.register_selector (it needs candidates)")
     if combiner not in COMBINERS:
-        raise ValueError(f"ensemble '{name}': combiner must be one of {COMBINERS}, got '{combiner}'")
+        raise OptionError(f"ensemble '{name}': combiner must be one of {COMBINERS}, got '{combiner}'")
     return register(
         ModelSpec(name=name, kind="ensemble", family="ensemble", members=tuple(members), min_obs=1,
                   fallback=None, complexity=9, params={"members": ",".join(members), "combiner": combiner},

@@ -48,6 +48,7 @@ from forecasting.frames import (
     output_columns,
 )
 from forecasting.models import ModelSpec, with_members
+from features.errors import OptionError
 
 #: Ensemble combiners that learn from earlier windows (`forecasting.ensemble`).
 PAST_COMBINERS = ("weighted", "select")
@@ -114,9 +115,9 @@ def forecast(
     """
     h = check_horizon(h)
     if intervals not in ("conformal", "model"):
-        raise ValueError(f"intervals must be 'conformal' or 'model', got '{intervals}'")
+        raise OptionError(f"intervals must be 'conformal' or 'model', got '{intervals}'")
     if intervals == "conformal" and h > MAX_HORIZON:
-        raise ValueError(f"conformal intervals are calibrated for horizons of 1 to {MAX_HORIZON} quarters, got "
+        raise OptionError(f"conformal intervals are calibrated for horizons of 1 to {MAX_HORIZON} quarters, got "
                          f"h={h}; use intervals='model' (--intervals model) for longer horizons")
     df, was_dask = to_pandas_input(df)
     engine = check_engine("dask" if was_dask and engine is None else engine)

@@ -31,6 +31,7 @@ from pandera.errors import SchemaErrors
 
 from features.calendar import SEASON_LENGTH, FiscalCalendar
 from features.schema import validate_series_frame
+from features.errors import OptionError
 
 __all__ = ["LEVELS", "SEASON_LENGTH", "MAX_HORIZON", "ShortSeriesWarning", "interval_columns", "output_columns",
            "backtest_columns", "interval_quantiles", "quantile_label", "to_interval_columns", "check_horizon",
@@ -92,11 +93,11 @@ def to_interval_columns(qf: pd.DataFrame, level: Sequence[int] = LEVELS) -> pd.D
 def check_horizon(h, what: str = "horizon h", maximum: int | None = None) -> int:
     """`h` as an int, or a `ValueError` when it is not a whole number of quarters in 1..`maximum`."""
     if isinstance(h, bool) or not isinstance(h, (int, np.integer)):
-        raise ValueError(f"{what} must be a whole number of quarters, got {h!r} ({type(h).__name__})")
+        raise OptionError(f"{what} must be a whole number of quarters, got {h!r} ({type(h).__name__})")
     h = int(h)
     if h < 1 or (maximum is not None and h > maximum):
         bound = f"between 1 and {maximum}" if maximum is not None else ">= 1"
-        raise ValueError(f"{what} must be {bound}, got {h}")
+        raise OptionError(f"{what} must be {bound}, got {h}")
     return h
 
 
@@ -115,7 +116,7 @@ def check_series_frame(df: pd.DataFrame, name: str = "df") -> pd.DataFrame:
         first, last = g["ds"].iloc[0], g["ds"].iloc[-1]
         expected = pd.date_range(first, last, freq=cal.freq) if cal.on_grid([first]) else pd.DatetimeIndex([])
         if len(expected) != len(g) or not (expected == pd.DatetimeIndex(g["ds"])).all():
-            raise ValueError(
+            raise OptionError(
                 f"{name}: series {uid} is not a gap-free run of quarter ends "
                 f"({len(g)} rows between {first.date()} and {last.date()})"
             )

@@ -39,6 +39,7 @@ from forecasting.engines.stats import forecast_stats
 from forecasting.ensemble import combine
 from forecasting.frames import LEVELS, SEASON_LENGTH, calendar_of, enforce_order, interval_columns, output_columns
 from forecasting.models import ModelSpec, get_spec, register, with_members
+from features.errors import OptionError
 
 #: Past guided quarters (with outcomes) needed before positions are trusted.
 MIN_POSITIONS = 4
@@ -91,7 +92,7 @@ def _unguided(df: pd.DataFrame, h: int, specs: list[ModelSpec], level, season_le
         parts.append(forecast_ml(df, h, ml, level, season_length, seed))
     bad = [s.name for s in specs if s.kind not in ("stats", "ml")]
     if bad:
-        raise ValueError(f"a guided model's base must be a statistical or ML model or a mean/median ensemble "
+        raise OptionError(f"a guided model's base must be a statistical or ML model or a mean/median ensemble "
                          f"of them; got {bad}")
     return pd.concat(parts, ignore_index=True)
 
@@ -102,7 +103,7 @@ def base_forecast(df: pd.DataFrame, h: int, base: ModelSpec, level: Sequence[int
     the forecast frame with ``model = base.name``."""
     if base.kind == "ensemble":
         if base.options.get("combiner", "median") not in ("mean", "median"):
-            raise ValueError(f"guided models cannot wrap the {base.options.get('combiner')} ensemble "
+            raise OptionError(f"guided models cannot wrap the {base.options.get('combiner')} ensemble "
                              f"'{base.name}' (it needs earlier windows); use a mean or median ensemble")
         members = _unguided(df, h, with_members([base])[:-1], level, season_length, seed)
         return combine(members, base, level)

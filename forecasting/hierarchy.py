@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from features.calendar import FiscalCalendar
+from features.errors import OptionError
 from features.profile import Hierarchy
 
 #: Short method names -> hierarchicalforecast output column suffix.
@@ -210,7 +211,7 @@ def reconcile(
 
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
-        raise ValueError(f"unknown reconciliation method(s) {unknown}; choose from {list(METHODS)}")
+        raise OptionError(f"unknown reconciliation method(s) {unknown}; choose from {list(METHODS)}")
     by = [c for c in by if c in base.columns]
     nodes = tree.nodes()
     b = base[base["unique_id"].isin(nodes)].copy()

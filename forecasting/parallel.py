@@ -31,6 +31,7 @@ from forecasting import cache as vcache
 from forecasting.dispatch import forecast_base
 from forecasting.frames import ShortSeriesWarning
 from forecasting.models import ModelSpec, chain, register
+from features.errors import OptionError
 
 
 @dataclass(frozen=True)
@@ -57,14 +58,14 @@ def default_jobs(n_jobs: int | None = None) -> int:
             try:
                 n_jobs = int(env)
             except ValueError:
-                raise ValueError(f"FCF_N_JOBS must be a whole number of processes, got '{env}'") from None
+                raise OptionError(f"FCF_N_JOBS must be a whole number of processes, got '{env}'") from None
         else:
             try:
                 n_jobs = len(os.sched_getaffinity(0))
             except AttributeError:
                 n_jobs = os.cpu_count() or 1
     if n_jobs < 1:
-        raise ValueError(f"n_jobs must be >= 1, got {n_jobs}")
+        raise OptionError(f"n_jobs must be >= 1, got {n_jobs}")
     return int(n_jobs)
 
 

@@ -33,6 +33,7 @@ from forecasting.frames import to_interval_columns
 from forecasting.rollup_config import RollupConfig, RollupSeries
 from forecasting.rollup_pipeline import Pipeline, prepare_pipeline, quarters_between
 from forecasting.simulate import bootstrap_errors, quantile_frame, residual_windows, sample_paths, series_level
+from features.errors import OptionError
 
 
 # --------------------------------------------------------------------------- simulation
@@ -134,7 +135,7 @@ def build_inputs(pipe: Pipeline, origin, h: int, min_windows: int = 2) -> Rollup
     if len(cuts) > config.error_windows:
         cuts, R = cuts[-config.error_windows:], R[-config.error_windows:]
     if len(cuts) < min_windows:
-        raise ValueError(f"roll-up at {origin.date()}: only {len(cuts)} past window(s) of {length} quarters fully "
+        raise OptionError(f"roll-up at {origin.date()}: only {len(cuts)} past window(s) of {length} quarters fully "
                          f"reported, need {min_windows}; use an earlier first_cutoff or a shorter horizon")
     extra_point = {s: pf.reindex(pd.MultiIndex.from_product([[s], ds])).to_numpy(dtype=float)
                    for s in config.extra}

@@ -12,6 +12,7 @@ from forecasting.frames import MAX_HORIZON, check_horizon
 from forecasting.hierarchy import DEFAULT_METHOD, ERROR_METHODS, METHODS
 from forecasting.selection import SelectionSettings
 from forecasting.simulate import DEFAULT_PATHS, SMOOTHING
+from features.errors import OptionError
 
 #: Candidate models of every node, in tie-break order (the first is used while too few past
 #: windows exist to choose).
@@ -48,7 +49,7 @@ class RollupSeries:
     @classmethod
     def of(cls, profile: CompanyProfile) -> RollupSeries:
         if not profile.has_rollup:
-            raise ValueError(f"company profile '{profile.name}' has no roll-up: it needs a hierarchy and "
+            raise OptionError(f"company profile '{profile.name}' has no roll-up: it needs a hierarchy and "
                              "cash_flow series (see features/profile.py)")
         return cls(profile.hierarchy, profile.cash_flow, profile.calendar)
 
@@ -134,13 +135,13 @@ class RollupConfig:
     def __post_init__(self):
         check_horizon(self.h, "roll-up horizon h", NODE_HORIZON)
         if self.method not in ("base", *METHODS, *ERROR_METHODS):
-            raise ValueError(f"unknown reconciliation method '{self.method}'; "
+            raise OptionError(f"unknown reconciliation method '{self.method}'; "
                              f"choose from {['base', *METHODS, *ERROR_METHODS]}")
         if self.cashflow not in (*CASHFLOW_METHODS, "bridge", "direct"):
-            raise ValueError(f"cashflow must be one of {[*CASHFLOW_METHODS, 'bridge', 'direct']}, "
+            raise OptionError(f"cashflow must be one of {[*CASHFLOW_METHODS, 'bridge', 'direct']}, "
                              f"got '{self.cashflow}'")
         if self.n_paths < 1:
-            raise ValueError(f"n_paths must be >= 1, got {self.n_paths}")
+            raise OptionError(f"n_paths must be >= 1, got {self.n_paths}")
 
     def for_company(self, profile: CompanyProfile) -> RollupConfig:
         """The configuration with the profile's roll-up settings where this one has none."""

@@ -53,6 +53,7 @@ from forecasting.hierarchy import (
 )
 from forecasting.rollup_config import NODE_HORIZON, MIN_FIRST_CUTOFF_QUARTERS, RollupConfig, RollupSeries
 from forecasting.selection import champion_forecasts, scored
+from features.errors import OptionError
 
 
 # --------------------------------------------------------------------------- node forecasts
@@ -63,7 +64,7 @@ def driver_frame(df: pd.DataFrame, series: RollupSeries, extra: Sequence[str] = 
     base_need = [s for s in need if s not in derived]
     missing = [s for s in base_need if s not in set(df["unique_id"])]
     if missing:
-        raise ValueError(f"the roll-up needs series {missing}, which are not in the data; "
+        raise OptionError(f"the roll-up needs series {missing}, which are not in the data; "
                          "load every modelled series (load_quarterly() without series=)")
     out = add_groups(df[df["unique_id"].isin(base_need)], series.tree)
     return check_series_frame(out[out["unique_id"].isin(need)], "roll-up data")
@@ -81,7 +82,7 @@ def first_cutoff(history: pd.DataFrame, series: RollupSeries, config: RollupConf
         try:
             return series.calendar.parse(config.first_cutoff).end_time.normalize()
         except ValueError:
-            raise ValueError(f"first_cutoff '{config.first_cutoff}' is not a quarter like 2016Q2 "
+            raise OptionError(f"first_cutoff '{config.first_cutoff}' is not a quarter like 2016Q2 "
                              "(or FY2024Q1 for a fiscal calendar)") from None
     starts = history.groupby("unique_id")["ds"].min()
     return pd.Timestamp(starts.max()) + series.calendar.offset(MIN_FIRST_CUTOFF_QUARTERS - 1)
@@ -170,7 +171,7 @@ class Pipeline:
         config = config.for_company_of(self.config)
         differ = [f for f in PIPELINE_FIELDS if getattr(config, f) != getattr(self.config, f)]
         if differ:
-            raise ValueError(f"the pipeline was computed with other {', '.join(differ)} than the config "
+            raise OptionError(f"the pipeline was computed with other {', '.join(differ)} than the config "
                              "asks for; compute it again with this config (prepare_pipeline)")
         return replace(self, config=config)
 

@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from features.errors import InputError
 from features.profile import CompanyProfile
 
 TOP_KEYS = ("name", "description", "sources", "drivers", "carry_forward", "contradicted_by_reported_data")
@@ -47,7 +48,7 @@ YEAR_BOUNDS = (2000, 2100)
 MIN_ANNUAL_CAPEX = 1000.0
 
 
-class ScenarioError(ValueError):
+class ScenarioError(InputError):
     """A scenario file or dict is invalid; the message names the file and the key."""
 
     def __init__(self, source: str, key: str | None, problem: str):

@@ -38,6 +38,7 @@ from forecasting.frames import quantile_label
 from forecasting.rollup import RollupInputs, Simulation, rollup, simulate
 from forecasting.rollup_config import RollupConfig
 from forecasting.scenario_file import Scenario, ScenarioError, load_scenario, scenario_from_dict
+from features.errors import OptionError
 
 
 # --------------------------------------------------------------------------- applying
@@ -156,7 +157,7 @@ def _grow(paths: dict, series: str, growth: Mapping[int, float], hist, ds, cal, 
 def _category(paths: dict, name: str, category, inputs: RollupInputs, hist) -> None:
     base = inputs.extra_point.get(category.series)
     if base is None or not np.isfinite(base).all():
-        raise ValueError(f"{name} growth needs a base forecast of {category.series}: prepare the roll-up "
+        raise OptionError(f"{name} growth needs a base forecast of {category.series}: prepare the roll-up "
                          f"with extra=('{category.series}',)")
     rs = inputs.series
     cal, tree = rs.calendar, rs.tree
@@ -283,7 +284,7 @@ def run_scenarios(df: pd.DataFrame, profile: CompanyProfile, scenarios: Iterable
     cal = profile.calendar
     names = [s.name for s in parsed]
     if len(set(names)) != len(names) or "base" in names:
-        raise ValueError(f"scenario names must be unique and not 'base'; got {names}")
+        raise OptionError(f"scenario names must be unique and not 'base'; got {names}")
     if inputs is None:
         origin = pd.Timestamp(df["ds"].max())
         ds = pd.DatetimeIndex([origin + cal.offset(k) for k in range(1, h + 1)])

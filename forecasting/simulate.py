@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from forecasting.frames import calendar_of, quantile_label
+from features.errors import OptionError
 
 #: Quantiles reported everywhere (P2.5/P97.5 give the 95% interval, P10/P90 the 80% one).
 QUANTILES = (0.025, 0.05, 0.10, 0.50, 0.90, 0.95, 0.975)
@@ -44,7 +45,7 @@ def series_level(history: pd.DataFrame, series: Sequence[str], cutoff) -> np.nda
     for s in series:
         y = history.loc[(history["unique_id"] == s) & (history["ds"] <= cutoff)].sort_values("ds")["y"]
         if len(y) == 0:
-            raise ValueError(f"series_level: series {s} has no data up to {pd.Timestamp(cutoff).date()}")
+            raise OptionError(f"series_level: series {s} has no data up to {pd.Timestamp(cutoff).date()}")
         level = float(np.abs(y.to_numpy(dtype=float)[-4:]).mean())
         out.append(level if level > 0 else 1.0)
     return np.array(out)
@@ -102,10 +103,10 @@ def bootstrap_errors(R: np.ndarray, n_paths: int = DEFAULT_PATHS, seed: int = 0,
     paths' mean is the point forecast (for point forecasts that already correct their own
     bias); otherwise the past windows' mean error shifts every path."""
     if R.ndim != 3 or len(R) < 2:
-        raise ValueError(f"bootstrap_errors: need at least 2 complete past windows of errors, got {len(R)}; "
+        raise OptionError(f"bootstrap_errors: need at least 2 complete past windows of errors, got {len(R)}; "
                          "use more backtest windows (n_windows) or a shorter horizon")
     if n_paths < 1:
-        raise ValueError(f"n_paths must be >= 1, got {n_paths}")
+        raise OptionError(f"n_paths must be >= 1, got {n_paths}")
     rng = np.random.default_rng(seed)
     n = len(R)
     m = R.mean(axis=0)

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
+from features.errors import OptionError
 
 LOCAL = (None, "local", "pandas")
 
@@ -41,7 +42,7 @@ def check_engine(engine: Any) -> Any:
     if isinstance(engine, str):
         known = ("dask", "spark", "ray")
         if engine not in known:
-            raise ValueError(
+            raise OptionError(
                 f"engine must be None/'local', one of {known}, a dask.distributed.Client or a "
                 f"Fugue execution engine; got '{engine}'"
             )
@@ -51,13 +52,13 @@ def check_engine(engine: Any) -> Any:
                 import dask.distributed  # noqa: F401
         except ImportError as exc:
             extra = "fcf-forecasting[distributed]" if engine == "dask" else f"fugue[{engine}]"
-            raise ValueError(
+            raise OptionError(
                 f"engine='{engine}' needs {exc.name}; install it with pip install '{extra}'"
             ) from None
     try:
         import fugue  # noqa: F401
     except ImportError:
-        raise ValueError("a distributed engine needs fugue; pip install 'fcf-forecasting[distributed]'") from None
+        raise OptionError("a distributed engine needs fugue; pip install 'fcf-forecasting[distributed]'") from None
     return engine
 
 

@@ -34,6 +34,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pandas as pd
 
+from features.errors import OptionError
 from features.transforms import DEFAULT_FEATURES, FeatureSet
 from forecasting.engines.stats import forecast_stats
 from forecasting.frames import (
@@ -75,7 +76,7 @@ def register_regressor(
         params.update({k: v for k, v in est.get_params().items() if isinstance(v, (int, float, str, bool))})
         params["regressor"] = type(est).__name__
     except Exception as exc:  # fail at registration, not at the first forecast
-        raise ValueError(f"ML model '{name}': build(seed) failed ({exc})") from exc
+        raise OptionError(f"ML model '{name}': build(seed) failed ({exc})") from exc
     return register(
         ModelSpec(name=name, kind="ml", build=build, family="ml", min_obs=min_obs, fallback=fallback,
                   complexity=complexity, params=params, options={"features": features},

@@ -22,6 +22,7 @@ import pandas as pd
 
 from forecasting.frames import LEVELS, SEASON_LENGTH, ShortSeriesWarning, calendar_of, enforce_order, interval_columns
 from forecasting.models import ModelSpec, fallback_chain, get_spec
+from features.errors import OptionError
 
 
 def _plan(df: pd.DataFrame, specs: list[ModelSpec]) -> dict[str, dict[str, ModelSpec]]:
@@ -36,7 +37,7 @@ def _plan(df: pd.DataFrame, specs: list[ModelSpec]) -> dict[str, dict[str, Model
                 start = get_spec(spec.fallback)  # the level-scale model (see model_used)
             used = fallback_chain(start, int(n))
             if used is None:
-                raise ValueError(
+                raise OptionError(
                     f"series {uid} has {n} observation(s): too short for {spec.name} and every "
                     f"fallback (the shortest needs {_shortest(spec)}); start it earlier or drop it"
                 )
@@ -68,7 +69,7 @@ def _run_statsforecast(sub: pd.DataFrame, h: int, used: list[ModelSpec], level, 
     if not logged:
         return _run_scale(sub, h, plain, level, season_length, engine)
     if (sub["y"] <= 0).any():
-        raise ValueError("log-scale models need positive values")
+        raise OptionError("log-scale models need positive values")
     out = _run_scale(sub.assign(y=np.log(sub["y"])), h, logged, level, season_length, engine)
     cols = [c for c in out.columns if c not in ("unique_id", "ds")]
     out[cols] = np.exp(out[cols].astype(float))
