@@ -10,10 +10,13 @@ commands gets, through the commands themselves (`experiments.cli.main`, the file
   guided GuidedAutoETS, node cutoffs from 2019Q4): relative MASE, coverage and scaled CRPS of
   the roll-up and the direct models per horizon, fiscal-year relative MASE, the TTM quantiles.
 
-The figures are in ``tests/golden/commands.json`` with a relative tolerance each: 1e-6 for
-statistical models and the roll-up (bit-identical run to run on one machine), 1e-3 for figures
-that go through a gradient-boosted or ARIMA member (the sensitivity `tests/test_golden.py`
-measures for them). ``--update-golden`` rewrites the file and prints what moved.
+The figures are in ``tests/golden/commands.json`` with a relative tolerance each, set from
+how far the figure moves across machines (BLAS kernels, thread counts, worker processes, SIMD
+width, libm variants, and the moves issue 18 saw on an AVX-512 machine): 5 x that spread, at
+least 1e-6, as ``python tests/golden/measure.py --apply`` measured and wrote it (its output:
+``tests/golden/spread.json``). A figure whose tolerance would pass 0.5% is kept with
+``"compared": false`` and not compared. ``--update-golden`` rewrites the values (keeping the
+tolerances: run the measuring script again after it) and prints what moved.
 """
 
 from __future__ import annotations
@@ -82,6 +85,8 @@ def mismatches(golden: dict, got: dict[str, tuple[float, float]]) -> list[str]:
     lines = [f"{k}: in the golden file, not computed" for k in sorted(set(golden) - set(got))]
     lines += [f"{k}: computed, not in the golden file" for k in sorted(set(got) - set(golden))]
     for k in sorted(set(golden) & set(got)):
+        if not golden[k].get("compared", True):  # moves more than 0.5% across machines: named, not compared
+            continue
         g, rtol = golden[k]["value"], golden[k]["rtol"]
         v = got[k][0]
         if not math.isclose(v, g, rel_tol=rtol, abs_tol=1e-12):
@@ -90,8 +95,10 @@ def mismatches(golden: dict, got: dict[str, tuple[float, float]]) -> list[str]:
 
 
 def test_mismatches_names_the_figure_that_moved():
-    golden = {"a": {"value": 1.0, "rtol": 1e-6}, "b": {"value": 2.0, "rtol": 1e-3}}
-    assert mismatches(golden, {"a": (1.0 + 1e-9, 1e-6), "b": (2.001, 1e-3)}) == []
+    golden = {"a": {"value": 1.0, "rtol": 1e-6}, "b": {"value": 2.0, "rtol": 1e-3},
+              "u": {"value": 5.0, "rtol": 0.02, "compared": False}}
+    assert mismatches(golden, {"a": (1.0 + 1e-9, 1e-6), "b": (2.001, 1e-3), "u": (9.0, 0.02)}) == []
+    golden.pop("u")
     assert mismatches(golden, {"a": (1.01, 1e-6), "c": (0.0, 1e-6)}) == [
         "b: in the golden file, not computed", "c: computed, not in the golden file",
         "a: golden 1, now 1.01 (tolerance 1e-06)"]
@@ -104,7 +111,7 @@ def test_commands_give_the_pinned_numbers(tmp_path, isolated_cwd, update_golden)
         from experiments.io import write_text
 
         old = json.loads(GOLDEN.read_text()) if GOLDEN.exists() else {}
-        entries = {k: {"value": v, "rtol": t} for k, (v, t) in got.items()}
+        entries = {k: {**old.get(k, {"rtol": t}), "value": v} for k, (v, t) in got.items()}
         write_text(json.dumps(entries, indent=1) + "\n", GOLDEN)
         moved = [f"{k}: {old.get(k, {}).get('value')} -> {v}" for k, (v, _) in got.items()
                  if old.get(k, {}).get("value") != v]
