@@ -88,8 +88,10 @@ def test_the_eve_models_by_hand():
     assert list(combo.index) == list(Q[8:10])
     np.testing.assert_allclose(combo["mean"], h.set_index("ds").loc[Q[8:10], "y"], rtol=1e-12)
     street = eve[eve["model"] == "StreetEve"].set_index("ds")
-    # nested: the plain consensus until 4 quarters of the bias model are scored, then the bias model
-    assert street.loc[Q[:8], "model_used"].eq(CONSENSUS).all()
+    # nested: the plain consensus until 4 past quarters are scored; then ours (1% off, the consensus
+    # 1.96%) until 4 quarters of the bias model (exact) are scored; then the bias model
+    assert street.loc[Q[:4], "model_used"].eq(CONSENSUS).all()
+    assert street.loc[Q[4:8], "model_used"].eq("Ours").all()
     assert street.loc[Q[8:10], "model_used"].eq("ConsensusBias").all()
     # intervals from 4+ past errors of the model itself; the bias model's past errors are 0
     assert street.loc[Q[:4], "lo-80"].isna().all()
@@ -163,3 +165,18 @@ def test_metrics_without_a_reported_series_are_named_not_scored():
     assert series == ["s"]
     assert notes == ["eps_diluted: consensus for 20 quarters, but no reported series in the data: not scored",
                      "t: consensus for only 3 quarters (< --min-quarters 15): not scored"]
+
+
+def test_the_backtest_table_puts_the_consensus_first_and_drops_the_midpoint_where_there_was_no_range():
+    from experiments.leaderboard import consensus_h1_table
+
+    cuts = [8, 9, 10]
+    sn = bt_rows("SeasonalNaive", [Y[5], Y[6], Y[7]], cuts)
+    mid = bt_rows("GuidanceMidpoint", [140, 150, 185], cuts)
+    mid.loc[0, "model_used"] = "SeasonalNaive"  # no guided range for Q[9]: not a midpoint
+    cons = pd.DataFrame({"unique_id": "s", "ds": [Q[9], Q[11]], "value": [135.0, 175.0]})
+    t = consensus_h1_table(sn, mid, history(), cons)
+    assert t["model"].tolist()[0] == CONSENSUS
+    got = t.set_index("model")
+    assert got.loc[CONSENSUS, "quarters"] == 2 and got.loc["GuidanceMidpoint", "quarters"] == 1
+    assert got.loc["GuidanceMidpoint", "MAPE %"] == pytest.approx(100 * 3 / 182)
