@@ -18,10 +18,9 @@ quarter, ``unique_id, ds, value`` and the ``report_day`` of the quarter, e.g.
      past surprises (the street's systematic miss, learnt from past quarters);
    - ``ConsensusCombo``: ``w x ConsensusBias + (1 - w) x ours``, ``w`` on a 0..1 grid (step
      0.1) minimising the absolute error over the past quarters where both exist;
-   - ``StreetEve`` (nested): at each quarter, whichever of ``Consensus``, ``ConsensusBias``,
-     ``ConsensusCombo`` and ``Ours`` (our forecast itself, known since the previous report) had
-     the lowest mean absolute percentage error over the last `choice_window` past quarters
-     (the plain consensus while fewer than `min_past` are scored).
+   - ``StreetEve`` (nested): at each quarter, whichever of ``Consensus``, ``ConsensusBias``
+     and ``ConsensusCombo`` had the lowest mean absolute percentage error over the last
+     `choice_window` past quarters (the plain consensus while fewer than `min_past` are scored).
 
    Intervals: the model's point plus ``|c_q|`` times the empirical quantiles of its own past
    errors ``(y - f) / |c|`` (none with fewer than `min_past` of them).
@@ -43,8 +42,6 @@ from forecasting.metrics import BASELINE, pointwise, summarize
 
 CONSENSUS = "Consensus"
 EVE_MODELS = ("ConsensusBias", "ConsensusCombo", "StreetEve")
-#: StreetEve's name for the base forecast it may choose (our model's forecast of the quarter).
-OURS = "Ours"
 #: What the consensus is at our forecast time (the label tables print beside its row).
 BENCHMARK_NOTE = "benchmark, later information: final ~3 months after our forecast time"
 CONSENSUS_COLUMNS = ["unique_id", "ds", "value", "report_day"]
@@ -150,10 +147,8 @@ def _eve_one(uid: str, cons: pd.DataFrame, y: pd.Series, base: pd.Series, config
             loss = [np.abs(yy - (w * cb + (1 - w) * ob)).sum() for w in grid]
             w = float(grid[int(np.argmin(loss))])
             f["ConsensusCombo"] = w * f["ConsensusBias"] + (1 - w) * ours
-        if np.isfinite(ours):
-            f[OURS] = ours
         choice, best = CONSENSUS, np.inf
-        for name in (CONSENSUS, "ConsensusBias", "ConsensusCombo", OURS):
+        for name in (CONSENSUS, "ConsensusBias", "ConsensusCombo"):
             if name not in f:
                 continue
             scored = [p for p in known if np.isfinite(p.get(name, np.nan)) and p["y"] != 0][-config.choice_window:]
@@ -165,7 +160,7 @@ def _eve_one(uid: str, cons: pd.DataFrame, y: pd.Series, base: pd.Series, config
         f["StreetEve"] = f[choice]
         entry = {"ds": q, "y": float(y.get(q, np.nan)), "ours": ours, **f}
         for name, value in f.items():
-            if name in (CONSENSUS, OURS):  # rows of their own elsewhere
+            if name == CONSENSUS:
                 continue
             errs = [(p["y"] - p[name]) / abs(p[CONSENSUS]) for p in known
                     if np.isfinite(p.get(name, np.nan)) and p[CONSENSUS] != 0]

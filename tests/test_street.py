@@ -88,10 +88,8 @@ def test_the_eve_models_by_hand():
     assert list(combo.index) == list(Q[8:10])
     np.testing.assert_allclose(combo["mean"], h.set_index("ds").loc[Q[8:10], "y"], rtol=1e-12)
     street = eve[eve["model"] == "StreetEve"].set_index("ds")
-    # nested: the plain consensus until 4 past quarters are scored; then ours (1% off, the consensus
-    # 1.96%) until 4 quarters of the bias model (exact) are scored; then the bias model
-    assert street.loc[Q[:4], "model_used"].eq(CONSENSUS).all()
-    assert street.loc[Q[4:8], "model_used"].eq("Ours").all()
+    # nested: the plain consensus until 4 quarters of the bias model are scored, then the bias model
+    assert street.loc[Q[:8], "model_used"].eq(CONSENSUS).all()
     assert street.loc[Q[8:10], "model_used"].eq("ConsensusBias").all()
     # intervals from 4+ past errors of the model itself; the bias model's past errors are 0
     assert street.loc[Q[:4], "lo-80"].isna().all()
