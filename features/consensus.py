@@ -78,7 +78,7 @@ _DIVIDE = re.compile(r"divide by (\d+(?:\.\d+)?)", re.I)
 COLUMNS = ["metric", "ds", "value", "printed", "published", "timing", "confirmations", "provider", "quality",
            "eps_basis", "reported", "source_url", "line"]
 SELECTED_COLUMNS = ["unique_id", "ds", "value", "published", "provider", "confirmations", "candidates", "low",
-                    "high", "line"]
+                    "high", "line", "report_day"]
 
 
 @dataclass(frozen=True)
@@ -298,7 +298,8 @@ class ConsensusBook:
 
         Returns:
             `SELECTED_COLUMNS` (``unique_id`` = the metric; ``candidates``, ``low``, ``high``: how
-            many candidates there were and their range).
+            many candidates there were and their range; ``report_day``: the quarter's report
+            day, NaT when unknown).
         """
         c = self.candidates(metric)
         if c.empty:
@@ -311,6 +312,7 @@ class ConsensusBook:
                             "confirmations": best["confirmations"], "candidates": g.size(),
                             "low": g["value"].min(), "high": g["value"].max(), "line": best["line"]})
         out = out.reset_index().rename(columns={"metric": "unique_id"})
+        out["report_day"] = pd.to_datetime(out["ds"].map(self.report_day))
         return out[SELECTED_COLUMNS].sort_values(["unique_id", "ds"]).reset_index(drop=True)
 
     def fingerprint(self) -> str:
