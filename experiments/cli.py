@@ -36,6 +36,7 @@ COMMAND_MODULES = [
     "experiments.cmd_rollup",
     "experiments.cmd_scenario",
     "experiments.cmd_claims",
+    "experiments.cmd_street",
     "experiments.cmd_retrain",
     "experiments.cmd_benchmark",
     "experiments.cmd_data",
@@ -132,6 +133,29 @@ def guidance_for(args: argparse.Namespace, profile=None):
         raise CommandError(str(exc)) from None
     month = profile.fiscal_year_end_month if profile is not None else 12
     return load_guidance_files(files, getattr(args, "series_config", None), month)
+
+
+def consensus_for(args: argparse.Namespace, profile, guidance=None):
+    """The company's `features.consensus.ConsensusBook` (None: its profile names no consensus
+    file), its quarters' report days taken from `guidance`'s release dates where it has them;
+    bad rows raise `DataValidationError`."""
+    from features.consensus import profile_consensus
+
+    book = profile_consensus(profile, getattr(args, "series_config", None))
+    if book is None or guidance is None:
+        return book
+    days = {}
+    for q in book.rows["ds"].unique():
+        day = guidance.release_date(q)
+        if day != pd_timestamp(q):  # the release date is known (else the book's own fallback)
+            days[q] = day
+    return book.with_report_days(days)
+
+
+def pd_timestamp(value):
+    import pandas as pd
+
+    return pd.Timestamp(value).normalize()
 
 
 def checked_tracking_uri(no_track: bool = False, untracked_hint: bool = True) -> str | None:

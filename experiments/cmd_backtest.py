@@ -25,6 +25,7 @@ from experiments.cli import (
     add_guidance_option,
     check_out_folder,
     checked_tracking_uri,
+    consensus_for,
     data_path,
     guidance_for,
     profile_for,
@@ -80,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
     from experiments.io import write_csv, write_text
     from experiments.leaderboard import (
         backtest_tables,
+        consensus_h1_table,
         guidance_table,
         horizon_table,
         leaderboard_markdown,
@@ -91,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
     from forecasting.backtest import BacktestConfig, backtest
     from forecasting.catalogue import LIBRARY_DEFAULT, resolve
     from forecasting.metrics import pointwise
+    from forecasting.street import BENCHMARK_NOTE, CONSENSUS
 
     check_horizon_option(args.horizon)
     check_out_folder(args.out)
@@ -129,12 +132,17 @@ def run(args: argparse.Namespace) -> int:
     default = (profile.default_model if profile is not None else None) or LIBRARY_DEFAULT
     tables = backtest_tables(bt, df, config, default)
     guided = [u for u in series if book is not None and u in book.metrics]
+    mid = bt.iloc[:0]
     if guided:  # the guidance midpoint beside the models, one quarter ahead
-        rows = bt[bt["unique_id"].isin(guided)]
-        if "GuidanceMidpoint" not in config.models:  # (--models all or guided already has it)
-            mid = backtest(df[df["unique_id"].isin(guided)], ["GuidanceMidpoint"], config, guidance=book)
-            rows = pd.concat([rows, mid[mid["model"] == "GuidanceMidpoint"]], ignore_index=True)
+        g = df[df["unique_id"].isin(guided)]
+        if "GuidanceMidpoint" not in config.models:
+            mid = backtest(g, ["GuidanceMidpoint"], config, guidance=book)
+            mid = mid[mid["model"] == "GuidanceMidpoint"]
+        rows = pd.concat([bt[bt["unique_id"].isin(guided)], mid], ignore_index=True)
         tables.guidance_h1 = guidance_table(pointwise(rows[rows["step"] == 1], df))
+    street = consensus_for(args, profile, book) if profile is not None and profile.consensus else None
+    if street is not None:  # the street's consensus beside the models, one quarter ahead, same quarters
+        tables.consensus_h1 = consensus_h1_table(bt, mid, df, street.select())
     board = tables.leaderboard
     leader = str(board["model"].iloc[0])
     steps = sorted({1, min(4, args.horizon)})
@@ -150,6 +158,10 @@ def run(args: argparse.Namespace) -> int:
         print("\nOne quarter ahead on the guided series: the guidance midpoint beside the models "
               "(MASE relative to SeasonalNaive)")
         print(tables.guidance_h1.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    if len(tables.consensus_h1):
+        print(f"\nOne quarter ahead on the quarters with a consensus ({CONSENSUS}: {BENCHMARK_NOTE}); our models "
+              "on the same quarters")
+        print(tables.consensus_h1.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     beaten = series_without_winner(tables.series)
     if beaten:
         print(f"\nNo model beats SeasonalNaive (MASE over all horizons) on: {', '.join(beaten)}")
@@ -162,6 +174,8 @@ def run(args: argparse.Namespace) -> int:
         write_csv(tables.points, f"{out}/pointwise.csv")
         write_csv(board, f"{out}/leaderboard.csv")
         write_csv(tables.series_step, f"{out}/metrics_by_series_step.csv")
+        if len(tables.consensus_h1):
+            write_csv(tables.consensus_h1, f"{out}/consensus_h1.csv")
         write_text(leaderboard_markdown(tables), f"{out}/leaderboard.md")
         print(f"wrote tables to {out}/")
     if uri is not None:

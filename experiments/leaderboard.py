@@ -8,7 +8,7 @@ chose); the commands print them and `experiments.track_backtest` logs them. No I
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,7 +27,9 @@ class BacktestTables:
             (with ``fallback_share``); series, step, series_step: `forecasting.metrics.summarize`
             by series, by horizon, by both; choices: what each selecting ensemble chose per
             series and cutoff; guidance_h1: the guidance midpoint beside the models one quarter
-            ahead (empty without guidance); default: the default model of the run (marked).
+            ahead (empty without guidance); consensus_h1: the street's consensus beside the models
+            one quarter ahead on the quarters that have one (empty without a consensus file);
+            default: the default model of the run (marked).
     """
 
     points: pd.DataFrame
@@ -37,6 +39,7 @@ class BacktestTables:
     series_step: pd.DataFrame
     choices: pd.DataFrame
     guidance_h1: pd.DataFrame = field(default_factory=pd.DataFrame)
+    consensus_h1: pd.DataFrame = field(default_factory=pd.DataFrame)
     default: str | None = None
 
 
@@ -167,7 +170,12 @@ def sections(tables: BacktestTables) -> list[tuple[str, str, pd.DataFrame]]:
     ] + ([("One quarter ahead vs the guidance midpoint",
            "MASE relative to SeasonalNaive at h=1 on the series management guides: the middle of the "
            "guided range, and each model (what the models add to or take from what management said).",
-           tables.guidance_h1)] if len(tables.guidance_h1) else [])
+           tables.guidance_h1)] if len(tables.guidance_h1) else []) + (
+        [("One quarter ahead vs the street's consensus",
+          "On the quarters with a consensus only (n per series): MAPE in percent and MASE relative to "
+          "SeasonalNaive on those quarters. The consensus is final about three months after our forecast "
+          "time: a benchmark with later information, not an input.",
+          tables.consensus_h1)] if len(tables.consensus_h1) else [])
 
 
 def leaderboard_markdown(tables: BacktestTables) -> str:
@@ -216,3 +224,52 @@ def guidance_table(points: pd.DataFrame) -> pd.DataFrame:
     first = [m for m in ("SeasonalNaive", "GuidanceMidpoint") if m in w.index]
     rest = list(w.drop(index=first).mean(axis=1).sort_values().index)
     return w.loc[first + rest].reset_index()
+
+
+def street_view(table: pd.DataFrame, notes: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """A `forecasting.street.street_table` for reading: per series the models best first, MAPE
+    in percent, the share of quarters won vs the consensus, and a note per model (`notes`)."""
+    notes = notes or {}
+    t = table.copy()
+    out = pd.DataFrame({
+        "series": t["unique_id"], "model": t["model"] + t["model"].map(lambda m: f" ({notes[m]})" if m in notes else ""),
+        "quarters": t["n"].astype(int), "MAPE %": t["mape"].round(2), "rel. MASE": t["rel_mase"].round(3),
+        "bias %": t["bias_pct"].round(2),
+        "won vs consensus": t["won"].map(lambda v: "" if pd.isna(v) else f"{v:.0%}"),
+    })
+    return out.reset_index(drop=True)
+
+
+def street_years_view(by_year: pd.DataFrame, models) -> pd.DataFrame:
+    """MAPE (percent) per series and fiscal year for `models` (columns), with the quarter count
+    and the share of quarters each non-consensus model won."""
+    t = by_year[by_year["model"].isin(list(models))]
+    mape = t.pivot_table(index=["unique_id", "year"], columns="model", values="mape").round(2)
+    won = t.pivot_table(index=["unique_id", "year"], columns="model", values="won")
+    won = won.drop(columns=[c for c in won.columns if won[c].isna().all()])
+    won.columns = [f"won {c}" for c in won.columns]
+    n = t.groupby(["unique_id", "year"])["n"].max().rename("quarters")
+    cols = [m for m in models if m in mape.columns]
+    out = pd.concat([n, mape[cols], won.map(lambda v: "" if pd.isna(v) else f"{v:.0%}")], axis=1)
+    return out.reset_index().rename(columns={"unique_id": "series"})
+
+
+def consensus_h1_table(bt: pd.DataFrame, extra: pd.DataFrame, history: pd.DataFrame,
+                       consensus: pd.DataFrame) -> pd.DataFrame:
+    """Per series with a consensus and model (the ``Consensus`` row first): quarters, MAPE and
+    MASE relative to SeasonalNaive at h=1, on the quarters with a consensus only; `extra`: more
+    backtest rows (the guidance midpoint), kept where the midpoint was used."""
+    from forecasting.street import CONSENSUS, consensus_rows, on_consensus_quarters, street_table
+
+    rows = pd.concat([bt, extra], ignore_index=True)
+    rows = rows[(rows["model"] != "GuidanceMidpoint") | (rows["model_used"] == "GuidanceMidpoint")]
+    cons = consensus_rows(rows, consensus[consensus["unique_id"].isin(set(rows["unique_id"]))])
+    if cons.empty:
+        return pd.DataFrame()
+    t = street_table(pointwise(on_consensus_quarters(pd.concat([rows, cons], ignore_index=True), consensus),
+                               history))
+    t["first_"] = t["model"] != CONSENSUS
+    t = t.sort_values(["unique_id", "first_", "mape"])
+    return t[["unique_id", "model", "n", "mape", "rel_mase", "won"]].rename(
+        columns={"unique_id": "series", "n": "quarters", "mape": "MAPE %", "rel_mase": "rel. MASE",
+                 "won": "won vs consensus"}).reset_index(drop=True)

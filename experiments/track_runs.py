@@ -344,3 +344,53 @@ def log_benchmark(
         return g.parent
     except (MlflowException, OSError) as exc:
         raise TrackingError(f"logging benchmark '{name}' to {uri} failed: {exc}") from exc
+
+
+# ------------------------------------------------------------------------------ the street
+def street_metrics(table: pd.DataFrame, by_year: pd.DataFrame) -> list[tuple]:
+    """``mape.<series>.<model>``, ``rel_mase.<series>.<model>``, ``won.<series>.<model>`` and
+    ``n.<series>.<model>`` (step 0), and the per-year MAPE / won with step = the fiscal year."""
+    out = []
+    for r in table.itertuples(index=False):
+        for name in ("mape", "rel_mase", "won", "n", "bias_pct"):
+            v = getattr(r, name)
+            if not pd.isna(v):
+                out.append((metric_key(name, r.unique_id, r.model), float(v), 0))
+    for r in by_year.itertuples(index=False):
+        for name in ("mape", "won"):
+            v = getattr(r, name)
+            if not pd.isna(v):
+                out.append((metric_key("year", name, r.unique_id, r.model), float(v), int(r.year)))
+    return out
+
+
+def log_street(table: pd.DataFrame, by_year: pd.DataFrame, context: RunContext, *,
+               artifacts: Mapping[str, pd.DataFrame] | None = None, markdown: str = "") -> str:
+    """Log ``fcf street`` as one run (metrics of `street_metrics`, the tables as artifacts);
+    returns its id.
+
+    Raises:
+        TrackingError: the store failed mid-way (the run is marked FAILED).
+    """
+    from mlflow.exceptions import MlflowException
+
+    uri = context.uri or tracking_uri()
+    client = get_client(uri)
+    try:
+        exp_id = experiment_id(client, context.experiment)
+        vintage = data_vintage(context.data_path)
+        name = context.run_name or run_name("street", vintage, sorted(set(table["model"])))
+        tags = run_tags(context.data_path, {"run_kind": "street", **context.tags}, vintage=vintage)
+        with run_group(client, exp_id, name, tags=tags) as group:
+            run_id = group.parent
+            metrics = street_metrics(table, by_year) + [(metric_key(k), v, 0) for k, v in context.metrics.items()]
+            log_batch(client, run_id, metrics, params=dict(context.params))
+            with tempfile.TemporaryDirectory(prefix="fcf-street-") as tmp:
+                for fname, frame in (artifacts or {}).items():
+                    frame.to_csv(Path(tmp) / fname, index=False)
+                if markdown:
+                    (Path(tmp) / "street.md").write_text(markdown, encoding="utf-8")
+                client.log_artifacts(run_id, tmp)
+        return run_id
+    except (MlflowException, OSError) as exc:
+        raise TrackingError(f"logging the street comparison to {uri} failed: {exc}") from exc

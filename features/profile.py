@@ -18,6 +18,9 @@ company is a data file and a profile, never a code change:
 - ``scenario_drivers``: the keys a scenario file may set and what each acts on;
 - ``rollup``: roll-up settings that depend on the company's history (``first_cutoff``);
 - ``guidance``: management's guidance files; ``claims`` and ``scenarios``: shipped files;
+- ``consensus``: the street's estimates (``file``, read by `features.consensus`) and the
+  company's stock ``splits`` (``effective`` date and ``ratio``) that put per-share estimates on
+  today's share count; a bare path is the file alone;
 - ``tracking``: the MLflow experiment prefix and the registered model's name.
 
 `load_profile` validates a profile (a `ProfileError` names the file, the key and the fix);
@@ -39,7 +42,7 @@ PROFILE_DIR = "companies"
 DEFAULT_COMPANY = "amazon"
 TOP_KEYS = ("name", "title", "ticker", "data", "fiscal_year_end_month", "default_model", "default_model_note",
             "core_series", "backtest", "hierarchy", "cash_flow", "categories", "scenario_drivers", "rollup",
-            "guidance", "claims", "scenarios", "tracking")
+            "guidance", "consensus", "claims", "scenarios", "tracking")
 CASH_FLOW_KEYS = ("sales", "operating_income", "operating_cash_flow", "capex", "free_cash_flow", "capex_gross",
                   "capex_proceeds")
 CASH_FLOW_REQUIRED = CASH_FLOW_KEYS[:5]
@@ -187,6 +190,8 @@ class CompanyProfile:
     scenario_drivers: Mapping[str, Driver] = field(default_factory=dict)
     rollup: Mapping[str, object] = field(default_factory=dict)
     guidance: Mapping[str, Path] = field(default_factory=dict)
+    consensus: Path | None = None
+    splits: tuple = ()
     claims: Path | None = None
     scenarios: tuple[Path, ...] = ()
     experiment_prefix: str = ""
@@ -311,6 +316,7 @@ def profile_from_dict(raw, source: str = "<dict>", base: Path | None = None) -> 
     _unknown(tracking, ("experiment_prefix", "model_name"), source, "tracking.")
     guidance = {k: (base / v).resolve() for k, v in _mapping(raw.get("guidance") or {}, source, "guidance").items()}
     _unknown(guidance, ("quarterly", "annual"), source, "guidance.")
+    consensus, splits = _consensus(raw.get("consensus"), source, base)
     name = str(raw["name"])
     return CompanyProfile(
         name=name, title=str(raw.get("title") or name), data=(base / str(raw["data"])).resolve(),
@@ -319,10 +325,42 @@ def profile_from_dict(raw, source: str = "<dict>", base: Path | None = None) -> 
         core_series=tuple(raw.get("core_series") or ()), backtest=dict(backtest), hierarchy=hierarchy,
         cash_flow=cash_flow,
         categories=categories, scenario_drivers=drivers, rollup=dict(raw.get("rollup") or {}), guidance=guidance,
+        consensus=consensus, splits=splits,
         claims=(base / raw["claims"]).resolve() if raw.get("claims") else None,
         scenarios=tuple((base / s).resolve() for s in raw.get("scenarios") or ()),
         experiment_prefix=str(tracking.get("experiment_prefix") or name),
         model_name=str(tracking.get("model_name") or f"{name}-fcf"), path=Path(source) if base else None)
+
+
+def _consensus(raw, source: str, base: Path) -> tuple[Path | None, tuple]:
+    """``consensus``: a path, or ``{file: path, splits: [{effective: 2022-06-06, ratio: 20}]}``."""
+    import datetime
+
+    import pandas as pd
+
+    from features.consensus import Split
+
+    if not raw:
+        return None, ()
+    if isinstance(raw, str):
+        return (base / raw).resolve(), ()
+    c = _mapping(raw, source, "consensus")
+    _unknown(c, ("file", "splits"), source, "consensus.")
+    if not c.get("file"):
+        raise ProfileError(source, "consensus.file", "missing: the consensus CSV, relative to the profile")
+    splits = []
+    for i, s in enumerate(c.get("splits") or []):
+        s = _mapping(s, source, f"consensus.splits[{i}]")
+        _unknown(s, ("effective", "ratio"), source, f"consensus.splits[{i}].")
+        day, ratio = s.get("effective"), s.get("ratio")
+        if not isinstance(day, (datetime.date, str)) or not isinstance(ratio, (int, float)) or ratio <= 0:
+            raise ProfileError(source, f"consensus.splits[{i}]", "needs effective (a date like 2022-06-06) and a "
+                               f"positive ratio (20 for 20-for-1), got {dict(s)!r}")
+        try:
+            splits.append(Split(pd.Timestamp(day), float(ratio)))
+        except ValueError:
+            raise ProfileError(source, f"consensus.splits[{i}].effective", f"not a date: {day!r}") from None
+    return (base / str(c["file"])).resolve(), tuple(sorted(splits, key=lambda x: x.effective))
 
 
 def _hierarchy(raw, source: str) -> Hierarchy | None:
