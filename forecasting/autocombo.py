@@ -53,6 +53,7 @@ from forecasting.frames import LEVELS, SEASON_LENGTH, calendar_of, enforce_order
 from forecasting.models import ModelSpec, get_spec, register
 from forecasting.past import known_past, series_cutoffs
 from features.errors import OptionError
+from forecasting.provenance import active, outcomes_read
 
 #: Default number of earlier cutoffs whose errors count.
 WINDOWS = 8
@@ -118,6 +119,8 @@ def scores(
         p = p[cal.steps(p["cutoff"], p["unique_id"].map(cutoffs)) <= int(windows)]
     else:
         p = p.iloc[0:0]
+    if active():
+        outcomes_read("autocombo.scores", p["unique_id"].map(cutoffs), p["ds"])
     if len(p) == 0:
         out["n_windows"], out["score"], out["pooled"] = 0, np.nan, np.nan
         out["shrunk"] = np.nan

@@ -8,8 +8,8 @@ four quarters before the newest reported quarter, as in statsforecast's
 
 Learned post-steps (conformal interval calibration, weighted ensembles) need the errors of
 earlier windows. ``warmup_windows`` extra cutoffs run before the evaluated ones, and at each
-cutoff a post-step only sees rows of earlier cutoffs whose quarter ``ds`` is on or before the
-current cutoff, i.e. outcomes that were reported by then. Warm-up rows are not returned.
+cutoff a post-step only reads rows of earlier cutoffs whose quarter ``ds`` is on or before the
+current cutoff, i.e. outcomes that were reported by then (each step applies that rule itself). Warm-up rows are not returned.
 
 The cutoffs are independent, so their base forecasts run side by side in worker processes
 (`forecasting.parallel`, ``n_jobs``); the learned post-steps then replay the cutoffs in order.
@@ -49,6 +49,7 @@ from forecasting.frames import (
 from forecasting.models import get_spec, with_members
 from forecasting.parallel import base_forecasts
 from features.errors import OptionError
+from forecasting.provenance import outcomes_read
 
 
 @dataclass(frozen=True)
@@ -174,6 +175,7 @@ def cutoff_windows(df: pd.DataFrame, cuts: Iterable[pd.Timestamp]) -> list[tuple
     last = df.groupby("unique_id")["ds"].max()
     for cut in cuts:
         train = df[df["ds"] <= cut]
+        outcomes_read("backtest.train", cut, train["ds"])
         sizes = train.groupby("unique_id").size()
         keep = sizes.index[(sizes >= 2).to_numpy() & (last.reindex(sizes.index) > cut).to_numpy()]
         train = train[train["unique_id"].isin(keep)]
@@ -221,11 +223,13 @@ def replay(df: pd.DataFrame, windows, bases: list[pd.DataFrame], specs, config: 
         fc = base.copy()
         fc["cutoff"] = cut
         fc = fc.merge(df, on=["unique_id", "ds"], how="left")
-        known = past[past["ds"] <= cut] if len(past) else past
-        raw = post_process(fc, specs, config, train, known, calibrate=False)
-        past = pd.concat([past, raw], ignore_index=True)  # calibration learns from raw intervals
+        # every earlier cutoff's rows: each learned step keeps the outcomes reported by `cut`
+        # itself (`forecasting.past.known_past`, `forecasting.calibration`), so that filter is
+        # the one a leak would have to get past (and the one the leakage tests exercise)
+        raw = post_process(fc, specs, config, train, past, calibrate=False)
         if first_eval is not None and cut >= first_eval:
-            results.append(_calibrate(raw, config, train, known))
+            results.append(_calibrate(raw, config, train, past))
+        past = pd.concat([past, raw], ignore_index=True)  # calibration learns from raw intervals
     return past, results
 
 
@@ -239,8 +243,8 @@ def post_process(
 ) -> pd.DataFrame:
     """Steps that learn from earlier windows: ensembles, then (optionally) interval calibration.
 
-    `fc` holds this cutoff's base forecasts; `past` earlier cutoffs' rows whose outcomes are
-    known at this cutoff (with ``y``), carrying the *uncalibrated* intervals.
+    `fc` holds this cutoff's base forecasts; `past` earlier cutoffs' rows with ``y``, carrying
+    the *uncalibrated* intervals (each step reads only the outcomes reported by this cutoff).
     """
     for spec in specs:
         if spec.kind == "ensemble":

@@ -32,6 +32,7 @@ import pandas as pd
 from features.calendar import FiscalCalendar
 from features.profile import CashFlow
 from features.errors import OptionError
+from forecasting.provenance import outcomes_read
 
 
 def free_cash_flow(ocf, net_capex):
@@ -104,6 +105,8 @@ class OCFBridge:
         if cutoff is not None:
             w = w[w.index <= pd.Timestamp(cutoff)]
         w = w.iloc[-self.window:]
+        if cutoff is not None:
+            outcomes_read("bridge.fit", cutoff, w.index)
         self.calendar_ = self.calendar or FiscalCalendar.infer(w.index[:1])
         if len(w) < 4 or len(set(self.quarter_of(w.index))) < 4:
             raise OptionError(f"OCFBridge.fit: need at least one quarter of each kind up to the cutoff "

@@ -39,6 +39,7 @@ import pandas as pd
 
 from features.calendar import FiscalCalendar
 from forecasting.frames import SEASON_LENGTH, calendar_of, enforce_order
+from forecasting.provenance import active, outcomes_read
 
 
 @dataclass(frozen=True)
@@ -123,25 +124,33 @@ class _Scored:
     def __init__(self, p: pd.DataFrame, lv: int, calendar: FiscalCalendar):
         self.cut = calendar.ordinals(p["cutoff"])
         self.ds = calendar.ordinals(p["ds"])
+        self.dates = pd.to_datetime(p["ds"]).to_numpy()
         self.uid = p["unique_id"].to_numpy().astype(str)
         self.s = _scores(p, lv).to_numpy(dtype=float)
 
     def window(self, t: int, s: CalibrationSettings) -> np.ndarray:
-        return (self.cut < t) & (self.cut >= t - s.window) & (self.ds <= t)
+        """Rows scored by quarter `t`: outcome reported by then (``ds <= t``; a forecast made at
+        `t` or later has no such row) and made at one of the `s.window` cutoffs before it."""
+        return (self.cut >= t - s.window) & (self.ds <= t)
 
 
-def adaptive_level(p: _Scored, target: float, cutoff: int, s: CalibrationSettings = DEFAULT) -> float:
-    """Replay adaptive conformal inference over the past cutoffs of one model's scored rows."""
+def adaptive_level(p: _Scored, target: float, cutoff: int, s: CalibrationSettings = DEFAULT,
+                   at: pd.Timestamp | None = None) -> float:
+    """Replay adaptive conformal inference over the past cutoffs of one model's scored rows
+    (`at`: the date of `cutoff`, for the provenance record)."""
     level = target
     if s.gamma == 0 or len(p.s) == 0:
         return level
     done_ds: list[np.ndarray] = []
     done_in: list[np.ndarray] = []
+    done_dates: list[np.ndarray] = []
     prev = None
     for t in [*np.unique(p.cut), cutoff]:
         if done_ds and prev is not None:
             ds, inside = np.concatenate(done_ds), np.concatenate(done_in)
             new = (ds > prev) & (ds <= t)
+            if active():
+                outcomes_read("calibration.adaptive_level", at, np.concatenate(done_dates)[new])
             if new.any():
                 level = float(np.clip(level + s.gamma * (target - inside[new].mean()), s.min_level, s.max_level))
         if t == cutoff:
@@ -153,6 +162,7 @@ def adaptive_level(p: _Scored, target: float, cutoff: int, s: CalibrationSetting
         if ok.any():
             done_ds.append(p.ds[rows][ok])
             done_in.append(p.s[rows][ok] <= fac[ok])
+            done_dates.append(p.dates[rows][ok])
         prev = t
     return level
 
@@ -171,7 +181,8 @@ def conformalize(
         fc: forecasts at one cutoff: long format with ``cutoff``, ``unique_id``, ``model``,
             ``mean`` and ``lo-L``/``hi-L`` columns.
         past: earlier cutoffs' forecasts with their reported ``y`` and *uncalibrated*
-            intervals, all reported on or before the cutoff of `fc`.
+            intervals; only rows reported on or before the cutoff of `fc` are read (a
+            caller that passes later ones cannot leak them).
         level: interval levels in percent.
     Returns:
         a copy of `fc` with rescaled intervals (point forecasts untouched) and nested levels.
@@ -191,8 +202,9 @@ def conformalize(
                 continue
             scored = _Scored(p, lv, cal)
             t = int(cal.ordinals([cutoff])[0])
-            a = adaptive_level(scored, lv / 100, t, settings)
+            a = adaptive_level(scored, lv / 100, t, settings, at=cutoff)
             w = scored.window(t, settings)
+            outcomes_read("calibration.window", cutoff, scored.dates[w])
             ids = fc.loc[rows, "unique_id"].to_numpy().astype(str)
             factor[rows] = _factors(scored.s[w], scored.uid[w], ids, a, settings)
         ok = np.isfinite(factor)

@@ -38,6 +38,7 @@ import pandas as pd
 
 from forecasting.claims import Claim, Condition
 from forecasting.claims_eval import NotEvaluable, Outcomes, claim_holds, claim_values, quantity
+from forecasting.provenance import outcomes_read
 from forecasting.rollup import (
     build_inputs,
     calibration_factor,
@@ -164,7 +165,7 @@ def seasonal_naive_paths(reported: pd.DataFrame, series: Iterable[str], cutoff, 
     c = pd.Timestamp(cutoff)
     out = {}
     for s in series:
-        y = reported[(reported["unique_id"] == s) & (reported["ds"] <= c)].set_index("ds")["y"]
+        y = reported[reported["unique_id"] == s].set_index("ds")["y"]  # only quarters up to c are read
         vals = []
         for k in range(1, h + 1):
             src = c + pd.offsets.QuarterEnd(k, startingMonth=c.month)
@@ -214,6 +215,7 @@ def claims_at_cutoffs(pipe: Pipeline, guidance=None, h: int = 4, cutoffs: Sequen
         except ValueError:  # too few past windows reported at this cutoff
             continue
         known = pipe.history[pipe.history["ds"] <= c]
+        outcomes_read("claims.history", c, known["ds"])
         claims = auto_claims(known, c, h, subjects, guidance)
         if not claims:
             continue
@@ -269,6 +271,7 @@ def base_rates(rows: pd.DataFrame) -> np.ndarray:
         held = g["held"].to_numpy(dtype=float)
         for i, c in zip(g.index, g["cutoff"]):
             known = res <= c
+            outcomes_read("claims.base_rate", c, res[known])
             if known.any():
                 out[rows.index.get_loc(i)] = held[known].mean()
     return out

@@ -37,6 +37,7 @@ from forecasting.frames import LEVELS, SEASON_LENGTH, enforce_order, interval_co
 from forecasting.models import ModelSpec, register
 from forecasting.past import known_past, series_cutoffs
 from features.errors import OptionError
+from forecasting.provenance import active, outcomes_read
 
 #: Pseudo-count of past rows pulling the learnt weights toward equal weights.
 SHRINKAGE = 8.0
@@ -61,6 +62,8 @@ def member_weights(
     members = list(members)
     p = known_past(past, cutoffs)
     p = p[p["model"].isin(members)]
+    if active():
+        outcomes_read("ensemble.weights", p["unique_id"].map(cutoffs), p["ds"])
     err = (p["y"].astype(float) - p["mean"].astype(float)).abs()
     stats = err.groupby([p["unique_id"], p["model"]]).agg(["size", "mean"])
     rows = []

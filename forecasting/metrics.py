@@ -41,6 +41,7 @@ import pandas as pd
 from utilsforecast import losses
 
 from features.calendar import SEASON_LENGTH, FiscalCalendar
+from forecasting.provenance import active, outcomes_read
 
 BASELINE = "SeasonalNaive"
 
@@ -64,7 +65,10 @@ def seasonal_scale(history: pd.DataFrame, cutoffs: pd.DataFrame, season_length: 
     rows = []
     hist = {uid: g.sort_values("ds") for uid, g in history.groupby("unique_id")}
     for uid, cut in cutoffs[["unique_id", "cutoff"]].drop_duplicates().itertuples(index=False):
-        y = hist[uid].loc[hist[uid]["ds"] <= cut, "y"].to_numpy(dtype=float)
+        known = hist[uid]["ds"] <= cut
+        y = hist[uid].loc[known, "y"].to_numpy(dtype=float)
+        if active():
+            outcomes_read("metrics.seasonal_scale", cut, hist[uid].loc[known, "ds"])
         d = np.abs(y[season_length:] - y[:-season_length])
         rows.append((uid, cut, float(d.mean()) if len(d) else np.nan))
     out = pd.DataFrame(rows, columns=["unique_id", "cutoff", "scale"])

@@ -30,6 +30,7 @@ from features.profile import CompanyProfile
 from forecasting.bridge import OCFBridge, free_cash_flow
 from forecasting.calibration import conformal_factor
 from forecasting.frames import to_interval_columns
+from forecasting.provenance import outcomes_read
 from forecasting.rollup_config import RollupConfig, RollupSeries
 from forecasting.rollup_pipeline import Pipeline, prepare_pipeline, quarters_between
 from forecasting.simulate import bootstrap_errors, quantile_frame, residual_windows, sample_paths, series_level
@@ -128,9 +129,9 @@ def build_inputs(pipe: Pipeline, origin, h: int, min_windows: int = 2) -> Rollup
         raise ValueError(f"roll-up at {origin.date()}: no {h}-quarter forecasts of {simulated} there "
                          "(a cutoff needs every node forecast h quarters ahead)")
     scales = [rs.scale_of(s) for s in simulated]
-    past = pipe.final[(pipe.final["cutoff"] < origin)]
-    length = max(h, MIN_WINDOW_STEPS)
-    cuts, R = residual_windows(past, hist, simulated, length, known_by=origin, scale_by=scales)
+    outcomes_read("rollup.history", origin, hist["ds"])
+    length = max(h, MIN_WINDOW_STEPS)  # windows reported by the origin were made before it
+    cuts, R = residual_windows(pipe.final, hist, simulated, length, known_by=origin, scale_by=scales)
     R = R[:, :, :h]
     if len(cuts) > config.error_windows:
         cuts, R = cuts[-config.error_windows:], R[-config.error_windows:]
@@ -267,15 +268,17 @@ def recent_misses(pipe: Pipeline, origin, h: int, window: int, cache: dict | Non
     hist_all = reported_fcf(pipe.history, pipe.series)
     rows = []
     for c in [c for c in pipe.cutoffs if c < origin][-window:]:
+        reported = quarters_between(c, origin, pipe.series.calendar)  # quarters after c reported by the origin
         try:
-            sim = raw_simulation(pipe, c, min(h, quarters_between(c, origin, pipe.series.calendar)), cache)
+            sim = raw_simulation(pipe, c, min(h, reported), cache)
         except ValueError:  # too early: fewer than two fully reported past windows
             continue
         rows.append(interval_rows(sim, c, "Rollup", hist_all))
     if not rows:
         return pd.DataFrame(columns=["unique_id", "cutoff", "ds", "y", "mean", "lo-80", "hi-80"])
     out = pd.concat(rows, ignore_index=True)
-    return out[out["ds"] <= origin].reset_index(drop=True)
+    outcomes_read("rollup.spread_calibration", origin, out.loc[out["y"].notna(), "ds"])
+    return out
 
 
 # --------------------------------------------------------------------------- the forecast

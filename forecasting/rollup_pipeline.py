@@ -51,6 +51,7 @@ from forecasting.hierarchy import (
     reconcile,
     summing_matrix,
 )
+from forecasting.provenance import outcomes_read
 from forecasting.rollup_config import NODE_HORIZON, MIN_FIRST_CUTOFF_QUARTERS, RollupConfig, RollupSeries
 from forecasting.selection import champion_forecasts, scored
 from features.errors import OptionError
@@ -195,7 +196,9 @@ def _bridged(history: pd.DataFrame, rec: pd.DataFrame, cutoff, window: int, seri
 
 def _level(scale: pd.Series, cutoff) -> float:
     """Mean |value| of the four quarters of `scale` up to `cutoff` (errors' common scale)."""
-    return float(np.abs(scale[scale.index <= cutoff].iloc[-4:]).mean())
+    known = scale[scale.index <= cutoff].iloc[-4:]
+    outcomes_read("reconciliation.scale", cutoff, known.index)
+    return float(np.abs(known).mean())
 
 
 def _reconcile_with_errors(h_part: pd.DataFrame, scale: pd.Series, method: str, window: int,
@@ -218,7 +221,8 @@ def _reconcile_with_errors(h_part: pd.DataFrame, scale: pd.Series, method: str, 
     out = []
     for c, g in h_part.groupby("cutoff", sort=True):
         w = g.pivot_table(index="ds", columns="unique_id", values="mean").reindex(columns=nodes)
-        known = (cuts < c) & (dss <= c) & (cuts >= c - cal.offset(window))
+        known = (dss <= c) & (cuts >= c - cal.offset(window))  # reported by c, so made before it
+        outcomes_read("reconciliation.segment_errors", c, dss[known])
         rec = np.empty((len(nodes), len(w)))
         for j, d in enumerate(w.index):
             past = E[known & (steps == quarters_between(c, d, cal))]
@@ -274,8 +278,8 @@ def run_pipeline(history: pd.DataFrame, nodes: pd.DataFrame, series: RollupSerie
             continue
         past = pd.concat(errs, ignore_index=True) if errs else None
         if past is not None:
-            past = past[(past["cutoff"] < c) & (past["ds"] <= c)
-                        & (past["cutoff"] >= c - cal.offset(config.selection.window))]
+            past = past[(past["ds"] <= c) & (past["cutoff"] >= c - cal.offset(config.selection.window))]
+            outcomes_read("reconciliation.cashflow_errors", c, past["ds"])
         if config.cashflow in CASHFLOW_METHODS:
             out = reconcile_cashflow(base, past[list(CASHFLOW_NODES)] if past is not None else None,
                                      config.cashflow)

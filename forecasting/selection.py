@@ -37,6 +37,7 @@ import pandas as pd
 
 from forecasting.frames import SEASON_LENGTH, calendar_of
 from forecasting.metrics import seasonal_scale
+from forecasting.provenance import outcomes_read
 
 #: Shares of the latest miss tried by the nested choice.
 LAMBDAS: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -88,8 +89,9 @@ def choose(sc: pd.DataFrame, cutoff, candidates: Sequence[str], settings: Select
     """
     c = pd.Timestamp(cutoff)
     start = c - calendar_of(sc).offset(settings.window)
-    past = sc[(sc["cutoff"] < c) & (sc["cutoff"] >= start) & (sc["ds"] <= c) & (sc["step"] <= settings.steps)
-              & sc["model"].isin(candidates)]
+    past = sc[(sc["cutoff"] >= start) & (sc["ds"] <= c) & (sc["step"] <= settings.steps)
+              & sc["model"].isin(candidates)]  # ds <= c: reported by c (so also made before c)
+    outcomes_read("selection", c, past["ds"])
     rows = []
     order = {m: i for i, m in enumerate(candidates)}
     for uid in sorted(sc.loc[sc["cutoff"] == c, "unique_id"].unique()):

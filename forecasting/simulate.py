@@ -32,6 +32,7 @@ import pandas as pd
 
 from forecasting.frames import calendar_of, quantile_label
 from features.errors import OptionError
+from forecasting.provenance import outcomes_read
 
 #: Quantiles reported everywhere (P2.5/P97.5 give the 95% interval, P10/P90 the 80% one).
 QUANTILES = (0.025, 0.05, 0.10, 0.50, 0.90, 0.95, 0.975)
@@ -43,7 +44,9 @@ def series_level(history: pd.DataFrame, series: Sequence[str], cutoff) -> np.nda
     """Mean |y| of the last four quarters on or before `cutoff`, per series (shape (n,))."""
     out = []
     for s in series:
-        y = history.loc[(history["unique_id"] == s) & (history["ds"] <= cutoff)].sort_values("ds")["y"]
+        rows = history.loc[(history["unique_id"] == s) & (history["ds"] <= cutoff)].sort_values("ds")
+        outcomes_read("simulate.series_level", cutoff, rows["ds"].iloc[-4:])
+        y = rows["y"]
         if len(y) == 0:
             raise OptionError(f"series_level: series {s} has no data up to {pd.Timestamp(cutoff).date()}")
         level = float(np.abs(y.to_numpy(dtype=float)[-4:]).mean())
@@ -88,6 +91,8 @@ def residual_windows(
         if not (np.isfinite(f).all() and np.isfinite(obs).all()):
             continue
         lev = series_level(history, scale_by or series, cut)
+        if known_by is not None:
+            outcomes_read("simulate.error_windows", known_by, dss)
         cuts.append(cut)
         mats.append((obs - f) / lev[:, None])
     if not mats:

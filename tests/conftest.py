@@ -20,6 +20,10 @@ from pathlib import Path
 
 import pytest
 
+# the helpers beside the tests (`leakage`, `edgar_server`...) import by their own names; tests/ is
+# a package (see tests/__init__.py), so pytest puts the repository root, not tests/, on sys.path
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
 SERVER_START_TIMEOUT_S = 150.0
 
 

@@ -2,8 +2,13 @@
 known at it.
 
 `poison` replaces every value dated after a cutoff, in every input frame, by absurd values:
-huge (about -1e9 to -2e9, a thousand to a million times any reported figure), negative, all
-different and finite (NaN-free, so every code path still runs, fits and validates). A row is
+huge (1e9 to 2e9 in absolute value, a thousand to a million times any reported figure), of
+both signs in random order (so they move ranks, medians, minima and maxima, not only sums
+and means: a one-signed poison leaves a quantile unchanged whenever the leaked value was
+already on the poison's side of it), all different and finite (NaN-free, so every code path
+still runs, fits and validates). A statistic of absolute misses (a conformal score) still
+only sees huge values; `forecasting.provenance` checks those steps without relying on
+numbers moving. A row is
 dated by its ``announced_on`` column when it has one (guidance: what was said, and when it
 was said, not the quarter it is about), else by ``ds``; a frame's date columns can be named
 (e.g. ``("ds", "cutoff")`` for past forecasts: a forecast made after the cutoff is poisoned,
@@ -31,7 +36,7 @@ import pandas as pd
 #: Columns that hold realised outcomes: they legitimately differ after poisoning (a backtest
 #: row at an early cutoff carries the outcome of a later quarter).
 OUTCOME_COLUMNS = ("y",)
-#: Absurd values are -ABSURD * (1 + u), u uniform in [0, 1).
+#: Absurd values are +-ABSURD * (1 + u), u uniform in [0, 1), the sign random per value.
 ABSURD = 1e9
 
 
@@ -75,10 +80,21 @@ def poison(frame: pd.DataFrame, cutoff, dates: str | Sequence[str] | None = None
         raise ValueError(f"poison: no row dated after {cutoff.date()} (dates {cols}); the test would be vacuous")
     out = frame.copy()
     rng = np.random.default_rng(seed)
+    n = int(after.sum())
     for c in vals:
         out[c] = out[c].astype(float)
-        out.loc[after, c] = -ABSURD * (1.0 + rng.random(int(after.sum())))
+        out.loc[after, c] = absurd(rng, n)
     return out
+
+
+def absurd(rng: np.random.Generator, n: int) -> np.ndarray:
+    """`n` absurd values: magnitudes ABSURD * (1 + u), signs at random but both present when
+    n >= 2 (the first two values take opposite signs, then a random permutation)."""
+    sign = rng.choice([-1.0, 1.0], size=n)
+    if n >= 2:
+        sign[:2] = (-1.0, 1.0)
+        sign = rng.permutation(sign)
+    return sign * ABSURD * (1.0 + rng.random(n))
 
 
 def poison_all(inputs, cutoff, dates: Mapping[str, str | Sequence[str]] | None = None,

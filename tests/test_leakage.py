@@ -3,8 +3,15 @@ weighted, rolled up or chosen at or before it.
 
 Every test goes through the one poisoning harness (`tests/leakage.py`): every value of every
 input series after the cutoff, and every guidance row announced after the day the cutoff's
-quarter was reported, becomes an absurd number (about -1e9, finite), and outputs at and before
-the cutoff must be bit-identical while outputs after it must change. The bugs
+quarter was reported, becomes an absurd number (1e9..2e9 in absolute value, both signs in
+random order, finite), and outputs at and before the cutoff must be bit-identical while
+outputs after it must change.
+
+Beside the poison, the provenance tests (`forecasting.provenance`) record the latest outcome
+date every learned step read at every cutoff of a small backtest, roll-up and claims
+calibration, and require none after its cutoff: a rank-based step (a conformal quantile of
+absolute misses) can read a poisoned outcome without any number moving. `tests/mutants.py`
+loosens each of those steps' filters by one quarter and checks these tests fail. The bugs
 these catch are leaks of one quarter or more anywhere in the pipeline: a training window
 shifted by one (``ds <= cutoff + 1 quarter``), calibration or ensemble weights learnt from
 outcomes not yet reported, a MASE scale or an OCF bridge fitted on the whole history, error
@@ -62,14 +69,16 @@ def test_poison_replaces_every_value_dated_after_the_cutoff_and_nothing_else(thr
     later = three["ds"] > cut
     pd.testing.assert_frame_equal(p[~later], three[~later])
     bad = p.loc[later, "y"].to_numpy()
-    assert np.isfinite(bad).all() and (bad < -1e8).all() and len(set(bad)) == len(bad)
+    assert np.isfinite(bad).all() and (np.abs(bad) > 1e8).all() and len(set(bad)) == len(bad)
+    # both signs, so ranks move as well as sums: a leaked value lands above or below a quantile
+    assert (bad > 0).any() and (bad < 0).any()
     # guidance rows are dated by when they were said, not by the quarter they are about
     guidance = pd.DataFrame({"metric": "net_sales_total", "ds": pd.to_datetime(["2025-03-31"] * 2),
                              "announced_on": pd.to_datetime(["2024-10-31", "2025-02-06"]),
                              "low": [150e3, 151e3], "high": [155e3, 156e3]})
     g = poison(guidance, cut)
     pd.testing.assert_frame_equal(g.iloc[:1], guidance.iloc[:1].astype({"low": float, "high": float}))
-    assert (g.loc[1, ["low", "high"]] < -1e8).all()
+    assert (g.loc[1, ["low", "high"]].abs() > 1e8).all()
     with pytest.raises(ValueError, match="no row dated after"):
         poison(three, three["ds"].max())
 
@@ -112,11 +121,21 @@ def backtest_runs(three):
     """One conformal backtest of the default model, one ensemble of each kind (mean, median,
     weighted) and every ML model, on clean and on poisoned data; poisoned after the second
     evaluated cutoff, so calibration and weights at the first two have earlier windows to
-    learn from and the last two see the poison."""
+    learn from and the last two see the poison. Both runs record what every learned step read
+    (`forecasting.provenance`), for the provenance test."""
+    from forecasting.provenance import Reads, recording
+
     models = _backtest_models()
     cut = cutoffs(three, BT_CONFIG.h, BT_CONFIG.n_windows)[1]
-    check = run_clean_and_poisoned(lambda d: quiet(backtest, d, models, BT_CONFIG), three, cut)
-    return check, cut
+    reads = Reads()
+
+    def run(d):
+        with recording() as r:
+            out = quiet(backtest, d, models, BT_CONFIG)
+        reads.extend(r)
+        return out
+
+    return run_clean_and_poisoned(run, three, cut), cut, reads
 
 
 @pytest.mark.slow
@@ -126,7 +145,7 @@ def test_backtest_forecasts_and_intervals_ignore_values_after_the_cutoff(backtes
     factors learnt from outcomes not reported by the cutoff, an ML feature computed on the
     whole frame. (The earlier ML test poisoned only the last quarter, which no cutoff trains
     on, so a one-quarter leak passed it.)"""
-    check, cut = backtest_runs
+    check, cut, _ = backtest_runs
 
     def only(select):
         return lambda out, c: select(out[out["model"] == model], c)
@@ -294,3 +313,78 @@ def test_retrain_champions_chosen_from_windows_reported_by_the_cutoff_ignore_lat
     cut_only = quiet(select_champions, three[three["ds"] <= cut], newest, candidates)
     pd.testing.assert_frame_equal(cut_only.scores, sel["scores"], check_exact=True)
     pd.testing.assert_frame_equal(cut_only.champions, sel["champions"], check_exact=True)
+
+
+# --------------------------------------------------------------------------- provenance
+def _leaks(reads) -> str:
+    return "; ".join(f"{r.step} at {r.at.date()} read an outcome of {r.latest.date()}"
+                     for r in reads.after_cutoff()[:10])
+
+
+def _cutoffs_read(reads, step) -> set:
+    return {pd.Timestamp(r.at) for r in reads.of(step) if r.n}
+
+
+BACKTEST_STEPS = {"backtest.train", "calibration.window", "calibration.adaptive_level", "ensemble.weights",
+                  "autocombo.scores"}
+
+
+@pytest.mark.slow
+def test_backtest_learned_steps_read_no_outcome_after_their_cutoff(three, backtest_runs):
+    """Training windows, conformal calibration (window and adaptive level), ensemble weights
+    and AutoCombo's scores, at every cutoff of both runs of `backtest_runs`: the latest outcome
+    read is on or before it. Catches what the poison can miss: a calibration window one quarter
+    too long whose extra scores are already above the conformal quantile."""
+    check, _, reads = backtest_runs
+    assert not reads.after_cutoff(), _leaks(reads)
+    assert BACKTEST_STEPS <= reads.steps()
+    c = BT_CONFIG
+    every = set(cutoffs(three, c.h, c.n_windows + c.warmup_windows))
+    evaluated = set(pd.to_datetime(check.clean["cutoff"].unique()))
+    assert _cutoffs_read(reads, "backtest.train") == every
+    for step in ("calibration.window", "calibration.adaptive_level", "ensemble.weights", "autocombo.scores"):
+        assert evaluated <= _cutoffs_read(reads, step), step
+    # the records say what was read: the latest outcome at an evaluated cutoff is that cutoff
+    # itself (the previous cutoff's one-step row), not merely something earlier
+    assert all(r.latest == r.at for r in reads.of("calibration.window") if r.at in evaluated)
+
+
+@pytest.fixture(scope="module")
+def rollup_reads(full):  # one run, recorded (~45 s)
+    """A small roll-up (pipeline, backtest at two cutoffs) and claims calibration, recorded."""
+    from features.guidance import load_guidance
+    from features.profile import shipped_profile
+    from forecasting.claims_calibration import calibration_claims
+    from forecasting.provenance import recording
+    from forecasting.rollup_backtest import RollupBacktestConfig
+    from forecasting.rollup_pipeline import prepare_pipeline
+
+    book, amazon, config = load_guidance(), shipped_profile("amazon"), _rollup_config()
+    with recording() as reads:
+        pipe = quiet(prepare_pipeline, full, amazon, config, book)
+        bt = quiet(rollup_backtest, full, amazon, config, book,
+                   RollupBacktestConfig(n_windows=2, direct_models=("AutoETS",), fiscal_years=False), pipe)
+        claims = calibration_claims(pipe, book, h=2, cutoffs=pipe.cutoffs[-5:-2])
+    return pipe, bt, claims, reads
+
+
+ROLLUP_STEPS = {"selection", "metrics.seasonal_scale", "reconciliation.scale", "reconciliation.segment_errors",
+                "reconciliation.cashflow_errors", "bridge.fit", "rollup.history", "simulate.error_windows",
+                "simulate.series_level", "rollup.spread_calibration", "claims.history", "claims.base_rate"}
+
+
+@pytest.mark.slow
+def test_rollup_and_claims_learned_steps_read_no_outcome_after_their_cutoff(rollup_reads):
+    """Node selection and its MASE scales, the reconciliations' error windows and scale, the
+    OCF bridge, the roll-up's history, error windows, levels and spread calibration, and the
+    claims' recalibration and base rates, at every cutoff: nothing read after it."""
+    pipe, bt, claims, reads = rollup_reads
+    assert not reads.after_cutoff(), _leaks(reads)
+    assert ROLLUP_STEPS <= reads.steps()
+    scored = set(pd.to_datetime(bt.backtest["cutoff"].unique()))
+    for step in ("rollup.spread_calibration", "simulate.error_windows", "rollup.history"):
+        assert scored <= _cutoffs_read(reads, step), step
+    assert set(pipe.cutoffs[1:]) <= _cutoffs_read(reads, "selection")  # the first has no past
+    assert set(pd.to_datetime(claims["cutoff"].unique())) <= _cutoffs_read(reads, "claims.history")
+    # the spread calibration read the quarter of its origin (the latest it may), nothing later
+    assert all(r.latest == r.at for r in reads.of("rollup.spread_calibration") if r.at in scored)
