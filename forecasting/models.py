@@ -63,62 +63,10 @@ class ModelSpec:
             raise OptionError(f"ensemble '{self.name}' needs members")
 
 
-class _Registry(dict):
-    """The registry: a dict of specs by name that fills itself with the built-in specs
-    (`forecasting.catalogue`) the first time anything reads or adds to it, so `get_spec`,
-    `resolve` and a listing work in a fresh interpreter whatever was imported first."""
-
-    _state = "empty"  # "empty" -> "loading" (the catalogue is registering) -> "full"
-
-    def _fill(self) -> None:
-        if type(self)._state != "empty":
-            return
-        type(self)._state = "loading"
-        try:
-            import forecasting.catalogue  # noqa: F401  (registers every built-in spec)
-        except BaseException:
-            type(self)._state = "empty"
-            raise
-        type(self)._state = "full"
-
-    def __getitem__(self, key):
-        self._fill()
-        return super().__getitem__(key)
-
-    def __contains__(self, key) -> bool:
-        self._fill()
-        return super().__contains__(key)
-
-    def __iter__(self):
-        self._fill()
-        return super().__iter__()
-
-    def __len__(self) -> int:
-        self._fill()
-        return super().__len__()
-
-    def get(self, key, default=None):
-        self._fill()
-        return super().get(key, default)
-
-    def keys(self):
-        self._fill()
-        return super().keys()
-
-    def values(self):
-        self._fill()
-        return super().values()
-
-    def items(self):
-        self._fill()
-        return super().items()
-
-    def __setitem__(self, key, value) -> None:
-        self._fill()
-        super().__setitem__(key, value)
-
-
-REGISTRY: dict[str, ModelSpec] = _Registry()
+#: Every registered spec by name. Importing the `forecasting` package fills it with the built-in
+#: specs (`forecasting/__init__.py` imports `forecasting.catalogue`), so it is full whichever
+#: module a user imports first.
+REGISTRY: dict[str, ModelSpec] = {}
 
 
 def registered(family: str | None = None) -> list[str]:

@@ -3,6 +3,9 @@
     python -m tests.mutants            # every mutant (and the unmutated baseline first)
     python -m tests.mutants --list     # names, files and the tests each one runs
     python -m tests.mutants --only calibration.window --only selection
+    python -m tests.mutants --set golden   # changes the golden tests must catch (a refit one
+                                           # quarter late, another interval level, a dropped
+                                           # ensemble member, another seed)
 
 Each mutant loosens one "reported by the cutoff" filter of a learned step by one quarter. For
 each, the tracked (and new, not ignored) files of this tree are copied to a temporary
@@ -105,6 +108,24 @@ class MutantRot(RuntimeError):
     """A mutant's pattern no longer matches its file exactly once."""
 
 
+#: Changes a person could make by mistake that the golden tests exist to catch: each must move
+#: a pinned figure beyond the tolerance measured across machines (tests/golden/measure.py).
+GOLDEN = ("tests/test_golden.py::test_key_figures_match_the_golden_file",
+          "tests/test_command_figures.py::test_commands_give_the_pinned_numbers")
+GOLDEN_MUTANTS = (
+    Mutant("golden.refit_one_quarter_late", "forecasting/backtest.py",
+           'train = df[df["ds"] <= cut]', f'train = df[df["ds"] <= cut - {QE}]', GOLDEN),
+    Mutant("golden.interval_level", "forecasting/calibration.py",
+           "a = adaptive_level(scored, lv / 100, t, settings, at=cutoff)",
+           "a = adaptive_level(scored, (lv + 5) / 100, t, settings, at=cutoff)", GOLDEN),
+    Mutant("golden.dropped_member", "forecasting/catalogue.py",
+           '"AutoETSLog", "FosterLog", "GriffinWattsLog")', '"AutoETSLog", "FosterLog")', GOLDEN),
+    Mutant("golden.seed", "forecasting/rollup_config.py", "    seed: int = 0", "    seed: int = 1", GOLDEN),
+    Mutant("golden.ml_seed", "forecasting/backtest.py", "    seed: int = 0", "    seed: int = 1", GOLDEN),
+)
+SETS = {"leakage": MUTANTS, "golden": GOLDEN_MUTANTS, "all": MUTANTS + GOLDEN_MUTANTS}
+
+
 def copy_tree(dst: Path) -> None:
     """Copy the tracked and the new (not ignored) files of ROOT into `dst`."""
     out = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
@@ -181,12 +202,16 @@ def main(argv=None) -> int:
     ap.add_argument("--list", action="store_true", help="list the mutants and exit")
     ap.add_argument("--no-baseline", action="store_true", help="skip the unmutated run of the tests")
     ap.add_argument("--jobs", type=int, default=1, help="mutants run side by side (default 1)")
+    ap.add_argument("--set", choices=sorted(SETS), default="leakage",
+                    help="leakage: the look-ahead mutants (default); golden: changes the golden tests must "
+                         "catch; all: both")
     args = ap.parse_args(argv)
-    names = {m.name for m in MUTANTS}
+    pool_of = SETS[args.set]
+    names = {m.name for m in pool_of}
     unknown = sorted(set(args.only) - names)
     if unknown:
         ap.error(f"unknown mutant(s) {unknown}; --list shows them")
-    chosen = [m for m in MUTANTS if not args.only or m.name in args.only]
+    chosen = [m for m in pool_of if not args.only or m.name in args.only]
     for m in chosen:  # every pattern matches once in the working tree, before anything runs
         if (ROOT / m.path).read_text(encoding="utf-8").count(m.old) != 1:
             raise MutantRot(f"mutant {m.name}: pattern {m.old!r} does not occur exactly once in {m.path}")
