@@ -56,6 +56,7 @@ import pandas as pd
 from features.calendar import parse_quarter_label
 from features.calendar import quarter as fiscal_quarter_period
 from features.errors import DataValidationError, Problem
+from features.guidance import _date, _number  # the same reading of dates and numbers as guidance
 from features.validation import _closest, _read_csv
 
 REQUIRED = ("fiscal_quarter", "metric", "consensus_value", "published", "consensus_timing")
@@ -72,7 +73,6 @@ QUALITY_FLAGS = ("low reliability", "machine-", "auto-generated", "llm", "approx
 #: Tie-break between providers (first wins); matched as a case-insensitive substring.
 PROVIDER_ORDER = ("LSEG", "Refinitiv", "FactSet", "StreetAccount", "Bloomberg", "S&P Capital IQ", "Visible Alpha",
                   "Zacks", "Yahoo Finance", "Benzinga", "Barchart")
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _DIVIDE = re.compile(r"divide by (\d+(?:\.\d+)?)", re.I)
 
 COLUMNS = ["metric", "ds", "value", "printed", "published", "timing", "confirmations", "provider", "quality",
@@ -89,21 +89,6 @@ class Split:
     ratio: float
 
 
-def _date(text: str) -> pd.Timestamp | None:
-    if not _DATE.match(text or ""):
-        return None
-    try:
-        return pd.Timestamp(text)
-    except ValueError:
-        return None
-
-
-def _number(text: str) -> float | None:
-    try:
-        v = float(text.replace(",", ""))
-    except ValueError:
-        return None
-    return v if np.isfinite(v) else None
 
 
 def quality_flag(notes: str, basis: str = "") -> str:
