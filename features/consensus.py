@@ -53,10 +53,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.calendar import parse_quarter_label
 from features.calendar import quarter as fiscal_quarter_period
 from features.errors import DataValidationError, Problem
-from features.guidance import _date, _number  # the same reading of dates and numbers as guidance
+from features.guidance import _date, _number, row_quarter  # the same reading of dates and numbers as guidance
 from features.validation import _closest, _read_csv
 
 REQUIRED = ("fiscal_quarter", "metric", "consensus_value", "published", "consensus_timing")
@@ -130,15 +129,8 @@ def read_consensus(path: str | Path, metrics: Iterable[str] | None = None, year_
     for row in raw.itertuples(index=False):
         line, metric = row.lineno_, row.metric
         bad = lambda msg, m=metric, ln=line: problems.append(Problem(name, msg, ln, m or None))  # noqa: E731
-        if not metric:
-            bad("empty metric name")
-            continue
-        if known is not None and metric not in known:
-            bad(f"unknown metric '{metric}'{_closest(metric, sorted(known))}")
-            continue
-        label = parse_quarter_label(row.fiscal_quarter)
+        label = row_quarter(row, known, bad)
         if label is None:
-            bad(f"fiscal_quarter '{row.fiscal_quarter}' is not a quarter like 2026Q1 or FY2026Q1")
             continue
         end = fiscal_quarter_period(label[1], label[2], year_end_month).end_time.normalize()
         printed = _number(row.consensus_value)

@@ -83,6 +83,22 @@ def _bounds(row, bad) -> tuple[float, float] | None:
     return lo, hi
 
 
+
+def row_quarter(row, known: set[str] | None, bad) -> tuple | None:
+    """The checks every dated-estimate file (guidance, consensus) makes first on a row: a metric
+    name, a known one, a quarter label; the parsed label, or None after telling `bad` why."""
+    metric = row.metric
+    if not metric:
+        bad("empty metric name")
+        return None
+    if known is not None and metric not in known:
+        bad(f"unknown metric '{metric}'{_closest(metric, sorted(known))}")
+        return None
+    label = parse_quarter_label(row.fiscal_quarter)
+    if label is None:
+        bad(f"fiscal_quarter '{row.fiscal_quarter}' is not a quarter like 2026Q3 or FY2026Q3")
+    return label
+
 def read_quarterly_guidance(path: str | Path | None = None, metrics: Iterable[str] | None = None,
                             year_end_month: int = 12) -> pd.DataFrame:
     """Read and validate next-quarter guidance ranges.
@@ -105,15 +121,8 @@ def read_quarterly_guidance(path: str | Path | None = None, metrics: Iterable[st
     for row in raw.itertuples(index=False):
         line, metric = row.lineno_, row.metric
         bad = lambda msg, m=metric, ln=line: problems.append(Problem(name, msg, ln, m or None))  # noqa: E731
-        if not metric:
-            bad("empty metric name")
-            continue
-        if known is not None and metric not in known:
-            bad(f"unknown metric '{metric}'{_closest(metric, sorted(known))}")
-            continue
-        label = parse_quarter_label(row.fiscal_quarter)
+        label = row_quarter(row, known, bad)
         if label is None:
-            bad(f"fiscal_quarter '{row.fiscal_quarter}' is not a quarter like 2026Q3 or FY2026Q3")
             continue
         period = fiscal_quarter_period(label[1], label[2], year_end_month)
         end = _date(row.period_end)
