@@ -20,13 +20,13 @@ import numpy as np
 import pandas as pd
 
 from features.profile import CompanyProfile, load_profile, shipped_profile
-from forecasting.forecast import forecast
-from forecasting.frames import MAX_HORIZON, ShortSeriesWarning, check_horizon, interval_quantiles, output_columns
+from forecasting.rolling.forecast import forecast
+from forecasting.core.frames import MAX_HORIZON, ShortSeriesWarning, check_horizon, interval_quantiles, output_columns
 from features.errors import OptionError
 
 #: Format of ``state.json``; version 2 states (without ``company``) load as the default company's.
 STATE_VERSION = 3
-#: `forecasting.rollup_config.RollupConfig` fields a registered model's roll-up records.
+#: `forecasting.rollup.config.RollupConfig` fields a registered model's roll-up records.
 ROLLUP_KEYS = ("method", "cashflow", "n_paths", "seed", "calibrate", "candidates", "guided", "first_cutoff")
 
 
@@ -38,8 +38,8 @@ class ChampionState:
         history: long frame ``unique_id, ds, y`` of every loaded series (the roll-up needs the
             segment, capex, OCF and FCF series).
         champions: series -> champion model.
-        seed, season_length, calibration_windows: as in `forecasting.forecast.forecast`.
-        rollup: `forecasting.rollup_config.RollupConfig` settings (`ROLLUP_KEYS`); empty: no roll-up.
+        seed, season_length, calibration_windows: as in `forecasting.rolling.forecast.forecast`.
+        rollup: `forecasting.rollup.config.RollupConfig` settings (`ROLLUP_KEYS`); empty: no roll-up.
         guidance: the guidance rows the roll-up's guided models read (``quarterly`` and
             ``annual`` record lists), or None.
         company: the shipped profile's name, or the path of the profile file.
@@ -91,8 +91,8 @@ class ChampionState:
         return load_profile(self.company) if self.company.endswith((".yaml", ".yml")) else shipped_profile(self.company)
 
     def rollup_config(self, h: int):
-        """The `forecasting.rollup_config.RollupConfig` of the stored roll-up settings, `h` quarters ahead."""
-        from forecasting.rollup_config import RollupConfig
+        """The `forecasting.rollup.config.RollupConfig` of the stored roll-up settings, `h` quarters ahead."""
+        from forecasting.rollup.config import RollupConfig
 
         kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in self.rollup.items() if k in ROLLUP_KEYS}
         return RollupConfig(h=h, **kw)
@@ -169,7 +169,7 @@ def predict_from_state(state: ChampionState, horizon: int = 4, levels=(80, 95), 
     descending for ``lo``): one block per series (its champion, ``model_used`` showing a
     fallback), then ``free_cash_flow`` and ``free_cash_flow_ttm`` rows of model ``Rollup``
     (quantiles of the simulated paths) and, with a scenario, ``Rollup:<scenario name>``.
-    With `return_simulations` also the dict of `forecasting.rollup.Simulation` by name.
+    With `return_simulations` also the dict of `forecasting.rollup.paths.Simulation` by name.
     Same state and inputs -> identical numbers.
     """
     if isinstance(horizon, (float, np.floating)) and float(horizon).is_integer():
@@ -189,7 +189,7 @@ def predict_from_state(state: ChampionState, horizon: int = 4, levels=(80, 95), 
         parts.append(fc[fc["model"] == model])
     sims = {}
     if state.rollup:
-        from forecasting.scenarios import run_scenarios
+        from forecasting.scenarios.run import run_scenarios
 
         parsed = parse_scenario(scenario)
         with warnings.catch_warnings():
@@ -212,7 +212,7 @@ def predict_from_state(state: ChampionState, horizon: int = 4, levels=(80, 95), 
 
 
 def fcf_headline(sim, q=(0.1, 0.5, 0.9)) -> pd.DataFrame:
-    """TTM FCF P10/P50/P90 per forecast quarter of a `forecasting.rollup.Simulation` (USD millions)."""
+    """TTM FCF P10/P50/P90 per forecast quarter of a `forecasting.rollup.paths.Simulation` (USD millions)."""
     qv = np.quantile(sim.paths[sim.series.fcf_ttm], list(q), axis=0)
     out = pd.DataFrame({"quarter": sim.series.calendar.labels(sim.ds)})
     for lab, v in zip(("P10", "P50", "P90"), qv):

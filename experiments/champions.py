@@ -23,8 +23,8 @@ import numpy as np
 import pandas as pd
 
 from experiments.leaderboard import BacktestTables, backtest_tables
-from forecasting.metrics import BASELINE, gmean
-from forecasting.models import get_spec
+from forecasting.core.metrics import BASELINE, gmean
+from forecasting.methods.registry import get_spec
 
 #: Horizons (quarters ahead) whose MASE chooses the champion.
 CHAMPION_STEPS = 4
@@ -65,7 +65,7 @@ def select_series(df: pd.DataFrame, requested: list[str] | None, min_len: int, c
 
 
 def series_scores(points: pd.DataFrame, steps: int = CHAMPION_STEPS) -> pd.DataFrame:
-    """Per series and model, MASE over horizons ``1..steps`` of `forecasting.metrics.pointwise` rows.
+    """Per series and model, MASE over horizons ``1..steps`` of `forecasting.core.metrics.pointwise` rows.
 
     Returns ``unique_id, model, n, mase, baseline_mase, rel_mase`` (baseline: SeasonalNaive).
     """
@@ -182,7 +182,7 @@ def select_champions(df: pd.DataFrame, config, candidates: Sequence[str],
     """Backtest ``config.models`` on `df` with `config` (a `BacktestConfig`), score every
     series over horizons ``1..min(CHAMPION_STEPS, h)`` and choose a champion per series among
     `candidates` (see the module docstring for the rule)."""
-    from forecasting.backtest import backtest  # the model code: imported when a backtest runs
+    from forecasting.rolling.backtest import backtest  # the model code: imported when a backtest runs
 
     bt = backtest(df, list(config.models), config, progress=progress)
     tables = backtest_tables(bt, df, config, default)

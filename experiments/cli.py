@@ -177,8 +177,8 @@ def checked_tracking_uri(no_track: bool = False, untracked_hint: bool = True) ->
 
 
 def check_horizon_option(value: int, flag: str = "--horizon") -> int:
-    """A horizon option within 1..`forecasting.frames.MAX_HORIZON`, else a `CommandError` (exit 2)."""
-    from forecasting.frames import MAX_HORIZON, check_horizon
+    """A horizon option within 1..`forecasting.core.frames.MAX_HORIZON`, else a `CommandError` (exit 2)."""
+    from forecasting.core.frames import MAX_HORIZON, check_horizon
 
     try:
         return check_horizon(value, flag, MAX_HORIZON)

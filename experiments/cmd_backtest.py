@@ -90,10 +90,10 @@ def run(args: argparse.Namespace) -> int:
     )
     from experiments.track_backtest import RunContext, log_backtest
     from features.loader import load_quarterly
-    from forecasting.backtest import BacktestConfig, backtest
-    from forecasting.catalogue import LIBRARY_DEFAULT, resolve
-    from forecasting.metrics import pointwise
-    from forecasting.street import BENCHMARK_NOTE, CONSENSUS
+    from forecasting.rolling.backtest import BacktestConfig, backtest
+    from forecasting.methods.catalogue import LIBRARY_DEFAULT, resolve
+    from forecasting.core.metrics import pointwise
+    from forecasting.rolling.street import BENCHMARK_NOTE, CONSENSUS
 
     check_horizon_option(args.horizon)
     check_out_folder(args.out)

@@ -2,7 +2,7 @@
 
 Prints one row per claim: the probability under the base case and under each scenario, the
 model's median of the claimed quantity beside the claimed value, and the realised outcome
-where the periods have been reported (`forecasting.claims_run.run_claims`); then where
+where the periods have been reported (`forecasting.claims.run.run_claims`); then where
 reported quarters landed against management's guided ranges, and the reliability of the
 same kinds of claims generated at past cutoffs (of the claims given 0.7-0.8, how many came
 true). Without FILE the company profile's claims file runs (Amazon's:
@@ -96,7 +96,7 @@ def claims_view(report) -> pd.DataFrame:
 
 def notes(report) -> list[str]:
     """Per claim: its text, source, reading and how it was evaluated."""
-    from forecasting.claims_run import ROLLUP_METHOD
+    from forecasting.claims.run import ROLLUP_METHOD
 
     out = []
     for c, r in zip(report.claims.claims, report.table.itertuples()):
@@ -178,9 +178,9 @@ def run(args: argparse.Namespace) -> int:
     from experiments.track_runs import log_claims
     from experiments.tracking import TrackingError
     from features.loader import load_quarterly
-    from forecasting.claims import load_claims
-    from forecasting.claims_run import run_claims
-    from forecasting.scenarios import as_scenario
+    from forecasting.claims.file import load_claims
+    from forecasting.claims.run import run_claims
+    from forecasting.scenarios.run import as_scenario
 
     profile = check_options(args)
     check_horizon_option(args.calibration_horizon, "--calibration-horizon")

@@ -49,7 +49,7 @@ def format_table(fc: pd.DataFrame, models: list[str] | None = None, calendar=Non
 
 def default_note(profile) -> str:
     """Which default model applied, and why."""
-    from forecasting.catalogue import LIBRARY_DEFAULT
+    from forecasting.methods.catalogue import LIBRARY_DEFAULT
 
     if profile is not None and profile.default_model:
         note = f": {profile.default_model_note}" if profile.default_model_note else ""
@@ -62,7 +62,7 @@ def default_note(profile) -> str:
 def run(args: argparse.Namespace) -> int:
     from features.calendar import FiscalCalendar
     from features.loader import load_quarterly
-    from forecasting.forecast import forecast
+    from forecasting.rolling.forecast import forecast
 
     from experiments.io import write_csv
 

@@ -115,8 +115,8 @@ def _check(args) -> None:
 
 
 def _check_models(args) -> None:
-    from forecasting.catalogue import resolve
-    from forecasting.models import get_spec
+    from forecasting.methods.catalogue import resolve
+    from forecasting.methods.registry import get_spec
 
     resolve(split_list(args.models) or args.models)  # unknown names fail here, before any work
     for name in [*(split_list(args.rollup_candidates) or []), *(split_list(args.rollup_guided) or [])]:

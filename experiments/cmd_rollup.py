@@ -3,8 +3,8 @@
 Forecasts every node (segments, totals, capex, OCF, FCF) with its own nested champion
 (guidance-aware where management guides), reconciles the segments and the cash-flow identity,
 simulates sample paths from the pipeline's own past errors and calibrates their spread
-(`forecasting.rollup`). ``--backtest`` also scores the roll-up at past cutoffs against
-reported FCF, beside the direct FCF models and seasonal naive (`forecasting.rollup_backtest`).
+(`forecasting.rollup.paths`). ``--backtest`` also scores the roll-up at past cutoffs against
+reported FCF, beside the direct FCF models and seasonal naive (`forecasting.rollup.backtest`).
 The tracking server is checked before any computation (exit 3 when unreachable).
 """
 
@@ -83,10 +83,10 @@ def add_rollup_options(p: argparse.ArgumentParser, horizon: int) -> None:
 def check_options(args):
     """Check the roll-up options before any work; returns the company profile (which must have a
     roll-up: a hierarchy and cash-flow series)."""
-    from forecasting.cashflow import METHODS as CASHFLOW
-    from forecasting.catalogue import resolve
-    from forecasting.hierarchy import ERROR_METHODS, METHODS
-    from forecasting.models import get_spec
+    from forecasting.reconcile.cashflow import METHODS as CASHFLOW
+    from forecasting.methods.catalogue import resolve
+    from forecasting.reconcile.hierarchy import ERROR_METHODS, METHODS
+    from forecasting.methods.registry import get_spec
 
     check_out_folder(args.out)
     profile = company_profile(args)
@@ -117,7 +117,7 @@ def check_options(args):
 
 
 def rollup_config(args):
-    from forecasting.rollup_config import RollupConfig
+    from forecasting.rollup.config import RollupConfig
 
     kw = {}
     if args.candidates:
@@ -176,9 +176,9 @@ def run(args: argparse.Namespace) -> int:
     from experiments.tracking import TrackingError
     from features.aggregates import trailing_twelve_months
     from features.loader import load_quarterly
-    from forecasting.rollup import rollup
-    from forecasting.rollup_backtest import RollupBacktestConfig, backtest_rollup, score_rollup
-    from forecasting.rollup_pipeline import prepare_pipeline
+    from forecasting.rollup.paths import rollup
+    from forecasting.rollup.backtest import RollupBacktestConfig, backtest_rollup, score_rollup
+    from forecasting.rollup.pipeline import prepare_pipeline
 
     profile = check_options(args)
     uri = checked_tracking_uri(args.no_track)

@@ -3,10 +3,10 @@
 With no FILE the company profile's scenarios run (Amazon's: ``data/scenarios/*.yaml``). Each
 scenario overrides drivers of the roll-up (capex, a segment's growth, segment margins, a revenue
 category's growth; the keys are the profile's ``scenario_drivers``, see
-`forecasting.scenario_file`); base and scenarios use the same sample paths (same seed), so
+`forecasting.scenarios.file`); base and scenarios use the same sample paths (same seed), so
 differences are the drivers' effect, not Monte Carlo noise. The default horizon, 6 quarters,
 completes the next fiscal year from a second-quarter data end. Each claim is printed beside
-what the reported quarters say about it (`forecasting.scenario_file.reported_checks`). The
+what the reported quarters say about it (`forecasting.scenarios.file.reported_checks`). The
 run is logged to MLflow (experiment ``<company>-scenarios``) unless ``--no-track``. A bad
 scenario file exits with code 2 and names the file and key; an unreachable tracking server
 exits with code 3 before any work.
@@ -57,8 +57,8 @@ def run(args: argparse.Namespace) -> int:
     from experiments.tracking import TrackingError
     from features.aggregates import trailing_twelve_months
     from features.loader import load_quarterly
-    from forecasting.scenario_file import reported_checks
-    from forecasting.scenarios import as_scenario, run_scenarios, side_by_side
+    from forecasting.scenarios.file import reported_checks
+    from forecasting.scenarios.run import as_scenario, run_scenarios, side_by_side
 
     profile = check_options(args)
     files = [Path(f) for f in args.files] or shipped_scenarios(profile)

@@ -1,6 +1,6 @@
 """``fcf street``: our forecasts beside the street's consensus, one quarter ahead, per series and year.
 
-Two forecast times (`forecasting.street`):
+Two forecast times (`forecasting.rolling.street`):
 
 - **ours** (the day the previous quarter is reported): every model of ``--models``, refit at
   each of ``--windows`` cutoffs (h = 1), scored only on the quarters that have a consensus,
@@ -98,9 +98,9 @@ def run(args: argparse.Namespace) -> int:
     from experiments.leaderboard import street_view, street_years_view, to_markdown
     from experiments.tracking import TrackingError
     from features.loader import load_quarterly
-    from forecasting.backtest import BacktestConfig, backtest
-    from forecasting.catalogue import resolve
-    from forecasting.street import (
+    from forecasting.rolling.backtest import BacktestConfig, backtest
+    from forecasting.methods.catalogue import resolve
+    from forecasting.rolling.street import (
         BENCHMARK_NOTE,
         CONSENSUS,
         EVE_MODELS,

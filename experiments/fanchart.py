@@ -29,7 +29,7 @@ def fan_chart(
     Args:
         history: reported values indexed by quarter-end date (USD millions).
         fans: label -> quantile frame ``ds, p5, p10, p50, p90, p95`` (USD millions), e.g.
-            `forecasting.rollup.Simulation.ttm()`; the first is drawn with full bands, the
+            `forecasting.rollup.paths.Simulation.ttm()`; the first is drawn with full bands, the
             others with their P10-P90 band and median.
         path: the PNG to write.
     Returns: `path`.

@@ -13,7 +13,7 @@ mlforecast keeps its MLflow code in one ``flavor.py``:
 
       horizon  int      quarters ahead, 1..8
       levels   str      interval levels in percent, e.g. "80,95"
-      scenario str      optional: a scenario YAML path or a JSON object (forecasting/scenario_file.py)
+      scenario str      optional: a scenario YAML path or a JSON object (forecasting/scenarios/file.py)
 
   Output: ``unique_id, ds, model, model_used, mean, lo-<L>.., hi-<L>..``
   (`experiments.champion_state.predict_from_state`). Usage::
@@ -52,7 +52,7 @@ from mlflow.types import ColSpec, Schema
 from experiments.champions import GateVerdict
 from experiments.track_runs import rollup_metrics
 from experiments.tracking import log_batch, metric_key
-from forecasting.frames import interval_quantiles, quantile_label
+from forecasting.core.frames import interval_quantiles, quantile_label
 from features.errors import OptionError
 
 STATE_ARTIFACT = "state"

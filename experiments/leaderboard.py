@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from forecasting.autocombo import choices
-from forecasting.metrics import BASELINE, leaderboard, pointwise, summarize
+from forecasting.methods.autocombo import choices
+from forecasting.core.metrics import BASELINE, leaderboard, pointwise, summarize
 
 
 @dataclass
@@ -23,8 +23,8 @@ class BacktestTables:
     """Everything computed from one backtest frame (see `backtest_tables`).
 
     Attributes:
-        points: `forecasting.metrics.pointwise` rows; leaderboard: one row per model, best first
-            (with ``fallback_share``); series, step, series_step: `forecasting.metrics.summarize`
+        points: `forecasting.core.metrics.pointwise` rows; leaderboard: one row per model, best first
+            (with ``fallback_share``); series, step, series_step: `forecasting.core.metrics.summarize`
             by series, by horizon, by both; choices: what each selecting ensemble chose per
             series and cutoff; guidance_h1: the guidance midpoint beside the models one quarter
             ahead (empty without guidance); consensus_h1: the street's consensus beside the models
@@ -44,7 +44,7 @@ class BacktestTables:
 
 
 def backtest_tables(bt: pd.DataFrame, history: pd.DataFrame, config, default: str | None = None) -> BacktestTables:
-    """The tables of a backtest frame `bt` run with `config` (`forecasting.backtest.BacktestConfig`)
+    """The tables of a backtest frame `bt` run with `config` (`forecasting.rolling.backtest.BacktestConfig`)
     on `history`; `default` names the model the run's tables mark as the default."""
     level = tuple(config.level)
     points = pointwise(bt, history, level, config.season_length)
@@ -203,7 +203,7 @@ def leaderboard_html(tables: BacktestTables) -> str:
 def rollup_table(scores, series: str) -> pd.DataFrame:
     """Rows: models of `series` (seasonal naive first); columns: relative MASE h1..h4 and over
     all steps, coverage at 80/95, scaled CRPS, 80% interval score (`scores`: a
-    `forecasting.rollup_backtest.RollupScores`)."""
+    `forecasting.rollup.backtest.RollupScores`)."""
     bs, ov = scores.by_step, scores.overall
     t = bs[bs["unique_id"] == series].pivot_table(index="model", columns="step", values="rel_mase")
     t.columns = [f"h{c}" for c in t.columns]
@@ -218,7 +218,7 @@ def rollup_table(scores, series: str) -> pd.DataFrame:
 
 def guidance_table(points: pd.DataFrame) -> pd.DataFrame:
     """Relative MASE at h=1 per guided series (columns) and model (rows), the guidance midpoint
-    and SeasonalNaive first, from `forecasting.metrics.pointwise` rows of step 1."""
+    and SeasonalNaive first, from `forecasting.core.metrics.pointwise` rows of step 1."""
     t = summarize(points[points["step"] == 1], ("unique_id", "model"))
     w = t.pivot_table(index="model", columns="unique_id", values="rel_mase")
     first = [m for m in ("SeasonalNaive", "GuidanceMidpoint") if m in w.index]
@@ -227,7 +227,7 @@ def guidance_table(points: pd.DataFrame) -> pd.DataFrame:
 
 
 def street_view(table: pd.DataFrame, notes: Mapping[str, str] | None = None) -> pd.DataFrame:
-    """A `forecasting.street.street_table` for reading: per series the models best first, MAPE
+    """A `forecasting.rolling.street.street_table` for reading: per series the models best first, MAPE
     in percent, the share of quarters won vs the consensus, and a note per model (`notes`)."""
     notes = notes or {}
     t = table.copy()
@@ -259,7 +259,7 @@ def consensus_h1_table(bt: pd.DataFrame, extra: pd.DataFrame, history: pd.DataFr
     """Per series with a consensus and model (the ``Consensus`` row first): quarters, MAPE and
     MASE relative to SeasonalNaive at h=1, on the quarters with a consensus only; `extra`: more
     backtest rows (the guidance midpoint), kept where the midpoint was used."""
-    from forecasting.street import CONSENSUS, consensus_rows, on_consensus_quarters, street_table
+    from forecasting.rolling.street import CONSENSUS, consensus_rows, on_consensus_quarters, street_table
 
     rows = pd.concat([bt, extra], ignore_index=True)
     rows = rows[(rows["model"] != "GuidanceMidpoint") | (rows["model_used"] == "GuidanceMidpoint")]

@@ -14,7 +14,7 @@ import pandas as pd
 
 from features.calendar import FiscalCalendar
 
-from forecasting.metrics import BASELINE
+from forecasting.core.metrics import BASELINE
 
 
 def series_figure(history: pd.DataFrame, bt: pd.DataFrame, models: Sequence[str], level: int = 80,

@@ -28,9 +28,9 @@ from experiments.track_backtest import RunContext, log_backtest
 from features.guidance import guidance_files, load_guidance_files
 from features.loader import data_vintage, load_quarterly
 from features.profile import CompanyProfile, shipped_profile
-from forecasting.backtest import BacktestConfig
-from forecasting.catalogue import resolve
-from forecasting.models import get_spec
+from forecasting.rolling.backtest import BacktestConfig
+from forecasting.methods.catalogue import resolve
+from forecasting.methods.registry import get_spec
 from features.errors import OptionError
 
 
@@ -124,8 +124,8 @@ def retrain(s: RetrainSettings, uri: str, say: Callable[[str], None] = print,
     forecasts + roll-up, then one parent run with everything, the pyfunc model, a new model
     version and (gate passed) the alias. A failure or interrupt marks the run FAILED / KILLED.
     """
-    from forecasting.rollup_config import RollupConfig, RollupSeries
-    from forecasting.rollup_pipeline import driver_frame
+    from forecasting.rollup.config import RollupConfig, RollupSeries
+    from forecasting.rollup.pipeline import driver_frame
 
     t0 = time.perf_counter()
     check_pause_env()

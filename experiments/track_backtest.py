@@ -60,8 +60,8 @@ from experiments.tracking import (
     tracking_uri,
 )
 from features.loader import data_vintage
-from forecasting.metrics import BASELINE, gmean
-from forecasting.catalogue import resolve
+from forecasting.core.metrics import BASELINE, gmean
+from forecasting.methods.catalogue import resolve
 
 
 @dataclass(frozen=True)
@@ -168,11 +168,11 @@ def log_backtest(bt: pd.DataFrame, history: pd.DataFrame, config, context: RunCo
     """Log one backtest: a parent run and one nested child run per model; returns the parent id.
 
     Args:
-        bt: `forecasting.backtest.backtest` output (``unique_id, cutoff, ds, step, y, model,
+        bt: `forecasting.rolling.backtest.backtest` output (``unique_id, cutoff, ds, step, y, model,
             model_used, mean, lo-*, hi-*``).
         history: the long frame ``unique_id, ds, y`` the backtest ran on (scales MASE; logged as
             the run's dataset input).
-        config: the `forecasting.backtest.BacktestConfig` used.
+        config: the `forecasting.rolling.backtest.BacktestConfig` used.
         context: experiment, URI, data file, run name and extra params, tags and metrics.
         tables: `experiments.leaderboard.backtest_tables(bt, history, config)` when the caller
             already has them.

@@ -78,7 +78,7 @@ def rollup_backtest_metrics(by_step: pd.DataFrame, overall: pd.DataFrame, model:
 
 def rollup_markdown(scores, series: Sequence[str]) -> str:
     """The roll-up backtest tables as markdown (seasonal naive first in each); `scores`: a
-    `forecasting.rollup_backtest.RollupScores`, `series`: FCF and TTM FCF."""
+    `forecasting.rollup.backtest.RollupScores`, `series`: FCF and TTM FCF."""
     parts = []
     for name in series:
         t = rollup_table(scores, name).round(3).reset_index()
@@ -91,8 +91,8 @@ def rollup_markdown(scores, series: Sequence[str]) -> str:
 
 
 def log_rollup(result, context: RunContext, *, scores=None, backtest=None, fanchart: str | Path | None = None) -> str:
-    """Log a `forecasting.rollup.RollupResult` (and optionally its backtest and the scores of
-    `forecasting.rollup_backtest.score_rollup`) as a parent run; returns its id.
+    """Log a `forecasting.rollup.paths.RollupResult` (and optionally its backtest and the scores of
+    `forecasting.rollup.backtest.score_rollup`) as a parent run; returns its id.
 
     Raises:
         TrackingError: the store failed mid-way (the runs created are marked FAILED).
@@ -169,7 +169,7 @@ def _log_rollup(result, context: RunContext, uri: str, scores, backtest, fanchar
 # ------------------------------------------------------------------------------ scenarios
 def log_scenarios(result, context: RunContext, *, fanchart_paths=(),
                   checks: Mapping[str, Sequence[str]] | None = None) -> str:
-    """Log a `forecasting.scenarios.ScenarioResult`: one parent run, one child per scenario
+    """Log a `forecasting.scenarios.run.ScenarioResult`: one parent run, one child per scenario
     (base first) with its fiscal-year FCF quantiles as metrics, the scenario's drivers and
     sources as params, and the tables, checks and fan charts as artifacts; returns the parent id.
 
@@ -235,8 +235,8 @@ BRIER_KEYS = {"probability": "rollup", "probability_raw": "rollup_raw", "probabi
 
 
 def claims_metrics(report) -> list[tuple]:
-    """``(key, value, step)`` of a `forecasting.claims_run.ClaimsReport` (see the module docstring)."""
-    from forecasting.claims_calibration import FORECASTERS
+    """``(key, value, step)`` of a `forecasting.claims.run.ClaimsReport` (see the module docstring)."""
+    from forecasting.claims.calibration import FORECASTERS
 
     out = []
     for r in report.table.itertuples(index=False):
@@ -261,7 +261,7 @@ def claims_metrics(report) -> list[tuple]:
 
 
 def log_claims(report, context: RunContext, *, markdown: str = "") -> str:
-    """Log a `forecasting.claims_run.ClaimsReport` as one run; returns its id.
+    """Log a `forecasting.claims.run.ClaimsReport` as one run; returns its id.
 
     Raises:
         TrackingError: the store failed mid-way (the run is marked FAILED).

@@ -361,7 +361,7 @@ def is_tracking_error(exc: BaseException) -> bool:
 
 
 def spec_params(spec) -> dict[str, Any]:
-    """Run parameters of a `forecasting.models.ModelSpec` (``kind``: the engine that fits it)."""
+    """Run parameters of a `forecasting.methods.registry.ModelSpec` (``kind``: the engine that fits it)."""
     out: dict[str, Any] = {
         "model": spec.name,
         "family": spec.family,

@@ -1,7 +1,7 @@
 """The long frame every model reads, as a pandera schema: ``unique_id, ds, y``.
 
 `SeriesFrame` is the contract between the loader (`features.loader.load_quarterly`, whose
-output is validated by it) and the forecasting code (`forecasting.frames.check_series_frame`):
+output is validated by it) and the forecasting code (`forecasting.core.frames.check_series_frame`):
 
     unique_id  str        the series (a metric of the data file)
     ds         datetime   the quarter end

@@ -350,7 +350,7 @@ def driver_features(
         if driver_future is None:
             raise OptionError(
                 f"steps beyond {min(lags)} need future values of driver '{driver}': forecast it "
-                "(forecasting.forecast.forecast) or give a scenario as driver_future"
+                "(forecasting.rolling.forecast.forecast) or give a scenario as driver_future"
             )
         dfut = driver_future
         if "unique_id" in dfut.columns:

@@ -130,7 +130,7 @@ def small_frame():
 @pytest.fixture(scope="session")
 def small_backtest(small_frame):
     """``(bt, history, config)``: SeasonalNaive, Naive, AutoETS; 3 windows, h=3, warm-up 2."""
-    from forecasting.backtest import BacktestConfig, backtest
+    from forecasting.rolling.backtest import BacktestConfig, backtest
 
     config = BacktestConfig(h=3, n_windows=3, warmup_windows=2, models=("SeasonalNaive", "Naive", "AutoETS"))
     bt = backtest(small_frame, list(config.models), config)

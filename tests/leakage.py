@@ -7,7 +7,7 @@ both signs in random order (so they move ranks, medians, minima and maxima, not 
 and means: a one-signed poison leaves a quantile unchanged whenever the leaked value was
 already on the poison's side of it), all different and finite (NaN-free, so every code path
 still runs, fits and validates). A statistic of absolute misses (a conformal score) still
-only sees huge values; `forecasting.provenance` checks those steps without relying on
+only sees huge values; `forecasting.core.provenance` checks those steps without relying on
 numbers moving. A row is
 dated by its ``announced_on`` column when it has one (guidance: what was said, and when it
 was said, not the quarter it is about), else by ``ds``; a frame's date columns can be named

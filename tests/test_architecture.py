@@ -1,5 +1,6 @@
 """The package's shape: no import circle (lazy imports included), layers that only import
-downwards, and no company named in the generic forecasting code."""
+downwards, forecasting subpackages that only import their own or lower ones, and no company
+named in the generic forecasting code."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("features", "forecasting", "experiments")
 #: Layers, lowest first: a module may import its own layer or a lower one.
 LAYERS = {"features": 0, "forecasting": 1, "experiments": 2}
+#: Subpackages of `forecasting`, lowest first: a module may import its own subpackage or a lower
+#: one. Modules directly in `forecasting/` (the public surface) rank above every subpackage.
+SUBPACKAGES = ("core", "methods", "rolling", "reconcile", "rollup", "scenarios", "claims")
 #: What generic code must not name (a company or its segments; "draws" is no "aws"): profiles name them.
 COMPANY_WORDS = re.compile(r"(?<![a-z])(aws|north_america|amazon)(?![a-z])", re.IGNORECASE)
 
@@ -92,9 +96,9 @@ def test_find_cycle_finds_a_lazy_circle_and_accepts_a_tree():
 
 def test_imports_of_sees_lazy_imports(tmp_path):
     src = tmp_path / "m.py"
-    src.write_text("def f():\n    from forecasting.backtest import backtest\n    import features.loader\n")
-    assert imports_of(src, {"forecasting.backtest", "features.loader", "forecasting"}) == {
-        "forecasting.backtest", "features.loader"}
+    src.write_text("def f():\n    from forecasting.rolling.backtest import backtest\n    import features.loader\n")
+    assert imports_of(src, {"forecasting.rolling.backtest", "features.loader", "forecasting"}) == {
+        "forecasting.rolling.backtest", "features.loader"}
 
 
 def test_the_package_has_no_import_cycle():
@@ -106,6 +110,36 @@ def test_lower_layers_never_import_higher_ones():
     bad = [f"{m} imports {dep}" for m, deps in import_graph().items() for dep in deps
            if LAYERS[dep.split(".")[0]] > LAYERS[m.split(".")[0]]]
     assert not bad, "\n".join(bad)
+
+
+def subpackage_rank(module: str) -> int:
+    """The rank of a `forecasting` module's subpackage (`SUBPACKAGES`); the package's own
+    modules rank above them all. A subpackage missing from the ranking is an error."""
+    parts = module.split(".")
+    if len(parts) == 1 or (len(parts) == 2 and not (ROOT / "forecasting" / parts[1]).is_dir()):
+        return len(SUBPACKAGES)
+    assert parts[1] in SUBPACKAGES, f"forecasting.{parts[1]} is not in SUBPACKAGES: give it a rank"
+    return SUBPACKAGES.index(parts[1])
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    return [f"{m} imports {dep}" for m, deps in sorted(graph.items()) if m.startswith("forecasting")
+            for dep in sorted(deps) if dep.startswith("forecasting") and subpackage_rank(dep) > subpackage_rank(m)]
+
+
+def test_upward_imports_between_subpackages_are_found():
+    graph = {"forecasting.core.frames": {"forecasting.rollup.paths"}, "forecasting.claims.run": {"forecasting.core.frames"}}
+    assert upward_imports(graph) == ["forecasting.core.frames imports forecasting.rollup.paths"]
+
+
+def test_every_forecasting_module_is_in_a_ranked_subpackage():
+    dirs = {p.name for p in (ROOT / "forecasting").iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    assert dirs == set(SUBPACKAGES), f"unranked or missing subpackages: {sorted(dirs ^ set(SUBPACKAGES))}"
+
+
+def test_forecasting_subpackages_only_import_their_own_or_lower_ones():
+    bad = upward_imports(import_graph())
+    assert not bad, "upward import between forecasting subpackages (order: " + " < ".join(SUBPACKAGES) + "):\n" + "\n".join(bad)
 
 
 def test_only_the_tracking_modules_import_mlflow():

@@ -1,4 +1,4 @@
-"""Choosing a combination from earlier windows only, per data set or per series (forecasting/autocombo.py)."""
+"""Choosing a combination from earlier windows only, per data set or per series (forecasting/methods/autocombo.py)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecasting.frames import ShortSeriesWarning
-from forecasting.catalogue import resolve
-from forecasting.models import REGISTRY
+from forecasting.core.frames import ShortSeriesWarning
+from forecasting.methods.catalogue import resolve
+from forecasting.methods.registry import REGISTRY
 
 CUT = pd.Timestamp("2024-12-31")
 DS = pd.date_range("2025-03-31", periods=2, freq="QE")
@@ -55,13 +55,13 @@ def _history(uids=("x", "y")) -> pd.DataFrame:
 
 
 def _selector(candidates=("Naive", "SeasonalNaive"), windows=12, prior_weight=0.0, name="TestSelect"):
-    from forecasting.autocombo import register_selector
+    from forecasting.methods.autocombo import register_selector
 
     return register_selector(name, candidates, windows=windows, prior_weight=prior_weight)
 
 
 def test_each_series_takes_its_best_candidate_and_model_used_says_which():
-    from forecasting.ensemble import combine
+    from forecasting.methods.ensemble import combine
 
     spec = _selector()
     past = _past({("x", "Naive"): 1.0, ("x", "SeasonalNaive"): 5.0,
@@ -75,7 +75,7 @@ def test_each_series_takes_its_best_candidate_and_model_used_says_which():
 
 
 def test_a_mean_candidate_forecasts_the_mean_of_its_members():
-    from forecasting.ensemble import combine, register_ensemble
+    from forecasting.methods.ensemble import combine, register_ensemble
 
     register_ensemble("TestMean", ("Naive", "RandomWalkWithDrift"), "mean")
     spec = _selector(("SeasonalNaive", "TestMean"))
@@ -88,7 +88,7 @@ def test_a_mean_candidate_forecasts_the_mean_of_its_members():
 
 
 def test_shrinkage_pulls_a_short_record_toward_the_pooled_choice():
-    from forecasting.autocombo import choose, scores
+    from forecasting.methods.autocombo import choose, scores
 
     # x slightly prefers SeasonalNaive on 2 windows; four other series clearly prefer Naive
     errs = {("x", "Naive"): 1.2, ("x", "SeasonalNaive"): 1.0}
@@ -104,7 +104,7 @@ def test_shrinkage_pulls_a_short_record_toward_the_pooled_choice():
 
 
 def test_without_any_earlier_window_the_first_candidate_is_used():
-    from forecasting.ensemble import combine
+    from forecasting.methods.ensemble import combine
 
     out = combine(_members({"Naive": 10.0, "SeasonalNaive": 30.0}), _selector(("SeasonalNaive", "Naive")),
                   history=_history(), past=None)
@@ -112,7 +112,7 @@ def test_without_any_earlier_window_the_first_candidate_is_used():
 
 
 def test_only_the_last_windows_count():
-    from forecasting.autocombo import scores
+    from forecasting.methods.autocombo import scores
 
     old = _past({("x", "Naive"): 9.0, ("x", "SeasonalNaive"): 1.0}, 12)
     old = old[old["cutoff"] < CUT - pd.offsets.QuarterEnd(4)]
@@ -126,7 +126,7 @@ def test_only_the_last_windows_count():
 def test_the_choice_never_reads_an_outcome_after_its_cutoff():
     """Rows a forecaster at CUT could not know (outcomes after CUT, forecasts made at or after
     it) say SeasonalNaive is far better; read, they would flip both series' choice."""
-    from forecasting.ensemble import combine
+    from forecasting.methods.ensemble import combine
 
     spec = _selector()
     past = _past({(u, m): e for u in ("x", "y") for m, e in (("Naive", 1.0), ("SeasonalNaive", 4.0))}, 8)
@@ -155,8 +155,8 @@ def _seasonal_panel(n=28, seed=3) -> pd.DataFrame:
 def test_backtest_with_a_poisoned_future_keeps_earlier_choices_and_forecasts():
     """Values after a cutoff are replaced by a series on which the other candidate wins; the
     choices and forecasts at and before that cutoff must not move, later ones must."""
-    from forecasting.backtest import backtest
-    from forecasting.autocombo import choices
+    from forecasting.rolling.backtest import backtest
+    from forecasting.methods.autocombo import choices
 
     _selector(("SeasonalNaive", "Naive"), windows=6, prior_weight=0.0, name="TestSelectBT")
     df = _seasonal_panel()
@@ -180,8 +180,8 @@ def test_backtest_with_a_poisoned_future_keeps_earlier_choices_and_forecasts():
 
 
 def test_forecast_with_a_selector_names_the_choice_and_repeats_exactly():
-    from forecasting.forecast import forecast
-    from forecasting.autocombo import choices
+    from forecasting.rolling.forecast import forecast
+    from forecasting.methods.autocombo import choices
 
     _selector(("SeasonalNaive", "Naive"), windows=6, name="TestSelectFC")
     df = _seasonal_panel()
@@ -196,13 +196,13 @@ def test_forecast_with_a_selector_names_the_choice_and_repeats_exactly():
 
 
 def test_candidates_must_be_single_models_or_mean_median_ensembles():
-    from forecasting.autocombo import register_selector
+    from forecasting.methods.autocombo import register_selector
 
     with pytest.raises(ValueError, match="combines with 'weighted'"):
         register_selector("Bad", ["WeightedEnsemble"])
     with pytest.raises(ValueError, match="unknown model 'Nope'"):
         register_selector("Bad", ["Nope"])
-    from forecasting.ensemble import register_ensemble
+    from forecasting.methods.ensemble import register_ensemble
 
     with pytest.raises(ValueError, match="register_selector"):
         register_ensemble("Bad", ("Naive",), "select")

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecasting.backtest import BacktestConfig, backtest, cutoffs
-from forecasting.frames import ShortSeriesWarning
+from forecasting.rolling.backtest import BacktestConfig, backtest, cutoffs
+from forecasting.core.frames import ShortSeriesWarning
 
 FAST = ["SeasonalNaive", "Naive", "RandomWalkWithDrift"]
 INTERVALS = ["lo-95", "lo-80", "mean", "hi-80", "hi-95"]

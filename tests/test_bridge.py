@@ -10,7 +10,7 @@ from features.aggregates import trailing_twelve_months, ttm_paths
 from features.loader import load_quarterly, read_quarterly
 from features.calendar import FiscalCalendar
 from features.profile import shipped_profile
-from forecasting.bridge import OCFBridge, fcf_from_components, free_cash_flow
+from forecasting.reconcile.bridge import OCFBridge, fcf_from_components, free_cash_flow
 
 CASH = shipped_profile("amazon").cash_flow
 FCF, OCF, OI, SALES = CASH.free_cash_flow, CASH.operating_cash_flow, CASH.operating_income, CASH.sales

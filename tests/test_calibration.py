@@ -1,4 +1,4 @@
-"""Conformal calibration (forecasting/calibration.py) on synthetic series with known
+"""Conformal calibration (forecasting/methods/calibration.py) on synthetic series with known
 distributions, through the public `conformalize` and `conformal_quantile`.
 
 What each test pins down, and the bug it catches:
@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecasting.calibration import DEFAULT, CalibrationSettings, conformal_quantile, conformalize
+from forecasting.methods.calibration import DEFAULT, CalibrationSettings, conformal_quantile, conformalize
 
 Q = pd.offsets.QuarterEnd
 Z = {80: 1.2815515655446004, 95: 1.959963984540054}  # standard normal quantiles 0.90, 0.975

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecasting.cashflow import reconcile_cashflow, summing_matrix
-from forecasting.metrics import pinball, pointwise, scaled_crps_rows, summarize
+from forecasting.reconcile.cashflow import reconcile_cashflow, summing_matrix
+from forecasting.core.metrics import pinball, pointwise, scaled_crps_rows, summarize
 
 DS = pd.date_range("2026-09-30", periods=2, freq="QE")
 

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 from features.loader import load_quarterly, shipped_data_dir
-from forecasting.claims import ClaimsError, Condition, check_claims, claim_from_dict, claims_from_dict, load_claims, \
+from forecasting.claims.file import ClaimsError, Condition, check_claims, claim_from_dict, claims_from_dict, load_claims, \
     parse_condition
-from forecasting.claims_eval import NotEvaluable, Outcomes, evaluate, interval_paths, probability, quantity, realised
+from forecasting.claims.evaluate import NotEvaluable, Outcomes, evaluate, interval_paths, probability, quantity, realised
 
 SHIPPED = shipped_data_dir() / "claims" / "amazon_2026.yaml"
 P = lambda s: pd.Period(s, freq="Q")  # noqa: E731

@@ -16,8 +16,8 @@ import pytest
 from features.guidance import GuidanceBook, load_guidance
 from features.loader import load_quarterly, shipped_data_dir
 from features.profile import shipped_profile
-from forecasting.claims import Condition, claim_from_dict, load_claims
-from forecasting.claims_calibration import (
+from forecasting.claims.file import Condition, claim_from_dict, load_claims
+from forecasting.claims.calibration import (
     KINDS,
     auto_claims,
     base_rates,
@@ -27,12 +27,12 @@ from forecasting.claims_calibration import (
     guidance_outcomes,
     reliability,
 )
-from forecasting.claims_eval import Outcomes, quantity
-from forecasting.claims_run import run_claims
-from forecasting.frames import ShortSeriesWarning
-from forecasting.rollup_config import RollupConfig, RollupSeries
-from forecasting.rollup_pipeline import prepare_pipeline
-from forecasting.selection import SelectionSettings
+from forecasting.claims.evaluate import Outcomes, quantity
+from forecasting.claims.run import run_claims
+from forecasting.core.frames import ShortSeriesWarning
+from forecasting.rollup.config import RollupConfig, RollupSeries
+from forecasting.rollup.pipeline import prepare_pipeline
+from forecasting.rollup.selection import SelectionSettings
 from leakage import KNOWN_AT_CUTOFF, MADE_AFTER_CUTOFF, assert_no_leak, rows_at_or_before
 
 SMALL = RollupConfig(h=6, candidates=("AutoETS", "SeasonalNaive"), guided=("GuidedAutoETS",), first_cutoff="2019Q4",

@@ -16,7 +16,7 @@ import textwrap
 
 import pytest
 
-import forecasting.forecast as forecast_module
+import forecasting.rolling.forecast as forecast_module
 from experiments.cli import EXIT_BAD_INPUT, EXIT_ERROR, main
 from features.loader import load_quarterly
 
@@ -135,8 +135,8 @@ def test_registry_is_full_in_a_fresh_interpreter():
     """`get_spec`, `resolve` and the listing work without importing the catalogue first."""
     code = textwrap.dedent("""
         import sys
-        from forecasting.models import REGISTRY, get_spec, registered
-        assert "forecasting.catalogue" in sys.modules  # the package registers the built-ins
+        from forecasting.methods.registry import REGISTRY, get_spec, registered
+        assert "forecasting.methods.catalogue" in sys.modules  # the package registers the built-ins
         assert get_spec("AutoETS").name == "AutoETS"
         names = registered()
         assert len(names) == len(REGISTRY) >= 39 and names[:2] == ["Naive", "SeasonalNaive"], names
@@ -144,7 +144,7 @@ def test_registry_is_full_in_a_fresh_interpreter():
         print(len(names))
     """)
     for snippet in (code,
-                    "from forecasting.models import REGISTRY\nassert 'AutoCombo' in REGISTRY\n",
-                    "import forecasting.autocombo\nfrom forecasting.models import get_spec\nget_spec('Foster')\n"):
+                    "from forecasting.methods.registry import REGISTRY\nassert 'AutoCombo' in REGISTRY\n",
+                    "import forecasting.methods.autocombo\nfrom forecasting.methods.registry import get_spec\nget_spec('Foster')\n"):
         proc = subprocess.run([sys.executable, "-c", snippet], capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0, proc.stderr

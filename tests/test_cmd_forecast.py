@@ -14,8 +14,8 @@ import pytest
 from experiments.cli import EXIT_BAD_INPUT, main
 from features.errors import DataWarning
 from features.loader import read_series_config, shipped_data_dir
-from forecasting.frames import FORECAST_COLUMNS, ShortSeriesWarning
-from forecasting.catalogue import resolve
+from forecasting.core.frames import FORECAST_COLUMNS, ShortSeriesWarning
+from forecasting.methods.catalogue import resolve
 
 REPO = Path(__file__).resolve().parents[1]
 MODELLED = read_series_config().modelled  # the 20 series data/series.csv models

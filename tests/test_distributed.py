@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from features.loader import load_quarterly
-from forecasting.backtest import backtest
-from forecasting.engines.distributed import check_engine, is_distributed, statsforecast_forecast
-from forecasting.forecast import forecast
+from forecasting.rolling.backtest import backtest
+from forecasting.methods.engines.distributed import check_engine, is_distributed, statsforecast_forecast
+from forecasting.rolling.forecast import forecast
 
 distributed = pytest.importorskip("dask.distributed")
 

@@ -1,4 +1,4 @@
-"""Forecast combinations (forecasting/ensemble.py)."""
+"""Forecast combinations (forecasting/methods/ensemble.py)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecasting.frames import ShortSeriesWarning, output_columns
-from forecasting.catalogue import resolve
-from forecasting.models import REGISTRY, ModelSpec, get_spec
+from forecasting.core.frames import ShortSeriesWarning, output_columns
+from forecasting.methods.catalogue import resolve
+from forecasting.methods.registry import REGISTRY, ModelSpec, get_spec
 
 CUT = pd.Timestamp("2024-12-31")
 DS = pd.date_range("2025-03-31", periods=2, freq="QE")
@@ -43,7 +43,7 @@ def _spec(combiner, members=("A", "B", "C")):
 
 
 def test_median_of_points_and_bounds():
-    from forecasting.ensemble import combine
+    from forecasting.methods.ensemble import combine
 
     fc = _members({"A": [1.0, 2.0], "B": [5.0, 20.0], "C": [3.0, -4.0], "Other": [99.0, 99.0]})
     out = combine(fc, _spec("median"))
@@ -54,7 +54,7 @@ def test_median_of_points_and_bounds():
 
 
 def test_weighted_without_past_is_the_mean():
-    from forecasting.ensemble import combine
+    from forecasting.methods.ensemble import combine
 
     fc = _members({"A": [0.0, 0.0], "B": [3.0, 6.0], "C": [6.0, 9.0]})
     out = combine(fc, _spec("weighted"), past=None)
@@ -62,7 +62,7 @@ def test_weighted_without_past_is_the_mean():
 
 
 def test_weights_follow_inverse_mae_with_shrinkage():
-    from forecasting.ensemble import SHRINKAGE, member_weights, series_cutoffs
+    from forecasting.methods.ensemble import SHRINKAGE, member_weights, series_cutoffs
 
     fc = _members({"A": [0.0, 0.0], "B": [0.0, 0.0]})
     n = 8
@@ -78,7 +78,7 @@ def test_weights_follow_inverse_mae_with_shrinkage():
 
 def test_combine_ignores_what_it_should_not_see():
     """Realised y of the forecasts, and past rows not reported by the cutoff, change nothing."""
-    from forecasting.ensemble import combine
+    from forecasting.methods.ensemble import combine
 
     fc = _members({"A": [10.0, 20.0], "B": [30.0, 40.0], "C": [50.0, 60.0]})
     past = _past({"A": 1.0, "B": 2.0, "C": 4.0}, 12)
@@ -97,7 +97,7 @@ def test_combine_ignores_what_it_should_not_see():
 
 
 def test_missing_member_is_a_clear_error():
-    from forecasting.ensemble import combine
+    from forecasting.methods.ensemble import combine
 
     with pytest.raises(ValueError, match=r"member\(s\) \['C'\]"):
         combine(_members({"A": [1.0, 1.0], "B": [1.0, 1.0]}), _spec("median"))
@@ -114,9 +114,9 @@ def test_ensembles_are_registered_with_members():
 
 def test_backtest_and_forecast_run_an_ensemble():
     from features.loader import load_quarterly
-    from forecasting.backtest import backtest
-    from forecasting.ensemble import register_ensemble
-    from forecasting.forecast import forecast
+    from forecasting.rolling.backtest import backtest
+    from forecasting.methods.ensemble import register_ensemble
+    from forecasting.rolling.forecast import forecast
 
     resolve(None)
     df = load_quarterly(series=["net_sales_aws", "free_cash_flow"])

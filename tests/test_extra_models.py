@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 
 from features.loader import load_quarterly
-from forecasting.forecast import forecast
-from forecasting.frames import ShortSeriesWarning
-from forecasting.catalogue import resolve
-from forecasting.models import get_spec
+from forecasting.rolling.forecast import forecast
+from forecasting.core.frames import ShortSeriesWarning
+from forecasting.methods.catalogue import resolve
+from forecasting.methods.registry import get_spec
 
 NEW = ["Theta", "DynamicTheta", "DynamicOptimizedTheta", "AutoCES"]
 ORDER = ["lo-95", "lo-80", "mean", "hi-80", "hi-95"]

@@ -136,8 +136,8 @@ def test_the_calendar_object_on_a_january_fiscal_year():
 def test_forecast_and_backtest_run_on_the_fiscal_quarter_ends():
     """Snowflake's quarters (ending in January, April, July, October) through the forecasting
     core: forecast quarters, backtest cutoffs and steps all on its own quarter ends."""
-    from forecasting.backtest import BacktestConfig, backtest
-    from forecasting.forecast import forecast
+    from forecasting.rolling.backtest import BacktestConfig, backtest
+    from forecasting.rolling.forecast import forecast
 
     df = load_quarterly(SNOW / "snow_quarterly.csv", series=["revenue", "free_cash_flow"])
     fc = forecast(df, h=3, models=["AutoETS"], calibration_windows=4)

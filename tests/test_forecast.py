@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from features.loader import load_quarterly
-from forecasting.forecast import forecast
-from forecasting.frames import FORECAST_COLUMNS, check_series_frame, enforce_order
-from forecasting.catalogue import DEFAULT_MODELS, resolve
+from forecasting.rolling.forecast import forecast
+from forecasting.core.frames import FORECAST_COLUMNS, check_series_frame, enforce_order
+from forecasting.methods.catalogue import DEFAULT_MODELS, resolve
 
 ORDER = ["lo-95", "lo-80", "mean", "hi-80", "hi-95"]
 SERIES = ["net_sales_aws", "free_cash_flow"]
@@ -187,7 +187,7 @@ def test_two_quarter_series_is_forecast_by_naive(intervals):
 
 
 def test_backtest_without_any_window_says_why():
-    from forecasting.backtest import backtest
+    from forecasting.rolling.backtest import backtest
 
     df = pd.DataFrame({"unique_id": "a", "ds": pd.date_range("2022-03-31", periods=3, freq="QE"),
                        "y": [1.0, 2.0, 3.0]})

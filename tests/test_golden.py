@@ -62,15 +62,15 @@ def last_bit_noise(y: np.ndarray, seed: int) -> np.ndarray:
 def compute_figures(noise_seed: int | None = None) -> dict[str, float]:
     """The pinned figures; with `noise_seed`, of inputs with `last_bit_noise`."""
     from features.loader import load_quarterly
-    from forecasting.backtest import BacktestConfig, backtest
-    from forecasting.forecast import forecast
-    from forecasting.frames import ShortSeriesWarning
-    from forecasting.metrics import leaderboard, pointwise
-    from forecasting.catalogue import DEFAULT_MODELS
+    from forecasting.rolling.backtest import BacktestConfig, backtest
+    from forecasting.rolling.forecast import forecast
+    from forecasting.core.frames import ShortSeriesWarning
+    from forecasting.core.metrics import leaderboard, pointwise
+    from forecasting.methods.catalogue import DEFAULT_MODELS
     from features.guidance import load_guidance
     from features.profile import shipped_profile
-    from forecasting.rollup import rollup
-    from forecasting.rollup_config import RollupConfig
+    from forecasting.rollup.paths import rollup
+    from forecasting.rollup.config import RollupConfig
 
     amazon = shipped_profile("amazon")
     FCF_TTM = amazon.cash_flow.fcf_ttm

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from features.guidance import GuidanceBook, load_guidance
-from forecasting.backtest import backtest
-from forecasting.forecast import forecast
-from forecasting.guided import POSITION_WINDOW, positions
+from forecasting.rolling.backtest import backtest
+from forecasting.rolling.forecast import forecast
+from forecasting.methods.guided import POSITION_WINDOW, positions
 
 METRIC = "net_sales_total"
 CAPEX = "purchases_of_property_and_equipment_net_of_proceeds"

@@ -8,7 +8,7 @@ import pytest
 
 from features.loader import load_quarterly, read_annual, read_quarterly
 from features.profile import shipped_profile
-from forecasting.hierarchy import (
+from forecasting.reconcile.hierarchy import (
     METHODS,
     add_groups,
     check_annual,
@@ -173,7 +173,7 @@ def test_mintrace_learns_weights_from_past_errors_closed_form():
     """W = diag(mean squared past errors): a node that erred little (a guided total) keeps its
     forecast while the noisy segments move. Bug caught: errors ignored (structural weights), or
     the errors' nodes misaligned with S's rows."""
-    from forecasting.hierarchy import mintrace, summing_matrix
+    from forecasting.reconcile.hierarchy import mintrace, summing_matrix
 
     S_df, _ = summing_matrix(TREE)
     S = S_df.drop(columns="unique_id").to_numpy(dtype=float)

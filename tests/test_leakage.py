@@ -7,7 +7,7 @@ quarter was reported, becomes an absurd number (1e9..2e9 in absolute value, both
 random order, finite), and outputs at and before the cutoff must be bit-identical while
 outputs after it must change.
 
-Beside the poison, the provenance tests (`forecasting.provenance`) record the latest outcome
+Beside the poison, the provenance tests (`forecasting.core.provenance`) record the latest outcome
 date every learned step read at every cutoff of a small backtest, roll-up and claims
 calibration, and require none after its cutoff: a rank-based step (a conformal quantile of
 absolute misses) can read a poisoned outcome without any number moving. `tests/mutants.py`
@@ -27,9 +27,9 @@ import pandas as pd
 import pytest
 
 from features.loader import load_quarterly
-from forecasting.backtest import BacktestConfig, backtest, cutoffs
-from forecasting.frames import ShortSeriesWarning
-from forecasting.catalogue import DEFAULT_MODELS, resolve
+from forecasting.rolling.backtest import BacktestConfig, backtest, cutoffs
+from forecasting.core.frames import ShortSeriesWarning
+from forecasting.methods.catalogue import DEFAULT_MODELS, resolve
 from leakage import (
     KNOWN_AT_CUTOFF,
     MADE_AFTER_CUTOFF,
@@ -40,7 +40,7 @@ from leakage import (
 )
 
 # The roll-up under test: re-point this line when the roll-up is replaced.
-from forecasting.rollup_backtest import backtest_rollup as rollup_backtest
+from forecasting.rollup.backtest import backtest_rollup as rollup_backtest
 
 SERIES = ["net_sales_aws", "operating_income_aws", "free_cash_flow"]
 Q = pd.offsets.QuarterEnd
@@ -122,8 +122,8 @@ def backtest_runs(three):
     weighted) and every ML model, on clean and on poisoned data; poisoned after the second
     evaluated cutoff, so calibration and weights at the first two have earlier windows to
     learn from and the last two see the poison. Both runs record what every learned step read
-    (`forecasting.provenance`), for the provenance test."""
-    from forecasting.provenance import Reads, recording
+    (`forecasting.core.provenance`), for the provenance test."""
+    from forecasting.core.provenance import Reads, recording
 
     models = _backtest_models()
     cut = cutoffs(three, BT_CONFIG.h, BT_CONFIG.n_windows)[1]
@@ -154,7 +154,7 @@ def test_backtest_forecasts_and_intervals_ignore_values_after_the_cutoff(backtes
 
 
 def test_every_ensemble_kind_and_the_default_are_covered():
-    from forecasting.models import get_spec
+    from forecasting.methods.registry import get_spec
 
     models = _backtest_models()
     combiners = {get_spec(m).options.get("combiner") for m in models if get_spec(m).kind == "ensemble"}
@@ -196,8 +196,8 @@ def test_guided_backtest_ignores_later_quarters_and_guidance_announced_after_the
 
 # --------------------------------------------------------------------------- the roll-up
 def _rollup_config():
-    from forecasting.rollup_config import RollupConfig
-    from forecasting.selection import SelectionSettings
+    from forecasting.rollup.config import RollupConfig
+    from forecasting.rollup.selection import SelectionSettings
 
     # calibration_window=4: at h=2 the recent misses give 1 + 3 + 3 + 3 = 10 scored rows (a TTM row
     # one quarter ahead is counted once), enough for the calibration to act (MIN_CALIBRATION_ROWS)
@@ -218,7 +218,7 @@ def test_rollup_backtest_ignores_every_series_and_later_guidance_after_the_cutof
     book = load_guidance()
     config = _rollup_config()
     from features.profile import shipped_profile
-    from forecasting.rollup_backtest import RollupBacktestConfig
+    from forecasting.rollup.backtest import RollupBacktestConfig
 
     amazon = shipped_profile("amazon")
     scoring = RollupBacktestConfig(n_windows=5, direct_models=("AutoETS",), fiscal_years=False)
@@ -258,9 +258,9 @@ def test_rollup_inputs_at_an_earlier_origin_ignore_every_later_quarter(full):
     paths must not move. Catches: the bridge fitted without its cutoff, levels or error windows
     scaled with later quarters, windows whose outcomes were not all reported by the origin."""
     from features.profile import shipped_profile
-    from forecasting.rollup import build_inputs, simulate
-    from forecasting.rollup_config import RollupSeries
-    from forecasting.rollup_pipeline import driver_frame, node_forecasts, run_pipeline
+    from forecasting.rollup.paths import build_inputs, simulate
+    from forecasting.rollup.config import RollupSeries
+    from forecasting.rollup.pipeline import driver_frame, node_forecasts, run_pipeline
 
     series = RollupSeries.of(shipped_profile("amazon"))
     config = _rollup_config().replace(guided=())
@@ -354,10 +354,10 @@ def rollup_reads(full):  # one run, recorded (~45 s)
     """A small roll-up (pipeline, backtest at two cutoffs) and claims calibration, recorded."""
     from features.guidance import load_guidance
     from features.profile import shipped_profile
-    from forecasting.claims_calibration import calibration_claims
-    from forecasting.provenance import recording
-    from forecasting.rollup_backtest import RollupBacktestConfig
-    from forecasting.rollup_pipeline import prepare_pipeline
+    from forecasting.claims.calibration import calibration_claims
+    from forecasting.core.provenance import recording
+    from forecasting.rollup.backtest import RollupBacktestConfig
+    from forecasting.rollup.pipeline import prepare_pipeline
 
     book, amazon, config = load_guidance(), shipped_profile("amazon"), _rollup_config()
     with recording() as reads:

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecasting.metrics import leaderboard, pointwise, seasonal_scale, summarize
+from forecasting.core.metrics import leaderboard, pointwise, seasonal_scale, summarize
 
 DS = pd.date_range("2020-03-31", periods=9, freq="QE")
 Y = [1.0, 2, 3, 4, 3, 4, 5, 6, 10]  # 2020Q1 .. 2022Q1

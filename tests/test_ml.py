@@ -1,4 +1,4 @@
-"""Global ML models (forecasting/ml.py)."""
+"""Global ML models (forecasting/methods/engines/ml.py)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from features.loader import load_quarterly
-from forecasting.frames import ShortSeriesWarning, output_columns
-from forecasting.catalogue import resolve
-from forecasting.models import REGISTRY, get_spec
+from forecasting.core.frames import ShortSeriesWarning, output_columns
+from forecasting.methods.catalogue import resolve
+from forecasting.methods.registry import REGISTRY, get_spec
 
 SERIES = ["net_sales_aws", "operating_income_total", "free_cash_flow"]
 
@@ -33,7 +33,7 @@ def test_ml_specs_are_in_the_one_registry():
 
 
 def test_forecast_ml_contract(df):
-    from forecasting.engines.ml import forecast_ml
+    from forecasting.methods.engines.ml import forecast_ml
 
     fc = forecast_ml(df, 4, _ml("RidgeML", "HistGBML"), (80, 95))
     assert list(fc.columns) == output_columns((80, 95))
@@ -52,7 +52,7 @@ def test_forecast_ml_contract(df):
 
 
 def test_same_data_and_seed_give_identical_forecasts(df):
-    from forecasting.engines.ml import forecast_ml
+    from forecasting.methods.engines.ml import forecast_ml
 
     specs = _ml("HistGBML", "ElasticNetML") + ([get_spec("LightGBMML")] if "LightGBMML" in REGISTRY else [])
     a = forecast_ml(df, 3, specs, seed=7)
@@ -61,7 +61,7 @@ def test_same_data_and_seed_give_identical_forecasts(df):
 
 
 def test_short_series_falls_back_with_a_warning(df):
-    from forecasting.engines.ml import forecast_ml
+    from forecasting.methods.engines.ml import forecast_ml
 
     spec = _ml("RidgeML")[0]
     short = df[df["unique_id"] == "net_sales_aws"].tail(spec.min_obs - 1).assign(unique_id="short")
@@ -76,7 +76,7 @@ def test_short_series_falls_back_with_a_warning(df):
 
 
 def test_too_short_for_conformal_windows_borrows_fallback_widths(df):
-    from forecasting.engines.ml import forecast_ml
+    from forecasting.methods.engines.ml import forecast_ml
 
     spec = _ml("RidgeML")[0]
     data = df.groupby("unique_id").tail(spec.min_obs + 1)  # fewer than 2 conformal windows
@@ -87,8 +87,8 @@ def test_too_short_for_conformal_windows_borrows_fallback_widths(df):
 
 
 def test_mixed_lengths_keep_conformal_widths_for_long_series(df):
-    from forecasting.engines.stats import forecast_stats
-    from forecasting.engines.ml import forecast_ml
+    from forecasting.methods.engines.stats import forecast_stats
+    from forecasting.methods.engines.ml import forecast_ml
 
     spec = _ml("RidgeML")[0]
     short = df[df["unique_id"] == "net_sales_aws"].tail(spec.min_obs + 1).assign(unique_id="short")
@@ -105,7 +105,7 @@ def test_mixed_lengths_keep_conformal_widths_for_long_series(df):
 def test_a_new_regressor_is_one_line(df):
     from sklearn.linear_model import LinearRegression
 
-    from forecasting.engines.ml import forecast_ml, register_regressor
+    from forecasting.methods.engines.ml import forecast_ml, register_regressor
 
     try:
         spec = register_regressor("OLSTestML", lambda seed: LinearRegression())
@@ -117,7 +117,7 @@ def test_a_new_regressor_is_one_line(df):
 
 
 def test_non_ml_specs_are_refused(df):
-    from forecasting.engines.ml import forecast_ml
+    from forecasting.methods.engines.ml import forecast_ml
 
     resolve(None)
     with pytest.raises(ValueError, match="non-ML specs"):

@@ -7,7 +7,7 @@ guidance: the command runs to the end (its guidance-midpoint table included, whi
 with ``--models all`` when the midpoint was both a model and the table's baseline) and its
 ``backtest.csv`` is then checked model by model:
 
-- the frame's columns are `forecasting.frames.backtest_columns`, in order;
+- the frame's columns are `forecasting.core.frames.backtest_columns`, in order;
 - every row is finite and ordered: lo-95 <= lo-80 <= mean <= hi-80 <= hi-95;
 - ``model_used`` names a registered model (the model, a member mix or a fallback);
 - at every cutoff each series is forecast for the h quarters after the cutoff (steps 1..h);
@@ -27,8 +27,8 @@ import pytest
 from experiments.cli import main
 from features.guidance import load_guidance
 from features.loader import load_quarterly
-from forecasting.frames import ShortSeriesWarning, backtest_columns
-from forecasting.models import REGISTRY, registered
+from forecasting.core.frames import ShortSeriesWarning, backtest_columns
+from forecasting.methods.registry import REGISTRY, registered
 
 SERIES = ["net_sales_total", "free_cash_flow"]
 H, WINDOWS, WARMUP = 2, 2, 2
@@ -83,7 +83,7 @@ SINGLE_FIT = [n for n in registered() if REGISTRY[n].kind in ("stats", "ml")]
 
 def test_single_fit_models_are_refit_at_each_cutoff(all_models_run):
     """The last cutoff's point forecasts equal a fresh fit on the data up to that cutoff."""
-    from forecasting.forecast import forecast
+    from forecasting.rolling.forecast import forecast
 
     _, bt, _ = all_models_run
     df = load_quarterly(series=SERIES)

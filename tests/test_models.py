@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 
 from features.loader import load_quarterly
-from forecasting import models as registry
-from forecasting.forecast import forecast
-from forecasting.frames import ShortSeriesWarning
-from forecasting.catalogue import DEFAULT_MODELS, resolve
-from forecasting.models import ModelSpec, fallback_chain, get_spec, register, with_members
+from forecasting.methods import registry
+from forecasting.rolling.forecast import forecast
+from forecasting.core.frames import ShortSeriesWarning
+from forecasting.methods.catalogue import DEFAULT_MODELS, resolve
+from forecasting.methods.registry import ModelSpec, fallback_chain, get_spec, register, with_members
 
 STATISTICAL = ["Naive", "SeasonalNaive", "RandomWalkWithDrift", "AutoETS", "AutoTheta",
                "Foster", "GriffinWatts", "BrownRozeff", "AutoARIMA"]
@@ -67,7 +67,7 @@ def test_model_on_short_and_long_real_series(panel, model):
     degenerate = {uid for uid in sizes.index
                   if any(m.startswith(f"series {uid}:") and "DegenerateFitError" in m for m in short)}
     for uid, n in sizes.items():
-        if uid in degenerate:  # a refused fit (see forecasting/arima.py) falls back, and says so
+        if uid in degenerate:  # a refused fit (see forecasting/methods/engines/arima.py) falls back, and says so
             assert used[uid] == fallback_chain(get_spec(spec.fallback), n).name != model
         elif n >= spec.min_obs:
             assert used[uid] == model, f"{model} on {uid} ({n} quarters) fell back to {used[uid]}"
@@ -214,7 +214,7 @@ def test_fallback_cycle_is_detected(monkeypatch):
 def test_degenerate_arima_fits_are_refused_and_reported():
     """statsforecast's Brown-Rozeff fit on total net sales never leaves its start (all
     coefficients 0): that is SeasonalNaive under another name, so it must fall back visibly."""
-    from forecasting.engines.arima import DegenerateFitError, check_fit
+    from forecasting.methods.engines.arima import DegenerateFitError, check_fit
 
     df = load_quarterly(series=["net_sales_total"])
     with pytest.warns(ShortSeriesWarning, match="DegenerateFitError"):

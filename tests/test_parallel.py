@@ -10,13 +10,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecasting import cache as vcache
-from forecasting.backtest import BacktestConfig, backtest
-from forecasting.dispatch import forecast_base
-from forecasting.forecast import forecast
-from forecasting.frames import ShortSeriesWarning
-from forecasting.catalogue import resolve
-from forecasting.parallel import base_forecasts, default_jobs
+from forecasting.rolling import cache as vcache
+from forecasting.rolling.backtest import BacktestConfig, backtest
+from forecasting.methods.dispatch import forecast_base
+from forecasting.rolling.forecast import forecast
+from forecasting.core.frames import ShortSeriesWarning
+from forecasting.methods.catalogue import resolve
+from forecasting.rolling.parallel import base_forecasts, default_jobs
 
 MODELS = ["SeasonalNaive", "AutoETS", "Foster", "RidgeML"]
 
@@ -66,7 +66,7 @@ def test_fallback_warnings_come_back_from_the_workers():
 def test_same_seed_same_numbers_for_the_default(cache_dir):
     """The library default (AutoCombo, with its ML members) on the same data and seed: identical
     numbers, whatever the number of processes or the cache."""
-    from forecasting.autocombo import WINDOWS
+    from forecasting.methods.autocombo import WINDOWS
 
     df = _panel()
     with warnings.catch_warnings():

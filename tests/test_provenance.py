@@ -1,11 +1,11 @@
-"""The provenance record (`forecasting.provenance`): off by default, exact when on."""
+"""The provenance record (`forecasting.core.provenance`): off by default, exact when on."""
 
 from __future__ import annotations
 
 import pandas as pd
 import pytest
 
-from forecasting.provenance import active, outcomes_read, recording
+from forecasting.core.provenance import active, outcomes_read, recording
 
 Q = pd.offsets.QuarterEnd
 

@@ -13,12 +13,12 @@ import pytest
 from features.guidance import GuidanceBook, load_guidance
 from features.loader import load_quarterly
 from features.profile import shipped_profile
-from forecasting.rollup import build_inputs, calibration_factor, rollup, simulate
-from forecasting.rollup_backtest import RollupBacktestConfig, backtest_rollup, score_rollup
-from forecasting.rollup_config import RollupConfig, RollupSeries
-from forecasting.rollup_pipeline import driver_frame, node_forecasts, prepare_pipeline, run_pipeline
-from forecasting.scenarios import run_scenarios
-from forecasting.selection import SelectionSettings
+from forecasting.rollup.paths import build_inputs, calibration_factor, rollup, simulate
+from forecasting.rollup.backtest import RollupBacktestConfig, backtest_rollup, score_rollup
+from forecasting.rollup.config import RollupConfig, RollupSeries
+from forecasting.rollup.pipeline import driver_frame, node_forecasts, prepare_pipeline, run_pipeline
+from forecasting.scenarios.run import run_scenarios
+from forecasting.rollup.selection import SelectionSettings
 
 AMAZON = shipped_profile("amazon")
 SERIES = RollupSeries.of(AMAZON)
@@ -121,7 +121,7 @@ def test_backtest_tables_and_the_factor_learnt_from_reported_rows(df, book, pipe
     assert set(sc.fiscal_years["which"]) <= {"current", "next"} and len(sc.fiscal_years)
     # the factor at each evaluated cutoff: the raw simulations at the 4 cutoffs before it, over the
     # quarters reported by it (the last one covers one quarter, the first four)
-    from forecasting.rollup import interval_rows, reported_fcf
+    from forecasting.rollup.paths import interval_rows, reported_fcf
 
     first = cuts[0]
     earlier = [c for c in pipe.cutoffs if c < first][-SMALL.calibration_window:]

@@ -11,10 +11,10 @@ import pytest
 from features.calendar import FiscalCalendar
 from features.loader import load_quarterly, shipped_data_dir
 from features.profile import shipped_profile
-from forecasting.rollup import rollup, simulate
-from forecasting.rollup_config import RollupConfig
-from forecasting.scenario_file import ScenarioError, load_scenario, reported_checks, scenario_from_dict
-from forecasting.scenarios import adjuster, check_periods, run_scenarios, side_by_side
+from forecasting.rollup.paths import rollup, simulate
+from forecasting.rollup.config import RollupConfig
+from forecasting.scenarios.file import ScenarioError, load_scenario, reported_checks, scenario_from_dict
+from forecasting.scenarios.run import adjuster, check_periods, run_scenarios, side_by_side
 
 AMAZON = shipped_profile("amazon")
 NET_CAPEX = AMAZON.cash_flow.capex

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecasting.selection import SelectionSettings, champion_forecasts, choose, latest_miss, scored
+from forecasting.rollup.selection import SelectionSettings, champion_forecasts, choose, latest_miss, scored
 
 
 def frame(n_cut=16, bias_a=0.0, bias_b=5.0, noise=0.0, seed=0):

@@ -6,14 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecasting.simulate import (
+from forecasting.rollup.simulate import (
     QUANTILES,
     bootstrap_errors,
     quantile_frame,
     residual_windows,
     sample_paths,
 )
-from forecasting.frames import to_interval_columns
+from forecasting.core.frames import to_interval_columns
 
 
 def _windows(n=10, n_series=3, h=4, seed=0):

@@ -1,4 +1,4 @@
-"""The street beside our forecasts (`forecasting.street`): the consensus rows and their scores by
+"""The street beside our forecasts (`forecasting.rolling.street`): the consensus rows and their scores by
 hand on a small case, the eve models by hand, no consensus published after the eve reaching it,
 and ``fcf street`` end to end with a real MLflow server."""
 
@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecasting.street import (
+from forecasting.rolling.street import (
     CONSENSUS,
     EveConfig,
     consensus_rows,
@@ -16,7 +16,7 @@ from forecasting.street import (
     on_consensus_quarters,
     street_table,
 )
-from forecasting.metrics import pointwise
+from forecasting.core.metrics import pointwise
 from leakage import assert_no_leak, rows_after, rows_at_or_before
 
 Q = pd.date_range("2020-03-31", periods=12, freq="QE")

@@ -37,7 +37,7 @@ def _read_back(uri: str, parent_id: str, bt, config):
 
 
 def _check_logged(uri: str, parent_id: str, bt, history, config):
-    from forecasting.metrics import leaderboard, pointwise
+    from forecasting.core.metrics import leaderboard, pointwise
 
     client, parent, children = _read_back(uri, parent_id, bt, config)
     models = {c.info.run_name: c for c in children}

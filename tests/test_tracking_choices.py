@@ -9,15 +9,15 @@ import pandas as pd
 import pytest
 
 from experiments.track_backtest import RunContext, log_backtest
-from forecasting.catalogue import resolve
-from forecasting.models import REGISTRY
+from forecasting.methods.catalogue import resolve
+from forecasting.methods.registry import REGISTRY
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture()
 def selector():
-    from forecasting.autocombo import register_selector
+    from forecasting.methods.autocombo import register_selector
 
     resolve(None)
     before = dict(REGISTRY)
@@ -40,8 +40,8 @@ def _panel() -> pd.DataFrame:
 def test_chosen_members_per_series_and_cutoff_are_logged(mlflow_server, selector, tmp_path):
     from mlflow import MlflowClient
 
-    from forecasting.backtest import BacktestConfig, backtest
-    from forecasting.autocombo import choices
+    from forecasting.rolling.backtest import BacktestConfig, backtest
+    from forecasting.methods.autocombo import choices
 
     df = _panel()
     config = BacktestConfig(h=2, n_windows=4, warmup_windows=4, models=("SeasonalNaive", selector))

@@ -1,6 +1,6 @@
 """External accuracy benchmarks: M3 quarterly (756 series) and Tourism quarterly (427), h = 8.
 
-Runs the library's own model selection THROUGH ITS PUBLIC API (`forecasting.forecast.forecast`
+Runs the library's own model selection THROUGH ITS PUBLIC API (`forecasting.rolling.forecast.forecast`
 with ``intervals="model"``) and plain statsforecast models in the same process, scores both
 exactly as the competition does, and prints them beside the published figures.
 
@@ -192,12 +192,12 @@ def model_means(per_series: pd.DataFrame) -> pd.DataFrame:
 
 # --------------------------------------------------------------------------- runs
 def run_library(train: pd.DataFrame, models: str | Iterable[str] | None = None, h: int = H) -> pd.DataFrame:
-    """Forecasts of the library's models through `forecasting.forecast.forecast` (model intervals).
+    """Forecasts of the library's models through `forecasting.rolling.forecast.forecast` (model intervals).
 
     Returns the library's forecast frame (``unique_id, ds, model, model_used, mean, ...``).
     """
-    from forecasting.forecast import forecast
-    from forecasting.frames import ShortSeriesWarning
+    from forecasting.rolling.forecast import forecast
+    from forecasting.core.frames import ShortSeriesWarning
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ShortSeriesWarning)
@@ -237,8 +237,8 @@ BENCHMARK_EXTRAS = ("Theta", "FastEnsemble", "EATEnsemble", "MedianEnsemble")
 
 def library_models(models: str | Sequence[str] | None) -> list[str]:
     """The library model names a run uses; None: the library's defaults plus `BENCHMARK_EXTRAS`."""
-    from forecasting.catalogue import DEFAULT_MODELS, resolve
-    from forecasting.models import REGISTRY
+    from forecasting.methods.catalogue import DEFAULT_MODELS, resolve
+    from forecasting.methods.registry import REGISTRY
 
     if models is None:
         resolve(None)  # registers the extension modules' specs
@@ -263,10 +263,10 @@ def benchmark(
         ``(table, per_series)``: `table` has one row per method: ``method, kind`` (library,
         statsforecast, published), ``sMAPE, MASE, MAPE, n_series, seconds``; `per_series` the
         per-series scores of the methods we ran. ``table.attrs["choices"]`` holds what a
-        selecting ensemble chose (`forecasting.autocombo.choices`).
+        selecting ensemble chose (`forecasting.methods.autocombo.choices`).
     """
-    from forecasting.catalogue import DEFAULT_MODELS
-    from forecasting.autocombo import choices
+    from forecasting.methods.catalogue import DEFAULT_MODELS
+    from forecasting.methods.autocombo import choices
 
     file_name, n_series, published, _ = DATASETS[dataset]
     train, test = load_m3(path or default_path(dataset), series_limit)

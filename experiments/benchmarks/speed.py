@@ -3,8 +3,8 @@
 ``fcf benchmark speed`` measures, on this machine and its current load, each target twice:
 "before" is the computation as the library ran it until now (one process, every rolling
 window refitted at every call), "after" as it runs now (the cutoffs of a backtest and of
-`forecast()`'s past windows fitted side by side on every core, `forecasting.parallel`; past
-windows read back from the data-vintage cache, `forecasting.cache`). The forecasts are the
+`forecast()`'s past windows fitted side by side on every core, `forecasting.rolling.parallel`; past
+windows read back from the data-vintage cache, `forecasting.rolling.cache`). The forecasts are the
 same numbers either way (tests/test_parallel.py); only the time differs.
 
 1. ``forecast``: ``fcf forecast`` of the shipped data with calibrated intervals and the
@@ -12,7 +12,7 @@ same numbers either way (tests/test_parallel.py); only the time differs.
    empty cache (after, cold), and again with the cache that run filled (after, warm);
 2. ``amazon``: the Amazon protocol backtest of the default (11 core series, 12 windows + 8
    warm-up, h = 4) on one process vs all cores, and the FCF roll-up with its default settings
-   and the shipped guidance (if `forecasting.rollup` exists);
+   and the shipped guidance (if `forecasting.rollup.paths` exists);
 3. ``m3``: the default on the M3 quarterly series (h = 8, the run of ``fcf benchmark m3``):
    one process vs all cores (``--m3-series`` to time fewer than all 756);
 4. ``startup``: a fresh process vs a warm one (bytecode caches; ``fcf forecast --models
@@ -45,7 +45,7 @@ CORE_SERIES = (
     "purchases_of_property_and_equipment_net_of_proceeds", "free_cash_flow",
 )
 STARTUP_ARGS = ("forecast", "--models", "AutoETS")
-IMPORTS = "import forecasting.forecast, forecasting.backtest, statsforecast.models, experiments.cli"
+IMPORTS = "import forecasting.rolling.forecast, forecasting.rolling.backtest, statsforecast.models, experiments.cli"
 PARTS = ("forecast", "amazon", "m3", "startup")
 
 
@@ -105,8 +105,8 @@ def amazon_pipeline(n_windows: int = 12, warmup_windows: int = 8, models: str | 
     import warnings
 
     from features.loader import load_quarterly
-    from forecasting.backtest import backtest
-    from forecasting.parallel import default_jobs
+    from forecasting.rolling.backtest import backtest
+    from forecasting.rolling.parallel import default_jobs
 
     df = load_quarterly(series=list(CORE_SERIES))
     out: dict[str, float] = {"cores": float(default_jobs())}
@@ -120,10 +120,10 @@ def amazon_pipeline(n_windows: int = 12, warmup_windows: int = 8, models: str | 
     out["backtest_before_over_after"] = out["backtest_before_one_process_s"] / out["backtest_after_all_cores_s"]
     out["backtest_same_numbers"] = float(results["before_one_process"].equals(results["after_all_cores"]))
     out["backtest_rows"] = float(len(results["after_all_cores"]))
-    if importlib.util.find_spec("forecasting.rollup") is None:
+    if importlib.util.find_spec("forecasting.rollup.paths") is None:
         return out
     from features.guidance import load_guidance
-    from forecasting.rollup import RollupConfig, rollup
+    from forecasting.rollup.paths import RollupConfig, rollup
 
     saved = os.environ.get("FCF_CACHE")
     os.environ["FCF_CACHE"] = "0"  # a cold roll-up, like the backtest
@@ -146,8 +146,8 @@ def m3_default(n_series: int | None = None, models: str | None = None, before: b
     import warnings
 
     from experiments.benchmarks.m3 import load_m3
-    from forecasting.forecast import forecast
-    from forecasting.parallel import default_jobs
+    from forecasting.rolling.forecast import forecast
+    from forecasting.rolling.parallel import default_jobs
 
     train, _ = load_m3(series_limit=n_series)
     train = train[["unique_id", "ds", "y"]]
@@ -226,7 +226,7 @@ def run(args: argparse.Namespace) -> int:
     print()
     print(shown.to_string(index=False))
     if "amazon" in parts and "rollup_s" not in set(table["figure"]):
-        print("(forecasting.rollup not available: the roll-up was not timed)")
+        print("(forecasting.rollup.paths not available: the roll-up was not timed)")
     if args.out:
         write_csv(table, args.out)
         print(f"wrote {args.out}")
