@@ -38,6 +38,8 @@ from forecasting.rollup.pipeline import prepare_pipeline
 from forecasting.scenarios.run import as_scenario, check_periods, run_scenarios
 from features.errors import OptionError
 
+__all__ = ["ClaimsReport", "run_claims"]
+
 
 def rollup_series(series: RollupSeries) -> tuple[str, ...]:
     """Series the roll-up simulates path by path (the tree's nodes, capex, OCF, FCF, TTM FCF)."""

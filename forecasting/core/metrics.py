@@ -43,6 +43,8 @@ from utilsforecast import losses
 from features.calendar import SEASON_LENGTH, FiscalCalendar
 from forecasting.core.provenance import active, outcomes_read
 
+__all__ = ["BASELINE", "pointwise", "leaderboard"]
+
 BASELINE = "SeasonalNaive"
 
 

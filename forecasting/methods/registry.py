@@ -20,6 +20,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from features.errors import OptionError
 
+__all__ = ["FAMILIES", "KINDS", "ModelSpec", "REGISTRY", "registered", "models", "register", "get_spec",
+           "with_members", "fallback_chain", "chain"]
+
 FAMILIES = ("baseline", "statistical", "ml", "ensemble", "guided")
 KINDS = ("stats", "ml", "ensemble", "guided")
 
@@ -74,6 +77,11 @@ def registered(family: str | None = None) -> list[str]:
     if family is not None and family not in FAMILIES:
         raise OptionError(f"unknown family '{family}'; families: {', '.join(FAMILIES)}")
     return [n for n, s in REGISTRY.items() if family is None or s.family == family]
+
+
+def models(family: str | None = None) -> dict[str, str]:
+    """Every registered model (of one `family`) and its family, in registration order."""
+    return {n: REGISTRY[n].family for n in registered(family)}
 
 
 def register(spec: ModelSpec, replace: bool = False) -> ModelSpec:

@@ -51,6 +51,8 @@ from forecasting.rolling.parallel import base_forecasts
 from features.errors import OptionError
 from forecasting.core.provenance import outcomes_read
 
+__all__ = ["BacktestConfig", "backtest"]
+
 
 @dataclass(frozen=True)
 class BacktestConfig:

@@ -36,6 +36,8 @@ from forecasting.rollup.pipeline import Pipeline, prepare_pipeline, quarters_bet
 from forecasting.rollup.simulate import bootstrap_errors, quantile_frame, residual_windows, sample_paths, series_level
 from features.errors import OptionError
 
+__all__ = ["RollupInputs", "Simulation", "RollupResult", "build_inputs", "simulate", "rollup"]
+
 
 # --------------------------------------------------------------------------- simulation
 @dataclass

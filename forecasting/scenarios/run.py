@@ -40,6 +40,8 @@ from forecasting.rollup.config import RollupConfig
 from forecasting.scenarios.file import Scenario, ScenarioError, load_scenario, scenario_from_dict
 from features.errors import OptionError
 
+__all__ = ["ScenarioResult", "run_scenarios", "side_by_side"]
+
 
 # --------------------------------------------------------------------------- applying
 def check_periods(scenario: Scenario, origin: pd.Timestamp, ds: pd.DatetimeIndex, calendar) -> None:
