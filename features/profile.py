@@ -35,6 +35,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from features.yamlcheck import unknown_key
 from features.calendar import FiscalCalendar
 from features.errors import InputError
 
@@ -414,8 +415,6 @@ def _mapping(v, source: str, key: str) -> Mapping:
 
 
 def _unknown(d: Mapping, allowed, source: str, prefix: str) -> None:
-    for k in d:
-        if k not in allowed:
-            close = difflib.get_close_matches(str(k), list(allowed), n=1, cutoff=0.5)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            raise ProfileError(source, f"{prefix}{k}", f"unknown key{hint}; allowed: {', '.join(allowed)}")
+    bad = unknown_key(d, allowed)
+    if bad:
+        raise ProfileError(source, f"{prefix}{bad[0]}", bad[1])

@@ -48,6 +48,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from features.yamlcheck import unknown_key
 from features.errors import InputError
 
 MEASURES = ("value", "yoy_growth", "ratio", "ttm")
@@ -367,11 +368,9 @@ def parse_condition(v, err=None) -> Condition:
 
 
 def _unknown(d: Mapping, allowed: Sequence[str], source: str, claim: str | None, prefix: str) -> None:
-    for k in d:
-        if k not in allowed:
-            close = difflib.get_close_matches(str(k), list(allowed), n=1, cutoff=0.5)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            raise ClaimsError(source, claim, f"{prefix}{k}", f"unknown key{hint}; allowed: {', '.join(allowed)}")
+    bad = unknown_key(d, allowed)
+    if bad:
+        raise ClaimsError(source, claim, f"{prefix}{bad[0]}", bad[1])
 
 
 def check_claims(claims: ClaimSet, reported: pd.DataFrame, simulated: Iterable[str] = ()) -> dict[str, str]:

@@ -29,7 +29,6 @@ and the key, e.g. ``bull.yaml, key drivers.<segment>_growth.2026: ...``.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from features.yamlcheck import unknown_key
 from features.errors import InputError
 from features.profile import CompanyProfile
 
@@ -280,11 +280,9 @@ def reported_checks(scenario: Scenario, history: pd.DataFrame, profile: CompanyP
 
 
 def _unknown(d: Mapping, allowed: Sequence[str], source: str, prefix: str) -> None:
-    for k in d:
-        if k not in allowed:
-            close = difflib.get_close_matches(str(k), list(allowed), n=1, cutoff=0.5)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            raise ScenarioError(source, f"{prefix}{k}", f"unknown key{hint}; allowed: {', '.join(allowed)}")
+    bad = unknown_key(d, allowed)
+    if bad:
+        raise ScenarioError(source, f"{prefix}{bad[0]}", bad[1])
 
 
 def _mapping(v, source: str, key: str) -> Mapping:
