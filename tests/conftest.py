@@ -139,8 +139,22 @@ def small_backtest(small_frame):
 
 @pytest.fixture(scope="session", autouse=True)
 def _forecast_cache(tmp_path_factory):
-    """forecast()'s data-vintage cache goes to a folder of this test session, not the user's."""
-    path = tmp_path_factory.mktemp("fcf_cache")
+    """forecast()'s data-vintage cache goes to a folder of this test session, not the user's.
+
+    Under pytest-xdist every worker has its own base folder inside one folder of the session;
+    the cache sits in that shared parent, so a forecast one worker fitted is read by the
+    others (entries are written to a temporary file and renamed, so concurrent writers of
+    one key are safe: both write the same bytes)."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        path = tmp_path_factory.getbasetemp().parent / "fcf_cache"
+        path.mkdir(exist_ok=True)
+    else:
+        path = tmp_path_factory.mktemp("fcf_cache")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("FCF_CACHE_DIR", str(path))
+        if os.environ.get("PYTEST_XDIST_WORKER") and not os.environ.get("FCF_N_JOBS"):
+            # the workers already use every core; a loky pool of its own per backtest would
+            # oversubscribe them and re-import the models in each pool (results are equal:
+            # tests/test_parallel.py checks n_jobs 1 vs 2 with explicit n_jobs)
+            mp.setenv("FCF_N_JOBS", "1")
         yield path

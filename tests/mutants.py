@@ -173,7 +173,7 @@ def check_imports(root: Path) -> None:
 def run_tests(root: Path, tests: tuple[str, ...], tag: str) -> tuple[int, list[str], float]:
     """Run pytest on `tests` in the tree at `root`: (exit code, failing test ids, seconds)."""
     xml = root / f"junit-{tag}.xml"
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(root),
+    cmd = [sys.executable, "-m", "pytest", "-q", "-n", "0", "-p", "no:cacheprovider", "--rootdir", str(root),
            f"--junitxml={xml}", *tests]
     t0 = time.time()
     proc = subprocess.run(cmd, cwd=root, env=_env(root), capture_output=True, text=True)
