@@ -30,6 +30,7 @@ import pandas as pd
 from forecasting.rolling import cache as vcache
 from forecasting.methods.dispatch import forecast_base
 from forecasting.core.frames import ShortSeriesWarning
+from forecasting.core.provenance import active as provenance_active
 from forecasting.methods.registry import ModelSpec, chain, register
 from features.errors import OptionError
 
@@ -116,7 +117,9 @@ def base_forecasts(
     """
     from joblib import Parallel, delayed
 
-    use_cache = vcache.enabled(cache)
+    # inside `provenance.recording()` every learned step must run and report what it read; a
+    # cached result would skip them, so the record bypasses the cache (numbers are equal)
+    use_cache = vcache.enabled(cache) and not provenance_active()
     needed = tuple({s.name: s for spec in specs for s in chain(spec)}.values())
     books = list(guidance) if guidance is not None else [None] * len(trains)
     tasks = [Task(t, int(h), tuple(specs), needed, tuple(level), int(season_length), int(seed), g)

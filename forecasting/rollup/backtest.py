@@ -106,7 +106,7 @@ def _direct(history: pd.DataFrame, series: RollupSeries, models: Sequence[str], 
     hist_all = reported_fcf(history, series)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ShortSeriesWarning)
-        bt = backtest(hist_all, models=["Naive", *models], h=h, n_windows=n_windows, end_offset=h)
+        bt = backtest(hist_all, models=["Naive", *models], h=h, n_windows=n_windows, end_offset=h, cache=None)
     q = bt[(bt["unique_id"] == series.fcf) & (bt["model"] != "Naive")]
     t = bt[(bt["unique_id"] == series.fcf_ttm) & ~bt["model"].isin(["SeasonalNaive"])]
     t = t.assign(model=t["model"].replace({"Naive": "SeasonalNaive"}))

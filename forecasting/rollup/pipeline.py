@@ -110,8 +110,10 @@ def node_forecasts(history: pd.DataFrame, series: RollupSeries, config: RollupCo
         for series, models in runs:
             d = history[history["unique_id"].isin(series)]
             if n_windows >= 1:
+                # cache=None: the node backtests follow FCF_CACHE like forecast(), so `fcf rollup`,
+                # `scenario` and `claims` on one data vintage fit each cutoff once (same numbers)
                 bt = backtest(d, models=models, h=NODE_HORIZON, n_windows=n_windows, warmup_windows=0,
-                              intervals="model", end_offset=1, guidance=guidance)
+                              intervals="model", end_offset=1, guidance=guidance, cache=None)
                 parts.append(bt[["cutoff", "unique_id", "ds", "step", "model", "mean", "y"]])
             now = forecast(d, h=NODE_HORIZON, models=models, intervals="model", guidance=guidance)
             now["cutoff"] = last
