@@ -161,20 +161,111 @@ def _fcf_rows(paths: np.ndarray, ds, uid: str, model: str, level: Sequence[int])
     return out
 
 
-def predict_from_state(state: ChampionState, horizon: int = 4, levels=(80, 95), scenario=None,
-                       return_simulations: bool = False):
-    """Forecasts of the champions and the FCF roll-up, recomputed from `state`.
+def _category_series(state: ChampionState) -> tuple[str, ...]:
+    """The revenue-category series a scenario of the company may grow, present in the history."""
+    have = set(state.history["unique_id"])
+    return tuple(c.series for c in state.profile().categories.values() if c.series in have)
 
-    Returns a frame ``unique_id, ds, model, model_used, mean, lo-<L>.., hi-<L>..`` (levels
-    descending for ``lo``): one block per series (its champion, ``model_used`` showing a
-    fallback), then ``free_cash_flow`` and ``free_cash_flow_ttm`` rows of model ``Rollup``
-    (quantiles of the simulated paths) and, with a scenario, ``Rollup:<scenario name>``.
-    With `return_simulations` also the dict of `forecasting.rollup.paths.Simulation` by name.
-    Same state and inputs -> identical numbers.
+
+@dataclass
+class StoredFit:
+    """A registered model's fit: what `predict_from_state` computed at training time.
+
+    Attributes:
+        h, level: the horizon and interval levels it was computed for.
+        forecasts: the output frame (champions' rows, then the roll-up's ``Rollup`` rows).
+        inputs: the roll-up's `forecasting.rollup.paths.RollupInputs` at the data end (point
+            forecasts, error windows, bridge; revenue categories included so a category scenario
+            works), or None without a roll-up. A scenario re-simulates from them: the same
+            numbers as a refit, in milliseconds.
+        vintage: the state's data vintage (a fit answers only for its own state).
     """
+
+    h: int
+    level: tuple[int, ...]
+    forecasts: pd.DataFrame
+    inputs: Any = None
+    vintage: str = ""
+
+    def answers(self, horizon, levels) -> bool:
+        """True when `horizon` is the fit's horizon and `levels` a subset of its levels."""
+        h, level = _check_request(horizon, levels)
+        return h == self.h and set(level) <= set(self.level)
+
+    def predict(self, horizon, levels=(80, 95), scenario=None, state: ChampionState | None = None,
+                return_simulations: bool = False):
+        """The stored forecasts for `horizon` (must be the fit's) and `levels` (a subset of the
+        fit's), plus a scenario's ``Rollup:<name>`` rows re-simulated from the stored inputs
+        (`state` gives the company profile the scenario is checked against)."""
+        h, level = _check_request(horizon, levels)
+        if not self.answers(h, level):
+            raise OptionError(f"this model stores its fit for horizon {self.h} and levels "
+                             f"{','.join(map(str, self.level))}; got horizon {h}, levels "
+                             f"{','.join(map(str, level))}: ask for those, or refit (params={{'refit': True}})")
+        parts = [self.forecasts]
+        sims = {}
+        parsed = parse_scenario(scenario)
+        if self.inputs is not None:
+            from forecasting.rollup.paths import simulate
+
+            sims["base"] = simulate(self.inputs)
+            if parsed is not None:
+                from forecasting.scenarios.run import adjuster, as_scenario
+
+                if state is None:
+                    raise OptionError("a scenario needs the model's state (its company profile)")
+                sc = as_scenario(parsed, state.profile())
+                if sc.name == "base":
+                    raise OptionError("a scenario may not be named 'base'")
+                sims[sc.name] = simulate(self.inputs, adjust=adjuster(sc))
+                for uid in (sims[sc.name].series.fcf, sims[sc.name].series.fcf_ttm):
+                    parts.append(_fcf_rows(sims[sc.name].paths[uid], sims[sc.name].ds, uid,
+                                           f"Rollup:{sc.name}", self.level))
+        elif parsed is not None:
+            raise OptionError("this model was registered without the FCF roll-up; a scenario needs it")
+        out = _finish(pd.concat(parts, ignore_index=True), level)
+        return (out, sims) if return_simulations else out
+
+    def to_bytes(self) -> bytes:
+        import pickle
+
+        return pickle.dumps({"format": FIT_VERSION, "h": self.h, "level": list(self.level),
+                             "forecasts": self.forecasts, "inputs": self.inputs, "vintage": self.vintage},
+                            protocol=pickle.HIGHEST_PROTOCOL)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> StoredFit:
+        import pickle
+
+        d = pickle.loads(data)
+        if not isinstance(d, dict) or d.get("format") != FIT_VERSION:
+            raise ValueError(f"stored fit has an unknown format (expected format {FIT_VERSION})")
+        return cls(h=int(d["h"]), level=tuple(d["level"]), forecasts=d["forecasts"], inputs=d["inputs"],
+                   vintage=d.get("vintage", ""))
+
+
+#: Format of the pickled `StoredFit` (``fit.pkl``); another format is refused, not guessed.
+FIT_VERSION = 1
+
+
+def _check_request(horizon, levels) -> tuple[int, tuple[int, ...]]:
     if isinstance(horizon, (float, np.floating)) and float(horizon).is_integer():
         horizon = int(horizon)
-    h, level = check_horizon(horizon, "horizon", MAX_HORIZON), parse_levels(levels)
+    return check_horizon(horizon, "horizon", MAX_HORIZON), parse_levels(levels)
+
+
+def _finish(out: pd.DataFrame, level: Sequence[int]) -> pd.DataFrame:
+    out = out[output_columns(level)].copy()
+    out["ds"] = pd.to_datetime(out["ds"]).astype("datetime64[ns]")
+    for c in ("unique_id", "model", "model_used"):
+        out[c] = out[c].astype(str)
+    return out.reset_index(drop=True)
+
+
+def fit_state(state: ChampionState, horizon: int = 4, levels=(80, 95)) -> StoredFit:
+    """Fit every champion on the state's history and the FCF roll-up (minutes): the `StoredFit`
+    a registered model keeps, answering `horizon` and `levels` (and any scenario) without a refit."""
+    h, level = _check_request(horizon, levels)
     hist = state.history
     parts = []
     by_model: dict[str, list[str]] = {}
@@ -187,28 +278,44 @@ def predict_from_state(state: ChampionState, horizon: int = 4, levels=(80, 95), 
                           season_length=state.season_length, seed=state.seed,
                           calibration_windows=state.calibration_windows)
         parts.append(fc[fc["model"] == model])
-    sims = {}
+    inputs = None
     if state.rollup:
-        from forecasting.scenarios.run import run_scenarios
+        from forecasting.rollup.paths import rollup, simulate
 
-        parsed = parse_scenario(scenario)
+        config = state.rollup_config(h)
+        config = config.replace(extra=tuple(dict.fromkeys([*config.extra, *_category_series(state)])))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ShortSeriesWarning)
-            res = run_scenarios(hist, state.profile(), [parsed] if parsed is not None else [], h=h,
-                                config=state.rollup_config(h), guidance=state.guidance_book())
-        for name, sim in res.simulations.items():
-            label = "Rollup" if name == "base" else f"Rollup:{name}"
-            sims[name] = sim
-            for uid in (sim.series.fcf, sim.series.fcf_ttm):
-                parts.append(_fcf_rows(sim.paths[uid], sim.ds, uid, label, level))
-    elif parse_scenario(scenario) is not None:
+            inputs = rollup(hist, state.profile(), config, state.guidance_book()).inputs
+        sim = simulate(inputs)
+        for uid in (sim.series.fcf, sim.series.fcf_ttm):
+            parts.append(_fcf_rows(sim.paths[uid], sim.ds, uid, "Rollup", level))
+    return StoredFit(h=h, level=level, forecasts=_finish(pd.concat(parts, ignore_index=True), level),
+                     inputs=inputs, vintage=state.vintage)
+
+
+def predict_from_state(state: ChampionState, horizon: int = 4, levels=(80, 95), scenario=None,
+                       return_simulations: bool = False):
+    """Forecasts of the champions and the FCF roll-up, recomputed from `state` (a refit:
+    `fit_state` then `StoredFit.predict`).
+
+    Returns a frame ``unique_id, ds, model, model_used, mean, lo-<L>.., hi-<L>..`` (levels
+    descending for ``lo``): one block per series (its champion, ``model_used`` showing a
+    fallback), then ``free_cash_flow`` and ``free_cash_flow_ttm`` rows of model ``Rollup``
+    (quantiles of the simulated paths) and, with a scenario, ``Rollup:<scenario name>``.
+    With `return_simulations` also the dict of `forecasting.rollup.paths.Simulation` by name.
+    Same state and inputs -> identical numbers.
+    """
+    h, level = _check_request(horizon, levels)
+    parsed = parse_scenario(scenario)
+    if parsed is not None and state.rollup:
+        from forecasting.scenarios.run import as_scenario
+
+        as_scenario(parsed, state.profile())  # a bad scenario fails before any model is fitted
+    elif parsed is not None:
         raise OptionError("this model was registered without the FCF roll-up; a scenario needs it")
-    out = pd.concat(parts, ignore_index=True)[output_columns(level)]
-    out["ds"] = pd.to_datetime(out["ds"]).astype("datetime64[ns]")
-    for c in ("unique_id", "model", "model_used"):
-        out[c] = out[c].astype(str)
-    out = out.reset_index(drop=True)
-    return (out, sims) if return_simulations else out
+    return fit_state(state, h, level).predict(h, level, parsed, state=state,
+                                              return_simulations=return_simulations)
 
 
 def fcf_headline(sim, q=(0.1, 0.5, 0.9)) -> pd.DataFrame:

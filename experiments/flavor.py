@@ -3,24 +3,30 @@
 Everything MLflow needs to register, load and serve the retrain's result lives here, as
 mlforecast keeps its MLflow code in one ``flavor.py``:
 
-- `FcfChampionModel`, a ``mlflow.pyfunc.PythonModel``: its only artifact is ``state.json``
+- `FcfChampionModel`, a ``mlflow.pyfunc.PythonModel``. Artifacts: ``state.json``
   (`experiments.champion_state.ChampionState`: the training frame snapshot, the champion of
-  each series, the seed and calibration settings, the company profile and roll-up settings).
-  `predict` refits each champion on that frame and re-runs the roll-up, so the same state and
-  input give identical numbers, and a new horizon, levels or scenario give new forecasts
-  (nothing is a stored copy of an output table). The model needs this project
-  (``pip install -e .``) where it is loaded. Input, one row::
+  each series, the seed and calibration settings, the company profile and roll-up settings)
+  and ``fit.pkl`` (`experiments.champion_state.StoredFit`: the champions' forecasts and the
+  roll-up's inputs computed at training time). `predict` for the trained horizon and levels
+  (or a subset of them) reads the stored fit, a scenario re-simulates the stored roll-up
+  inputs (well under a second); another horizon or level set needs ``params={"refit": True}``,
+  which refits every champion and re-runs the roll-up from the state (minutes; the same numbers
+  as the stored fit for its horizon and levels). A model saved without ``fit.pkl`` refits.
+  The model needs this project (``pip install -e .``) where it is loaded. Input, one row::
 
       horizon  int      quarters ahead, 1..8
       levels   str      interval levels in percent, e.g. "80,95"
       scenario str      optional: a scenario YAML path or a JSON object (forecasting/scenarios/file.py)
+
+  Params: ``refit`` (bool, default False).
 
   Output: ``unique_id, ds, model, model_used, mean, lo-<L>.., hi-<L>..``
   (`experiments.champion_state.predict_from_state`). Usage::
 
       import mlflow, pandas as pd
       m = mlflow.pyfunc.load_model("models:/amazon-fcf@champion")
-      m.predict(pd.DataFrame({"horizon": [4], "levels": ["80,95"]}))
+      m.predict(pd.DataFrame({"horizon": [4], "levels": ["80,95"]}))            # stored fit
+      m.predict(pd.DataFrame({"horizon": [6], "levels": ["50"]}), params={"refit": True})
 
 - the registry: `save_pyfunc`, `log_and_register` (a new version, signature and input example
   logged), `set_alias`, `champion_version`, and the retrain runs' bookkeeping:
@@ -45,9 +51,10 @@ from pathlib import Path
 from typing import Any
 
 import mlflow.pyfunc
+import numpy as np
 import pandas as pd
 from mlflow.models import ModelSignature
-from mlflow.types import ColSpec, Schema
+from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
 from experiments.champions import GateVerdict
 from experiments.track_runs import rollup_metrics
@@ -56,6 +63,7 @@ from forecasting.core.frames import interval_quantiles, quantile_label
 from features.errors import OptionError
 
 STATE_ARTIFACT = "state"
+FIT_ARTIFACT = "fit"
 INPUT_COLUMNS = ("horizon", "levels", "scenario")
 KIND_TAG = "fcf.kind"
 VINTAGE_TAG = "fcf.vintage"
@@ -69,10 +77,12 @@ class FcfChampionModel(mlflow.pyfunc.PythonModel):
     """Champion forecasts + FCF roll-up from the ``state`` artifact (see the module docstring)."""
 
     def load_context(self, context) -> None:
-        from experiments.champion_state import ChampionState
+        from experiments.champion_state import ChampionState, StoredFit
 
         path = Path(context.artifacts[STATE_ARTIFACT])
         self.state_ = ChampionState.from_json(path.read_text(encoding="utf-8"))
+        fit = context.artifacts.get(FIT_ARTIFACT)
+        self.fit_ = StoredFit.from_bytes(Path(fit).read_bytes()) if fit else None
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         from experiments.champion_state import predict_from_state
@@ -86,8 +96,13 @@ class FcfChampionModel(mlflow.pyfunc.PythonModel):
         if "horizon" not in frame.columns:
             raise OptionError(f"model input needs a 'horizon' column; got columns {list(frame.columns)}")
         row = frame.iloc[0]
-        return predict_from_state(self.state_, int(row["horizon"]), row.get("levels", "80,95"),
-                                  row.get("scenario"))
+        refit = (params or {}).get("refit", False)
+        if not isinstance(refit, (bool, np.bool_)):
+            raise OptionError(f"params refit must be true or false; got {refit!r}")
+        horizon, levels, scenario = int(row["horizon"]), row.get("levels", "80,95"), row.get("scenario")
+        if self.fit_ is None or refit:
+            return predict_from_state(self.state_, horizon, levels, scenario)
+        return self.fit_.predict(horizon, levels, scenario, state=self.state_)
 
 
 def input_example(h: int = 4, level: Sequence[int] = (80, 95)) -> pd.DataFrame:
@@ -101,7 +116,8 @@ def signature(example_output: pd.DataFrame) -> ModelSignature:
                      ColSpec("string", "scenario", required=False)])
     kinds = {"unique_id": "string", "model": "string", "model_used": "string", "ds": "datetime"}
     outputs = Schema([ColSpec(kinds.get(c, "double"), c) for c in example_output.columns])
-    return ModelSignature(inputs=inputs, outputs=outputs)
+    return ModelSignature(inputs=inputs, outputs=outputs,
+                          params=ParamSchema([ParamSpec("refit", "boolean", False)]))
 
 
 # ------------------------------------------------------------------------------ registry
@@ -151,9 +167,10 @@ def _pip_requirements() -> list[str]:
 
 
 def save_pyfunc(path: str | Path, state_json: str, *, input_h: int, level: Sequence[int],
-                example_output: pd.DataFrame) -> Path:
-    """Save the retrain's pyfunc model (`FcfChampionModel`) to the
-    new folder `path`: the ``state`` artifact, a signature and the one-row input example."""
+                example_output: pd.DataFrame, fit: bytes | None = None) -> Path:
+    """Save the retrain's pyfunc model (`FcfChampionModel`) to the new folder `path`: the
+    ``state`` artifact, the stored ``fit`` (`experiments.champion_state.StoredFit.to_bytes`;
+    None: every predict refits), a signature and the one-row input example."""
     import logging
 
     path = Path(path)
@@ -165,8 +182,12 @@ def save_pyfunc(path: str | Path, state_json: str, *, input_h: int, level: Seque
         try:
             state = Path(tmp) / "state.json"
             state.write_text(state_json, encoding="utf-8")
+            artifacts = {STATE_ARTIFACT: str(state)}
+            if fit is not None:
+                (Path(tmp) / "fit.pkl").write_bytes(fit)
+                artifacts[FIT_ARTIFACT] = str(Path(tmp) / "fit.pkl")
             mlflow.pyfunc.save_model(str(path), python_model=FcfChampionModel(),
-                                     artifacts={STATE_ARTIFACT: str(state)},
+                                     artifacts=artifacts,
                                      signature=signature(example_output),
                                      input_example=input_example(input_h, level),
                                      pip_requirements=_pip_requirements())
@@ -176,7 +197,7 @@ def save_pyfunc(path: str | Path, state_json: str, *, input_h: int, level: Seque
 
 
 def log_and_register(client, run_id: str, state_json: str, name: str, *, input_h: int,
-                     level: Sequence[int], example_output: pd.DataFrame,
+                     level: Sequence[int], example_output: pd.DataFrame, fit: bytes | None = None,
                      version_tags: Mapping[str, Any] | None = None, description: str = "",
                      model_description: str = "Segment champions and FCF roll-up (fcf retrain)") -> str:
     """Save the pyfunc model (`save_pyfunc`) as the run's ``model/`` artifact and register it
@@ -186,7 +207,7 @@ def log_and_register(client, run_id: str, state_json: str, name: str, *, input_h
 
     with tempfile.TemporaryDirectory(prefix="fcf-model-") as tmp:
         folder = save_pyfunc(Path(tmp) / MODEL_ARTIFACT, state_json, input_h=input_h, level=level,
-                             example_output=example_output)
+                             example_output=example_output, fit=fit)
         client.log_artifacts(run_id, str(folder), MODEL_ARTIFACT)
     try:
         client.create_registered_model(name, description=model_description)

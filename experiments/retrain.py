@@ -21,7 +21,7 @@ from typing import Any
 import pandas as pd
 
 from experiments import flavor, tracking
-from experiments.champion_state import ChampionState, fcf_headline, predict_from_state
+from experiments.champion_state import ChampionState, fcf_headline, fit_state
 from experiments.champions import DEFAULT_CANDIDATES, MIN_EXTRA_QUARTERS, gate, select_champions, select_series
 from experiments.lock import LOCK_FILE, check_pause_env, pause_point
 from experiments.track_backtest import RunContext, log_backtest
@@ -218,7 +218,8 @@ def retrain(s: RetrainSettings, uri: str, say: Callable[[str], None] = print,
         state = ChampionState(history=full, champions=new_map, seed=s.seed, season_length=config.season_length,
                               calibration_windows=s.calibration_windows, rollup=rollup_cfg, vintage=vintage,
                               guidance=ChampionState.guidance_records(book) if rollup else None, company=company)
-        fc, sims = predict_from_state(state, s.h, config.level, None, return_simulations=True)
+        fit = fit_state(state, s.h, config.level)  # stored in the model: predict reads it
+        fc, sims = fit.predict(s.h, config.level, state=state, return_simulations=True)
         headline = fcf_headline(sims["base"]) if "base" in sims else None
         info = {"vintage": vintage, "data": data, "last_quarter": vint.data_last_quarter,
                 "sha256": vint.data_sha256, "n_series": len(series), "candidates": candidates,
@@ -233,7 +234,7 @@ def retrain(s: RetrainSettings, uri: str, say: Callable[[str], None] = print,
         pause_point("before-register")
         version = flavor.log_and_register(
             client, parent, state.to_json(), model_name, input_h=s.h, level=config.level,
-            example_output=fc, version_tags={flavor.CHAMPIONS_TAG: json.dumps(new_map),
+            example_output=fc, fit=fit.to_bytes(), version_tags={flavor.CHAMPIONS_TAG: json.dumps(new_map),
                                              flavor.VINTAGE_TAG: vintage,
                                              "fcf.gate": "passed" if verdict.passed else "failed"},
             description=f"champions of data vintage {vintage}; {verdict.reason}",
