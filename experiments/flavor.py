@@ -56,7 +56,7 @@ import pandas as pd
 from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
-from experiments.champions import GateVerdict
+from forecasting.rolling.champions import GateVerdict
 from experiments.track_runs import rollup_metrics
 from experiments.tracking import log_batch, metric_key
 from forecasting.core.frames import interval_quantiles, quantile_label

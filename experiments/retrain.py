@@ -22,7 +22,8 @@ import pandas as pd
 
 from experiments import flavor, tracking
 from experiments.champion_state import ChampionState, fcf_headline, fit_state
-from experiments.champions import DEFAULT_CANDIDATES, MIN_EXTRA_QUARTERS, gate, select_champions, select_series
+from experiments.champions import DEFAULT_CANDIDATES, MIN_EXTRA_QUARTERS, select_champions, select_series
+from forecasting.rolling.champions import gate
 from experiments.lock import LOCK_FILE, check_pause_env, pause_point
 from experiments.track_backtest import RunContext, log_backtest
 from features.guidance import guidance_files, load_guidance_files

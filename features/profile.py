@@ -35,7 +35,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from features.yamlcheck import unknown_key
+from features.yamlcheck import as_mapping, check_keys
 from features.calendar import FiscalCalendar
 from features.errors import InputError
 
@@ -409,12 +409,8 @@ def _hierarchy(raw, source: str) -> Hierarchy | None:
 
 
 def _mapping(v, source: str, key: str) -> Mapping:
-    if not isinstance(v, Mapping):
-        raise ProfileError(source, key, f"expected a mapping, got {type(v).__name__}")
-    return v
+    return as_mapping(v, lambda msg: ProfileError(source, key, msg))
 
 
 def _unknown(d: Mapping, allowed, source: str, prefix: str) -> None:
-    bad = unknown_key(d, allowed)
-    if bad:
-        raise ProfileError(source, f"{prefix}{bad[0]}", bad[1])
+    check_keys(d, allowed, lambda k, msg: ProfileError(source, f"{prefix}{k}", msg))

@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 
 from experiments.cli import EXIT_BAD_INPUT, EXIT_LOCKED, EXIT_TRACKING, main
-from experiments.champions import choose_champions, gate, series_scores
+from forecasting.rolling.champions import choose_champions, gate, series_scores
 from experiments.lock import LOCK_FILE, RetrainLock
 
 SERIES = "net_sales_aws,operating_income_aws,free_cash_flow"

@@ -51,7 +51,7 @@ import pandas as pd
 
 from forecasting.core.frames import LEVELS, SEASON_LENGTH, calendar_of, enforce_order, interval_columns, output_columns
 from forecasting.methods.registry import ModelSpec, get_spec, register
-from forecasting.core.past import known_past, series_cutoffs
+from forecasting.core.past import known_past, series_cutoffs, window_scores
 from features.errors import OptionError
 from forecasting.core.provenance import active, outcomes_read
 
@@ -131,7 +131,7 @@ def scores(
     fc["e"] = np.abs(fc["y"].to_numpy(dtype=float) - fc["mean"].to_numpy(dtype=float))
     fc["step"] = calendar_of(fc).steps(fc["cutoff"], fc["ds"])
     fc = fc[np.isfinite(fc["e"])]
-    s = fc.groupby(["unique_id", "candidate", "step"])["e"].mean().groupby(level=[0, 1]).mean()
+    s = window_scores(fc, "e", by=("unique_id", "candidate"), per_step=True).set_index(["unique_id", "candidate"])["e"]
     n = fc.groupby("unique_id")["cutoff"].nunique()
     out = out.join(s.rename("score"), on=["unique_id", "candidate"])
     out["n_windows"] = out["unique_id"].map(n).fillna(0).astype(int)

@@ -35,8 +35,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from forecasting.core.frames import SEASON_LENGTH, calendar_of
+from forecasting.core.frames import SEASON_LENGTH
 from forecasting.core.metrics import seasonal_scale
+from forecasting.core.past import window_rows, window_scores
 from forecasting.core.provenance import outcomes_read
 
 #: Shares of the latest miss tried by the nested choice.
@@ -88,16 +89,18 @@ def choose(sc: pd.DataFrame, cutoff, candidates: Sequence[str], settings: Select
         ``unique_id, cutoff, model, lam, score, n_windows`` (score NaN when the default was used).
     """
     c = pd.Timestamp(cutoff)
-    start = c - calendar_of(sc).offset(settings.window)
-    past = sc[(sc["cutoff"] >= start) & (sc["ds"] <= c) & (sc["step"] <= settings.steps)
-              & sc["model"].isin(candidates)]  # ds <= c: reported by c (so also made before c)
+    cols = [f"ase_{lam:g}" for lam in settings.lambdas]
+    past = window_rows(sc[sc["model"].isin(candidates)], known_by=c, window=settings.window, steps=settings.steps)
     outcomes_read("selection", c, past["ds"])
+    score = window_scores(past, cols).set_index(["unique_id", "model"])
+    windows = past.groupby("unique_id")["cutoff"].nunique()
     rows = []
     order = {m: i for i, m in enumerate(candidates)}
-    for uid in sorted(sc.loc[sc["cutoff"] == c, "unique_id"].unique()):
-        p = past[past["unique_id"] == uid]
-        n_win = p["cutoff"].nunique()
-        present = [m for m in candidates if ((sc["unique_id"] == uid) & (sc["cutoff"] == c) & (sc["model"] == m)).any()]
+    now = sc[sc["cutoff"] == c]
+    for uid in sorted(now["unique_id"].unique()):
+        n_win = int(windows.get(uid, 0))
+        made = set(now.loc[now["unique_id"] == uid, "model"])
+        present = [m for m in candidates if m in made]
         if not present:
             continue
         if n_win < settings.min_windows:
@@ -105,9 +108,10 @@ def choose(sc: pd.DataFrame, cutoff, candidates: Sequence[str], settings: Select
             continue
         best = None
         for m in sorted(present, key=order.get):
-            pm = p[p["model"] == m]
-            for lam in settings.lambdas:
-                s = pm[f"ase_{lam:g}"].mean()
+            if (uid, m) not in score.index:
+                continue
+            for lam, col in zip(settings.lambdas, cols):
+                s = score.at[(uid, m), col]
                 if np.isfinite(s) and (best is None or s < best[2] - 1e-12):
                     best = (m, lam, float(s))
         if best is None:

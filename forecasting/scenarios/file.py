@@ -33,10 +33,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from features.yamlcheck import unknown_key
+from features.yamlcheck import as_mapping, as_number, check_keys
 from features.errors import InputError
 from features.profile import CompanyProfile
 
@@ -280,21 +279,15 @@ def reported_checks(scenario: Scenario, history: pd.DataFrame, profile: CompanyP
 
 
 def _unknown(d: Mapping, allowed: Sequence[str], source: str, prefix: str) -> None:
-    bad = unknown_key(d, allowed)
-    if bad:
-        raise ScenarioError(source, f"{prefix}{bad[0]}", bad[1])
+    check_keys(d, allowed, lambda k, msg: ScenarioError(source, f"{prefix}{k}", msg))
 
 
 def _mapping(v, source: str, key: str) -> Mapping:
-    if not isinstance(v, Mapping):
-        raise ScenarioError(source, key, f"expected a mapping, got {type(v).__name__} {v!r}")
-    return v
+    return as_mapping(v, lambda msg: ScenarioError(source, key, msg))
 
 
 def _number(v, source: str, key: str) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v):
-        raise ScenarioError(source, key, f"expected a number, got {v!r}")
-    return float(v)
+    return as_number(v, lambda msg: ScenarioError(source, key, msg))
 
 
 def _by_year(v, source: str, key: str) -> dict[int, float]:
