@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 
@@ -58,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     from features.aggregates import trailing_twelve_months
     from features.loader import load_quarterly
     from forecasting.scenarios.file import reported_checks
-    from forecasting.scenarios.run import as_scenario, run_scenarios, side_by_side
+    from forecasting.scenarios.run import as_scenario, run_scenarios
 
     profile = check_options(args)
     files = [Path(f) for f in args.files] or shipped_scenarios(profile)
@@ -119,3 +120,17 @@ def run(args: argparse.Namespace) -> int:
             raise CommandError(str(exc), EXIT_TRACKING) from exc
         print(f"logged MLflow run {run_id} to {uri}")
     return 0
+
+
+def side_by_side(result, series: str | None = None, qs: Sequence[float] = (0.1, 0.5, 0.9)):
+    """The printed table of a `forecasting.scenarios.run.ScenarioResult`: one row per quarter,
+    one column per scenario, ``P50 [P10, P90]`` in USD billions (`series`: default TTM FCF)."""
+    from forecasting.core.frames import quantile_label
+    series = series or result.inputs.series.fcf_ttm
+    t = result.table()
+    t = t[t["unique_id"] == series]
+    lo, mid, hi = (quantile_label(q) for q in qs)
+    t = t.assign(cell=[f"{m / 1e3:,.1f} [{a / 1e3:,.1f}, {b / 1e3:,.1f}]" for m, a, b in zip(t[mid], t[lo], t[hi])])
+    out = t.pivot(index="ds", columns="scenario", values="cell")
+    out.index = result.inputs.series.calendar.labels(out.index)
+    return out[list(result.simulations)]

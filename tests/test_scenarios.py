@@ -14,7 +14,8 @@ from features.profile import shipped_profile
 from forecasting.rollup.paths import rollup, simulate
 from forecasting.rollup.config import RollupConfig
 from forecasting.scenarios.file import ScenarioError, load_scenario, reported_checks, scenario_from_dict
-from forecasting.scenarios.run import adjuster, check_periods, run_scenarios, side_by_side
+from experiments.cmd_scenario import side_by_side
+from forecasting.scenarios.run import adjuster, check_periods, run_scenarios
 
 AMAZON = shipped_profile("amazon")
 NET_CAPEX = AMAZON.cash_flow.capex

@@ -27,20 +27,19 @@ path (`forecasting.rollup.paths.simulate`), in this order:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from features.profile import CompanyProfile
-from forecasting.core.frames import quantile_label
 from forecasting.rollup.paths import RollupInputs, Simulation, rollup, simulate
 from forecasting.rollup.config import RollupConfig
 from forecasting.scenarios.file import Scenario, ScenarioError, load_scenario, scenario_from_dict
 from features.errors import OptionError
 
-__all__ = ["ScenarioResult", "run_scenarios", "side_by_side"]
+__all__ = ["ScenarioResult", "run_scenarios"]
 
 
 # --------------------------------------------------------------------------- applying
@@ -306,19 +305,5 @@ def run_scenarios(df: pd.DataFrame, profile: CompanyProfile, scenarios: Iterable
                           grown_segments=grown)
 
 
-def side_by_side(result: ScenarioResult, series: str | None = None, qs: Sequence[float] = (0.1, 0.5, 0.9)
-                 ) -> pd.DataFrame:
-    """One row per quarter, one column per scenario: ``P50 [P10, P90]`` in USD billions
-    (`series`: default TTM FCF)."""
-    series = series or result.inputs.series.fcf_ttm
-    t = result.table()
-    t = t[t["unique_id"] == series]
-    lo, mid, hi = (quantile_label(q) for q in qs)
-    t = t.assign(cell=[f"{m / 1e3:,.1f} [{a / 1e3:,.1f}, {b / 1e3:,.1f}]" for m, a, b in zip(t[mid], t[lo], t[hi])])
-    out = t.pivot(index="ds", columns="scenario", values="cell")
-    out.index = result.inputs.series.calendar.labels(out.index)
-    return out[list(result.simulations)]
-
-
 __all__ = ["Scenario", "ScenarioError", "ScenarioResult", "load_scenario", "scenario_from_dict",
-           "run_scenarios", "side_by_side", "adjuster", "check_periods"]
+           "run_scenarios", "adjuster", "check_periods"]
