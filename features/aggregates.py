@@ -15,6 +15,8 @@ import pandas as pd
 from features.calendar import SEASON_LENGTH, FiscalCalendar
 from features.errors import OptionError
 
+__all__ = ["trailing_twelve_months", "ttm_paths", "TTM_SUFFIX"]
+
 TTM_SUFFIX = "_ttm"
 
 

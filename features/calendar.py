@@ -31,6 +31,10 @@ import pandas as pd
 
 from features.errors import OptionError
 
+__all__ = ["fiscal_freq", "fiscal_quarter", "FiscalCalendar", "implied_year_end_month", "MONTHS",
+           "parse_quarter_label", "period_end", "quarter", "quarter_label", "SEASON_LENGTH",
+           "year_end_month"]
+
 MONTHS = "JAN FEB MAR APR MAY JUN JUL AUG SEP OCT NOV DEC".split()
 _LABEL = re.compile(r"^(FY)?(\d{4})Q([1-4])$")
 #: Quarters in a year: the season length of every seasonal model and scale in the library.

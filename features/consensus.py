@@ -58,6 +58,10 @@ from features.errors import DataValidationError, Problem
 from features.guidance import _date, _number, row_quarter  # the same reading of dates and numbers as guidance
 from features.validation import _closest, _read_csv
 
+__all__ = ["BASES", "COLUMNS", "ConsensusBook", "load_consensus", "OPTIONAL", "PER_SHARE_METRICS",
+           "profile_consensus", "PROVIDER_ORDER", "quality_flag", "QUALITY_FLAGS", "read_consensus",
+           "REQUIRED", "SELECTED_COLUMNS", "Split", "TIMINGS"]
+
 REQUIRED = ("fiscal_quarter", "metric", "consensus_value", "published", "consensus_timing")
 OPTIONAL = ("provider", "source_url", "confirmations", "confirming_origins", "reported_value_on_page",
             "eps_basis", "notes")

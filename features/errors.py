@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+__all__ = ["DataValidationError", "DataWarning", "InputError", "OptionError", "Problem"]
+
 
 class InputError(ValueError):
     """Bad input a user can fix: a data, profile, guidance, scenario or claims file, or an option

@@ -38,6 +38,10 @@ from features.errors import DataValidationError, Problem
 from features.loader import shipped_data_dir
 from features.validation import _closest, _read_csv
 
+__all__ = ["ANNUAL_COLUMNS", "ANNUAL_GUIDANCE_FILE", "DEFAULT_ANNUAL_METRIC", "guidance_files",
+           "GuidanceBook", "load_guidance", "load_guidance_files", "QUARTERLY_COLUMNS",
+           "QUARTERLY_GUIDANCE_FILE", "read_annual_guidance", "read_quarterly_guidance", "row_quarter"]
+
 QUARTERLY_GUIDANCE_FILE = "amzn_guidance_quarterly.csv"
 ANNUAL_GUIDANCE_FILE = "amzn_capex_guidance.csv"
 #: The series an annual file without a ``metric`` column guides (capex net of proceeds).

@@ -47,6 +47,11 @@ from features.validation import (
     _warn_units,
 )
 
+__all__ = ["ANNUAL_FILE", "CONFIG_COLUMNS", "data_vintage", "DataVintage", "default_annual_path",
+           "default_quarterly_path", "load_quarterly", "OPTIONAL", "QUARTERLY_FILE", "read_annual",
+           "read_quarterly", "read_series_config", "REQUIRED_ANNUAL", "REQUIRED_QUARTERLY",
+           "shipped_data_dir"]
+
 QUARTERLY_FILE = "amzn_quarterly.csv"
 ANNUAL_FILE = "amzn_annual.csv"
 REQUIRED_QUARTERLY = ("metric", "fiscal_quarter", "period_end", "value_musd")

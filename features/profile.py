@@ -39,6 +39,11 @@ from features.yamlcheck import as_mapping, check_keys
 from features.calendar import FiscalCalendar
 from features.errors import InputError
 
+__all__ = ["CASH_FLOW_KEYS", "CASH_FLOW_REQUIRED", "CashFlow", "Category", "CompanyProfile",
+           "DEFAULT_COMPANY", "Driver", "DRIVER_KINDS", "Hierarchy", "load_profile", "Measure", "Node",
+           "PROFILE_DIR", "profile_for_data", "profile_from_dict", "ProfileError", "profiles_dir",
+           "shipped_profile", "shipped_profiles", "TOP_KEYS"]
+
 PROFILE_DIR = "companies"
 DEFAULT_COMPANY = "amazon"
 TOP_KEYS = ("name", "title", "ticker", "data", "fiscal_year_end_month", "default_model", "default_model_note",

@@ -20,6 +20,8 @@ from pandera.errors import SchemaErrors
 from pandera.typing import Series
 from features.errors import OptionError
 
+__all__ = ["COLUMNS", "SeriesFrame", "validate_series_frame"]
+
 COLUMNS = ("unique_id", "ds", "y")
 
 

@@ -39,6 +39,9 @@ from mlforecast.grouped_array import GroupedArray
 from features.calendar import SEASON_LENGTH, FiscalCalendar
 from features.errors import OptionError
 
+__all__ = ["check_positive", "DEFAULT_FEATURES", "driver_features", "FeatureSet", "future_frame",
+           "past_features", "PositiveLog", "TARGET_TRANSFORMS", "TargetTransform", "yoy_growth"]
+
 
 # --------------------------------------------------------------------------- target transforms
 class PositiveLog:

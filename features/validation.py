@@ -20,6 +20,8 @@ import pandas as pd
 from features.calendar import implied_year_end_month, parse_quarter_label, quarter, quarter_label
 from features.errors import DataValidationError, DataWarning, Problem
 
+__all__ = ["CONFIG_FILE", "SeriesConfig", "UNIT_RATIO"]
+
 CONFIG_FILE = "series.csv"
 
 

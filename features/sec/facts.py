@@ -32,6 +32,8 @@ import pandas as pd
 
 from features.errors import DataValidationError, Problem
 
+__all__ = ["empty_facts", "FACT_COLUMNS", "facts_from_companyfacts", "facts_from_xbrl"]
+
 FACT_COLUMNS = ["concept", "axis", "member", "start", "end", "value", "form", "accession", "filed"]
 
 

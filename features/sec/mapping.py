@@ -36,6 +36,9 @@ import yaml
 
 from features.errors import DataValidationError, Problem
 
+__all__ = ["CompanyMapping", "formula_order", "LABEL_STYLES", "MAPPING_FILE", "MetricMap", "parse_formula",
+           "read_mapping", "SOURCES"]
+
 MAPPING_FILE = "sec_mapping.yaml"
 SOURCES = ("xbrl", "companyfacts")
 LABEL_STYLES = ("calendar", "fiscal")

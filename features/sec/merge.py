@@ -27,6 +27,8 @@ import pandas as pd
 from features.errors import DataValidationError, Problem
 from features.sec.quarters import ASOF, ROW_COLUMNS, TOLERANCE, usd_of
 
+__all__ = ["latest_values", "Merge", "merge_rows", "read_file_rows", "render"]
+
 
 @dataclass(frozen=True)
 class Merge:

@@ -33,6 +33,9 @@ import pandas as pd
 from features.calendar import fiscal_quarter, period_end, quarter, quarter_label
 from features.sec.mapping import CompanyMapping, MetricMap
 
+__all__ = ["ANNUAL_COLUMNS", "annual_rows", "ASOF", "missing_metrics", "musd", "quarterly_rows",
+           "ROW_COLUMNS", "TOLERANCE", "usd_of", "Value", "Version"]
+
 ROW_COLUMNS = ["metric", "fiscal_quarter", "period_end", "value_musd", "source", "vintage"]
 #: `quarterly_rows` also returns ``asof``: the filing date at which the row's value was first known,
 #: and ``tolerance``: USD by which a value may differ from another derivation by rounding alone.

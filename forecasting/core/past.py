@@ -16,6 +16,8 @@ import pandas as pd
 
 from forecasting.core.frames import calendar_of
 
+__all__ = ["known_past", "series_cutoffs", "window_rows", "window_scores"]
+
 
 def series_cutoffs(members_fc: pd.DataFrame) -> pd.Series:
     """Per series, the quarter before its first forecast quarter (index ``unique_id``)."""

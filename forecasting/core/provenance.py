@@ -27,6 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+__all__ = ["active", "outcomes_read", "Read", "Reads", "recording"]
+
 
 @dataclass(frozen=True)
 class Read:

@@ -55,6 +55,9 @@ from forecasting.core.past import known_past, series_cutoffs, window_scores
 from features.errors import OptionError
 from forecasting.core.provenance import active, outcomes_read
 
+__all__ = ["candidate_forecasts", "candidate_members", "choices", "choose", "is_selector", "PRIOR_WEIGHT",
+           "register_selector", "scores", "select", "WINDOWS"]
+
 #: Default number of earlier cutoffs whose errors count.
 WINDOWS = 8
 #: Default pseudo-count (in windows) of the pooled score in a series' score: one pooled choice.

@@ -41,6 +41,9 @@ from features.calendar import FiscalCalendar
 from forecasting.core.frames import SEASON_LENGTH, calendar_of, enforce_order
 from forecasting.core.provenance import active, outcomes_read
 
+__all__ = ["adaptive_level", "CalibrationSettings", "conformal_factor", "conformal_quantile",
+           "conformalize", "DEFAULT", "interval_scores"]
+
 
 @dataclass(frozen=True)
 class CalibrationSettings:

@@ -43,6 +43,11 @@ from forecasting.methods.guided import register_guided
 from forecasting.core.metrics import BASELINE
 from forecasting.methods.registry import FAMILIES, REGISTRY, ModelSpec, get_spec, register
 
+__all__ = ["AUTO_CANDIDATES", "AUTO_MARGIN", "checked_arima", "COMBO_MEMBERS", "default_models",
+           "DEFAULT_MODELS", "EAT_MEMBERS", "ETS_THETA_MEMBERS", "FAST_MEMBERS", "LIBRARY_DEFAULT",
+           "ML_MEMBERS", "resolve", "STAT_ML_MEMBERS", "STATISTICAL_MEMBERS", "STATS_ML_COMBO_MEMBERS",
+           "THETA_MEMBERS"]
+
 #: The library's default model: what `forecast()` uses on a frame without a company profile
 #: that names its own (`features.profile.CompanyProfile.default_model`).
 LIBRARY_DEFAULT = "AutoCombo"

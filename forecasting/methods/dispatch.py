@@ -17,6 +17,8 @@ from forecasting.core.frames import LEVELS, SEASON_LENGTH, output_columns
 from forecasting.methods.guided import forecast_guided
 from forecasting.methods.registry import ModelSpec
 
+__all__ = ["forecast_base"]
+
 
 def forecast_base(
     df: pd.DataFrame,

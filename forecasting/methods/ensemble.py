@@ -39,6 +39,8 @@ from forecasting.core.past import known_past, series_cutoffs
 from features.errors import OptionError
 from forecasting.core.provenance import active, outcomes_read
 
+__all__ = ["combine", "COMBINERS", "member_weights", "register_ensemble", "SHRINKAGE"]
+
 #: Pseudo-count of past rows pulling the learnt weights toward equal weights.
 SHRINKAGE = 8.0
 COMBINERS = ("median", "mean", "weighted", "select")

@@ -41,6 +41,9 @@ from forecasting.core.frames import LEVELS, SEASON_LENGTH, calendar_of, enforce_
 from forecasting.methods.registry import ModelSpec, get_spec, register, with_members
 from features.errors import OptionError
 
+__all__ = ["base_forecast", "forecast_guided", "MIN_POSITIONS", "POSITION_WINDOW", "positions",
+           "register_guided"]
+
 #: Past guided quarters (with outcomes) needed before positions are trusted.
 MIN_POSITIONS = 4
 #: Positions averaged for the point forecast (the most recent ones).

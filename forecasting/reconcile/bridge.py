@@ -34,6 +34,8 @@ from features.profile import CashFlow
 from features.errors import OptionError
 from forecasting.core.provenance import outcomes_read
 
+__all__ = ["fcf_from_components", "free_cash_flow", "net_capex", "OCFBridge"]
+
 
 def free_cash_flow(ocf, net_capex):
     """Equation (1): FCF = OCF - net capex (arrays, Series or scalars; broadcasting)."""

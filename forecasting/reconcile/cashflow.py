@@ -33,6 +33,8 @@ import pandas as pd
 from forecasting.reconcile.hierarchy import mintrace
 from features.errors import OptionError
 
+__all__ = ["METHODS", "MIN_ERROR_ROWS", "NODES", "reconcile_cashflow", "S_ROWS", "summing_matrix"]
+
 NODES = ("fcf", "ocf_bridge", "ocf", "capex")
 #: Rows of the summing matrix, columns (OCF, capex).
 S_ROWS = {"fcf": (1.0, -1.0), "ocf_bridge": (1.0, 0.0), "ocf": (1.0, 0.0), "capex": (0.0, 1.0)}

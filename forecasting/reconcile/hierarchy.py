@@ -36,6 +36,9 @@ from features.calendar import FiscalCalendar
 from features.errors import OptionError
 from features.profile import Hierarchy
 
+__all__ = ["add_groups", "check_annual", "check_identities", "coherence_errors", "DEFAULT_METHOD",
+           "ERROR_METHODS", "METHODS", "MIN_ERROR_ROWS", "mintrace", "reconcile", "summing_matrix"]
+
 #: Short method names -> hierarchicalforecast output column suffix.
 METHODS = {
     "BottomUp": "BottomUp",

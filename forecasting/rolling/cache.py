@@ -36,6 +36,9 @@ import pandas as pd
 
 from forecasting.methods.registry import get_spec
 
+__all__ = ["cache_dir", "code_fingerprint", "enabled", "FORMAT", "key", "load", "MAX_MB", "PACKAGES",
+           "prune", "save", "spec_signature"]
+
 FORMAT = 1
 #: Default size limit of the cache folder, in megabytes (``FCF_CACHE_MAX_MB``).
 MAX_MB = 500

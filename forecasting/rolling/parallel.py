@@ -34,6 +34,8 @@ from forecasting.core.provenance import active as provenance_active
 from forecasting.methods.registry import ModelSpec, chain, register
 from features.errors import OptionError
 
+__all__ = ["base_forecasts", "default_jobs", "run_task", "Task"]
+
 
 @dataclass(frozen=True)
 class Task:

@@ -40,6 +40,10 @@ import pandas as pd
 from forecasting.core.frames import LEVELS, calendar_of, interval_columns
 from forecasting.core.metrics import BASELINE, pointwise, summarize
 
+__all__ = ["BENCHMARK_NOTE", "CONSENSUS", "CONSENSUS_COLUMNS", "consensus_rows", "eve_backtest_rows",
+           "eve_forecasts", "EVE_MODELS", "EveConfig", "on_consensus_quarters", "score_street",
+           "street_table", "with_year"]
+
 CONSENSUS = "Consensus"
 EVE_MODELS = ("ConsensusBias", "ConsensusCombo", "StreetEve")
 #: What the consensus is at our forecast time (the label tables print beside its row).

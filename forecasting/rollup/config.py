@@ -14,6 +14,9 @@ from forecasting.rollup.selection import SelectionSettings
 from forecasting.rollup.simulate import DEFAULT_PATHS, SMOOTHING
 from features.errors import OptionError
 
+__all__ = ["CANDIDATES", "GUIDED_CANDIDATES", "MIN_FIRST_CUTOFF_QUARTERS", "NODE_HORIZON", "RollupConfig",
+           "RollupSeries"]
+
 #: Candidate models of every node, in tie-break order (the first is used while too few past
 #: windows exist to choose).
 CANDIDATES = ("AutoETS", "Foster", "StatsCombo", "AutoARIMALog", "SeasonalNaive", "RandomWalkWithDrift",

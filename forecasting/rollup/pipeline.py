@@ -56,6 +56,9 @@ from forecasting.rollup.config import NODE_HORIZON, MIN_FIRST_CUTOFF_QUARTERS, R
 from forecasting.rollup.selection import champion_forecasts, scored
 from features.errors import OptionError
 
+__all__ = ["driver_frame", "first_cutoff", "node_forecasts", "Pipeline", "PIPELINE_FIELDS",
+           "prepare_pipeline", "quarters_between", "run_pipeline"]
+
 
 # --------------------------------------------------------------------------- node forecasts
 def driver_frame(df: pd.DataFrame, series: RollupSeries, extra: Sequence[str] = ()) -> pd.DataFrame:

@@ -40,6 +40,8 @@ from forecasting.core.metrics import seasonal_scale
 from forecasting.core.past import window_rows, window_scores
 from forecasting.core.provenance import outcomes_read
 
+__all__ = ["champion_forecasts", "choose", "LAMBDAS", "latest_miss", "scored", "SelectionSettings"]
+
 #: Shares of the latest miss tried by the nested choice.
 LAMBDAS: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
 

@@ -34,6 +34,9 @@ from forecasting.core.frames import calendar_of, quantile_label
 from features.errors import OptionError
 from forecasting.core.provenance import outcomes_read
 
+__all__ = ["bootstrap_errors", "DEFAULT_PATHS", "quantile_frame", "QUANTILES", "quantiles",
+           "residual_windows", "sample_paths", "series_level", "SMOOTHING"]
+
 #: Quantiles reported everywhere (P2.5/P97.5 give the 95% interval, P10/P90 the 80% one).
 QUANTILES = (0.025, 0.05, 0.10, 0.50, 0.90, 0.95, 0.975)
 DEFAULT_PATHS = 1000

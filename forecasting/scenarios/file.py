@@ -39,6 +39,9 @@ from features.yamlcheck import as_mapping, as_number, check_keys
 from features.errors import InputError
 from features.profile import CompanyProfile
 
+__all__ = ["CategoryDriver", "GROWTH_BOUNDS", "load_scenario", "MIN_ANNUAL_CAPEX", "reported_checks",
+           "Scenario", "scenario_from_dict", "ScenarioError", "TOP_KEYS", "YEAR_BOUNDS"]
+
 TOP_KEYS = ("name", "description", "sources", "drivers", "carry_forward", "contradicted_by_reported_data")
 #: Growth outside this range is almost surely a percentage typed as a number (25 for 25%).
 GROWTH_BOUNDS = (-0.9, 1.5)

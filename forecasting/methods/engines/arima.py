@@ -14,6 +14,8 @@ from __future__ import annotations
 import numpy as np
 from statsforecast.models import ARIMA
 
+__all__ = ["check_fit", "CheckedARIMA", "DegenerateFitError"]
+
 
 class DegenerateFitError(RuntimeError):
     """A fitted model is not a usable estimate (raised so the fallback chain takes over)."""

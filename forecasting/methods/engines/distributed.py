@@ -27,6 +27,8 @@ from typing import Any
 import pandas as pd
 from features.errors import OptionError
 
+__all__ = ["check_engine", "is_distributed", "LOCAL", "statsforecast_forecast", "to_pandas_input"]
+
 LOCAL = (None, "local", "pandas")
 
 

@@ -49,6 +49,8 @@ from forecasting.core.frames import (
 )
 from forecasting.methods.registry import ModelSpec, get_spec, register
 
+__all__ = ["CONFORMAL_WINDOWS", "forecast_ml", "MIN_TRAIN_ROWS", "register_regressor"]
+
 #: Most conformal windows mlforecast uses for the ML intervals.
 CONFORMAL_WINDOWS = 3
 #: Training rows a series must give (after transforms and lags) to be used by an ML model.

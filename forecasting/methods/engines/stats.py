@@ -24,6 +24,8 @@ from forecasting.core.frames import LEVELS, SEASON_LENGTH, ShortSeriesWarning, c
 from forecasting.methods.registry import ModelSpec, fallback_chain, get_spec
 from features.errors import OptionError
 
+__all__ = ["forecast_stats"]
+
 
 def _plan(df: pd.DataFrame, specs: list[ModelSpec]) -> dict[str, dict[str, ModelSpec]]:
     """For each series, the spec actually used for each requested spec (after fallbacks)."""
