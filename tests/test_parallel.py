@@ -14,7 +14,7 @@ from forecasting.rolling import cache as vcache
 from forecasting.rolling.backtest import BacktestConfig, backtest
 from forecasting.methods.dispatch import forecast_base
 from forecasting.rolling.forecast import forecast
-from forecasting.core.frames import ShortSeriesWarning
+from forecasting.core.frames import FitSettings, ShortSeriesWarning
 from forecasting.methods.catalogue import resolve
 from forecasting.rolling.parallel import base_forecasts, default_jobs
 
@@ -55,7 +55,7 @@ def test_fallback_warnings_come_back_from_the_workers():
     df = _panel()
     specs = resolve(["AutoETS"])
     trains = [df[df["ds"] <= c] for c in pd.date_range(end="2024-12-31", periods=3, freq="QE")]
-    out = base_forecasts(trains, 2, specs, (80, 95), 4, 0, n_jobs=2)
+    out = base_forecasts(trains, specs, FitSettings(2, (80, 95), 4, 0), n_jobs=2)
     assert len(out) == 3
     for fc, messages in out:
         assert any(m.startswith("series short:") and "forecasting it with SeasonalNaive" in m for m in messages)
@@ -83,30 +83,30 @@ def test_same_seed_same_numbers_for_the_default(cache_dir):
 def test_cache_key_follows_the_rows_models_and_settings(cache_dir):
     df = _panel()
     specs = resolve(MODELS)
-    k = vcache.key(df, 2, specs, (80, 95), 4, 0)
-    assert k == vcache.key(df.copy(), 2, specs, (80, 95), 4, 0)
+    k = vcache.key(df, specs, FitSettings(2, (80, 95), 4, 0))
+    assert k == vcache.key(df.copy(), specs, FitSettings(2, (80, 95), 4, 0))
     changed = df.copy()
     changed.loc[5, "y"] += 1e-9
-    assert k != vcache.key(changed, 2, specs, (80, 95), 4, 0)
-    assert k != vcache.key(df, 3, specs, (80, 95), 4, 0)
-    assert k != vcache.key(df, 2, specs, (80,), 4, 0)
-    assert k != vcache.key(df, 2, specs, (80, 95), 4, 1)
-    assert k != vcache.key(df, 2, resolve(["AutoETS"]), (80, 95), 4, 0)
+    assert k != vcache.key(changed, specs, FitSettings(2, (80, 95), 4, 0))
+    assert k != vcache.key(df, specs, FitSettings(3, (80, 95), 4, 0))
+    assert k != vcache.key(df, specs, FitSettings(2, (80,), 4, 0))
+    assert k != vcache.key(df, specs, FitSettings(2, (80, 95), 4, 1))
+    assert k != vcache.key(df, resolve(["AutoETS"]), FitSettings(2, (80, 95), 4, 0))
 
 
 def test_a_window_is_read_from_the_cache_not_refitted(cache_dir):
     df = _panel()
     specs = resolve(["SeasonalNaive", "AutoETS"])
     train = df[df["ds"] <= "2024-06-30"]
-    [(first, _)] = base_forecasts([train], 2, specs, (80, 95), 4, 0, n_jobs=1, cache=True)
+    [(first, _)] = base_forecasts([train], specs, FitSettings(2, (80, 95), 4, 0), n_jobs=1, cache=True)
     [path] = list(cache_dir.rglob("*.pkl"))
     marked = first.copy()
     marked["mean"] = -1.0  # a cached entry is returned as stored
     with open(path, "wb") as f:
         pickle.dump((marked, ["note"]), f)
-    [(again, msgs)] = base_forecasts([train], 2, specs, (80, 95), 4, 0, n_jobs=1, cache=True)
+    [(again, msgs)] = base_forecasts([train], specs, FitSettings(2, (80, 95), 4, 0), n_jobs=1, cache=True)
     assert (again["mean"] == -1.0).all() and msgs == ["note"]
-    [(fresh, _)] = base_forecasts([train], 2, specs, (80, 95), 4, 0, n_jobs=1, cache=False)
+    [(fresh, _)] = base_forecasts([train], specs, FitSettings(2, (80, 95), 4, 0), n_jobs=1, cache=False)
     pd.testing.assert_frame_equal(fresh, first)
 
 
@@ -114,10 +114,10 @@ def test_a_broken_cache_entry_is_refitted_and_rewritten(cache_dir):
     df = _panel()
     specs = resolve(["SeasonalNaive"])
     train = df[df["ds"] <= "2024-06-30"]
-    [(first, _)] = base_forecasts([train], 2, specs, (80, 95), 4, 0, cache=True)
+    [(first, _)] = base_forecasts([train], specs, FitSettings(2, (80, 95), 4, 0), cache=True)
     [path] = list(cache_dir.rglob("*.pkl"))
     path.write_bytes(b"not a pickle")
-    [(again, _)] = base_forecasts([train], 2, specs, (80, 95), 4, 0, cache=True)
+    [(again, _)] = base_forecasts([train], specs, FitSettings(2, (80, 95), 4, 0), cache=True)
     pd.testing.assert_frame_equal(again, first)
     assert pickle.loads(path.read_bytes())[0].equals(first)
 
@@ -154,14 +154,14 @@ def test_a_refused_arima_fit_in_a_group_refits_only_its_series():
     df = load_quarterly(series=["net_sales_total", "net_sales_aws", "operating_cash_flow"])
     specs = resolve(["BrownRozeff"])
     with pytest.warns(ShortSeriesWarning, match="DegenerateFitError"):
-        group = forecast_base(df, 4, specs)
+        group = forecast_base(df, specs, FitSettings(4))
     br = group[group["model"] == "BrownRozeff"].set_index(["unique_id", "ds"])
     assert set(br.loc["net_sales_total", "model_used"]) == {"SeasonalNaive"}
     assert set(br.loc["operating_cash_flow", "model_used"]) == {"BrownRozeff"}
     for uid in ("net_sales_aws", "operating_cash_flow"):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ShortSeriesWarning)
-            alone = forecast_base(df[df["unique_id"] == uid], 4, specs)
+            alone = forecast_base(df[df["unique_id"] == uid], specs, FitSettings(4))
         alone = alone[alone["model"] == "BrownRozeff"].set_index(["unique_id", "ds"])
         cols = ["model_used", "mean", "lo-95", "lo-80", "hi-80", "hi-95"]
         pd.testing.assert_frame_equal(br.loc[[uid], cols], alone[cols], check_exact=True)
@@ -173,7 +173,7 @@ def test_the_cache_keeps_within_its_size_limit(cache_dir, monkeypatch):
     df = _panel()
     specs = resolve(["SeasonalNaive"])
     trains = [df[df["ds"] <= c] for c in pd.date_range(end="2024-12-31", periods=3, freq="QE")]
-    base_forecasts(trains, 2, specs, (80, 95), 4, 0, n_jobs=1, cache=True)
+    base_forecasts(trains, specs, FitSettings(2, (80, 95), 4, 0), n_jobs=1, cache=True)
     paths = sorted(cache_dir.rglob("*.pkl"))
     assert len(paths) == 3
     for i, p in enumerate(paths):  # oldest first
@@ -181,5 +181,5 @@ def test_the_cache_keeps_within_its_size_limit(cache_dir, monkeypatch):
     size = paths[0].stat().st_size
     assert vcache.prune(max_mb=2.5 * size / 1e6) == 1
     assert not paths[0].exists() and paths[1].exists() and paths[2].exists()
-    vcache.load(vcache.key(trains[0], 2, specs, (80, 95), 4, 0))  # a miss
+    vcache.load(vcache.key(trains[0], specs, FitSettings(2, (80, 95), 4, 0)))  # a miss
     assert vcache.prune(max_mb=1e-9) == 2 and not list(cache_dir.rglob("*.pkl"))

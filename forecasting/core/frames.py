@@ -23,6 +23,7 @@ This module imports nothing else of `forecasting`.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -33,13 +34,31 @@ from features.calendar import SEASON_LENGTH, FiscalCalendar
 from features.schema import validate_series_frame
 from features.errors import OptionError
 
-__all__ = ["LEVELS", "SEASON_LENGTH", "MAX_HORIZON", "ShortSeriesWarning", "interval_columns", "output_columns",
+__all__ = ["LEVELS", "SEASON_LENGTH", "MAX_HORIZON", "FitSettings", "ShortSeriesWarning", "interval_columns", "output_columns",
            "backtest_columns", "interval_quantiles", "quantile_label", "to_interval_columns", "check_horizon",
            "check_series_frame", "calendar_of", "enforce_order", "check_forecast_frame", "check_backtest_frame"]
 
 LEVELS: tuple[int, ...] = (80, 95)
 #: Longest horizon, in quarters, that intervals are calibrated for and commands accept.
 MAX_HORIZON = 8
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    """What every fit at one origin takes, passed down as one object: the horizon, the interval
+    levels, the season length and the seed (`forecasting.methods.dispatch.forecast_base`, the
+    parallel tasks and the cache key read it; `BacktestConfig.fit` and `forecast()` build it)."""
+
+    h: int
+    level: tuple[int, ...] = LEVELS
+    season_length: int = SEASON_LENGTH
+    seed: int = 0
+
+    def __post_init__(self):
+        object.__setattr__(self, "h", int(self.h))
+        object.__setattr__(self, "level", tuple(int(v) for v in self.level))
+        object.__setattr__(self, "season_length", int(self.season_length))
+        object.__setattr__(self, "seed", int(self.seed))
 
 
 class ShortSeriesWarning(UserWarning):

@@ -7,13 +7,12 @@ selecting ensembles learn from earlier windows.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 
 import pandas as pd
 
 from forecasting.methods.engines.ml import forecast_ml
 from forecasting.methods.engines.stats import forecast_stats
-from forecasting.core.frames import LEVELS, SEASON_LENGTH, output_columns
+from forecasting.core.frames import FitSettings, output_columns
 from forecasting.methods.guided import forecast_guided
 from forecasting.methods.registry import ModelSpec
 
@@ -22,11 +21,8 @@ __all__ = ["forecast_base"]
 
 def forecast_base(
     df: pd.DataFrame,
-    h: int,
     specs: list[ModelSpec],
-    level: Sequence[int] = LEVELS,
-    season_length: int = SEASON_LENGTH,
-    seed: int = 0,
+    settings: FitSettings,
     engine=None,
     guidance=None,
 ) -> pd.DataFrame:
@@ -34,12 +30,14 @@ def forecast_base(
 
     Args:
         df: long frame ``unique_id, ds, y`` (checked, gap-free).
+        settings: horizon, levels, season length and seed (`forecasting.core.frames.FitSettings`).
         engine: the executor of the statistical models: None (this process) or a cluster (see
             `forecasting.methods.engines.distributed`).
         guidance: the `features.guidance.GuidanceBook` known at the origin (guided specs).
     Returns:
         ``output_columns(level)``: statistical specs first, then ML, then guided.
     """
+    h, level, season_length, seed = settings.h, settings.level, settings.season_length, settings.seed
     parts = []
     stats = [s for s in specs if s.kind == "stats"]
     if stats:

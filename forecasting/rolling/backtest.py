@@ -37,6 +37,7 @@ from forecasting.methods.engines.distributed import check_engine, is_distributed
 from forecasting.methods.ensemble import combine
 from forecasting.core.frames import (
     LEVELS,
+    FitSettings,
     MAX_HORIZON,
     SEASON_LENGTH,
     ShortSeriesWarning,
@@ -75,6 +76,11 @@ class BacktestConfig:
             raise OptionError("n_windows and step_size must be >= 1 and warmup_windows >= 0")
         if self.intervals not in ("conformal", "model"):
             raise OptionError(f"intervals must be 'conformal' or 'model', got '{self.intervals}'")
+
+    @property
+    def fit(self) -> FitSettings:
+        """The settings every fit of this backtest takes (`forecasting.core.frames.FitSettings`)."""
+        return FitSettings(self.h, self.level, self.season_length, self.seed)
 
     def as_params(self) -> dict:
         d = asdict(self)
@@ -195,15 +201,14 @@ def base_at_cutoffs(windows, specs, config: BacktestConfig, engine=None, n_jobs:
     Guided models see `guidance` as known at each cutoff (`GuidanceBook.at_cutoff`)."""
     known = [guidance.at_cutoff(cut) if guidance is not None else None for cut, _ in windows]
     if not is_distributed(engine):
-        return base_forecasts([t for _, t in windows], config.h, specs, config.level, config.season_length,
-                              config.seed, n_jobs=n_jobs, cache=cache, progress=progress, guidance=known)
+        return base_forecasts([t for _, t in windows], specs, config.fit, n_jobs=n_jobs, cache=cache,
+                              progress=progress, guidance=known)
     out = []
     iterator = progress(list(zip(windows, known))) if progress is not None else zip(windows, known)
     for (_, train), book in iterator:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ShortSeriesWarning)
-            fc = forecast_base(train, config.h, specs, config.level, config.season_length, config.seed,
-                               engine=engine, guidance=book)
+            fc = forecast_base(train, specs, config.fit, engine=engine, guidance=book)
         out.append((fc, [str(w.message) for w in caught if issubclass(w.category, ShortSeriesWarning)]))
     return out
 

@@ -93,12 +93,12 @@ def spec_signature(spec) -> str:
     return "|".join(parts)
 
 
-def key(train: pd.DataFrame, h: int, specs: Sequence, level: Sequence[int], season_length: int,
-        seed: int, guidance=None) -> str:
-    """The cache key of the base forecasts of `specs` on `train` (see the module docstring);
-    `guidance` (a `features.guidance.GuidanceBook` known at the cutoff) enters with its rows."""
+def key(train: pd.DataFrame, specs: Sequence, settings, guidance=None) -> str:
+    """The cache key of the base forecasts of `specs` on `train` with `settings` (a
+    `forecasting.core.frames.FitSettings`; see the module docstring); `guidance` (a
+    `features.guidance.GuidanceBook` known at the cutoff) enters with its rows."""
     h_ = hashlib.sha256(code_fingerprint().encode())
-    h_.update(repr((int(h), tuple(sorted(level)), int(season_length), int(seed))).encode())
+    h_.update(repr((settings.h, tuple(sorted(settings.level)), settings.season_length, settings.seed)).encode())
     for spec in specs:
         h_.update(spec_signature(spec).encode())
     h_.update(pd.util.hash_pandas_object(train[["unique_id", "ds", "y"]], index=False).to_numpy().tobytes())

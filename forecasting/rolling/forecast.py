@@ -39,6 +39,7 @@ from forecasting.methods.dispatch import forecast_base
 from forecasting.methods.engines.distributed import check_engine, to_pandas_input
 from forecasting.core.frames import (
     LEVELS,
+    FitSettings,
     MAX_HORIZON,
     SEASON_LENGTH,
     ShortSeriesWarning,
@@ -132,7 +133,7 @@ def forecast(
         s.kind == "ensemble" and s.options.get("combiner", "median") in PAST_COMBINERS for s in specs)
     if not (needs_past or any(s.kind == "ensemble" for s in specs)):
         now = guidance.at_cutoff(df["ds"].max()) if guidance is not None else None
-        out = forecast_base(df, h, specs, level, season_length, seed, engine=engine, guidance=now)
+        out = forecast_base(df, specs, FitSettings(h, tuple(level), season_length, seed), engine=engine, guidance=now)
     else:
         config = BacktestConfig(h=h, n_windows=past_windows(specs, calibration_windows, intervals),
                                 level=tuple(level), season_length=season_length, warmup_windows=0,

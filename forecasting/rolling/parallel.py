@@ -29,7 +29,7 @@ import pandas as pd
 
 from forecasting.rolling import cache as vcache
 from forecasting.methods.dispatch import forecast_base
-from forecasting.core.frames import ShortSeriesWarning
+from forecasting.core.frames import FitSettings, ShortSeriesWarning
 from forecasting.core.provenance import active as provenance_active
 from forecasting.methods.registry import ModelSpec, chain, register
 from features.errors import OptionError
@@ -44,12 +44,9 @@ class Task:
     `needed` are the specs they rely on (fallbacks, members, bases), registered in the worker."""
 
     train: pd.DataFrame
-    h: int
     specs: tuple[ModelSpec, ...]
     needed: tuple[ModelSpec, ...]
-    level: tuple[int, ...]
-    season_length: int
-    seed: int
+    settings: FitSettings
     guidance: object = None
 
 
@@ -84,8 +81,7 @@ def run_task(task: Task, in_worker: bool = False) -> tuple[pd.DataFrame, list[st
             register(spec, replace=True)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ShortSeriesWarning)
-        fc = forecast_base(task.train, task.h, list(task.specs), task.level, task.season_length, task.seed,
-                           guidance=task.guidance)
+        fc = forecast_base(task.train, list(task.specs), task.settings, guidance=task.guidance)
     return fc, [str(w.message) for w in caught if issubclass(w.category, ShortSeriesWarning)]
 
 
@@ -95,11 +91,8 @@ def _in_worker(task: Task) -> tuple[pd.DataFrame, list[str]]:
 
 def base_forecasts(
     trains: Sequence[pd.DataFrame],
-    h: int,
     specs: Sequence[ModelSpec],
-    level: Sequence[int],
-    season_length: int,
-    seed: int,
+    settings: FitSettings,
     n_jobs: int | None = None,
     cache: bool | None = False,
     progress: Callable[[Iterable], Iterable] | None = None,
@@ -109,6 +102,7 @@ def base_forecasts(
 
     Args:
         trains: the rows up to each cutoff (long frames ``unique_id, ds, y``).
+        settings: horizon, levels, season length and seed of every fit.
         n_jobs: parallel tasks (see the module docstring).
         cache: read and write the data-vintage cache (None: on unless ``FCF_CACHE=0``).
         progress: wraps the iterator over finished tasks (``tqdm.tqdm``) for a progress bar.
@@ -124,13 +118,12 @@ def base_forecasts(
     use_cache = vcache.enabled(cache) and not provenance_active()
     needed = tuple({s.name: s for spec in specs for s in chain(spec)}.values())
     books = list(guidance) if guidance is not None else [None] * len(trains)
-    tasks = [Task(t, int(h), tuple(specs), needed, tuple(level), int(season_length), int(seed), g)
-             for t, g in zip(trains, books)]
+    tasks = [Task(t, tuple(specs), needed, settings, g) for t, g in zip(trains, books)]
     results: list[tuple[pd.DataFrame, list[str]] | None] = [None] * len(tasks)
     keys: list[str | None] = [None] * len(tasks)
     if use_cache:
         for i, t in enumerate(tasks):
-            keys[i] = vcache.key(t.train, h, specs, level, season_length, seed, t.guidance)
+            keys[i] = vcache.key(t.train, specs, settings, t.guidance)
             results[i] = vcache.load(keys[i])
     todo = [i for i, r in enumerate(results) if r is None]
     jobs = min(default_jobs(n_jobs), len(todo))
