@@ -35,7 +35,7 @@ from features.errors import OptionError
 from forecasting.core.provenance import outcomes_read
 
 __all__ = ["bootstrap_errors", "DEFAULT_PATHS", "quantile_frame", "QUANTILES", "quantiles",
-           "residual_windows", "sample_paths", "series_level", "SMOOTHING"]
+           "residual_windows", "sample_paths", "series_index", "series_level", "SMOOTHING"]
 
 #: Quantiles reported everywhere (P2.5/P97.5 give the 95% interval, P10/P90 the 80% one).
 QUANTILES = (0.025, 0.05, 0.10, 0.50, 0.90, 0.95, 0.975)
@@ -43,16 +43,29 @@ DEFAULT_PATHS = 1000
 SMOOTHING = 0.5
 
 
-def series_level(history: pd.DataFrame, series: Sequence[str], cutoff) -> np.ndarray:
-    """Mean |y| of the last four quarters on or before `cutoff`, per series (shape (n,))."""
+def series_index(history: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per series, its dates (sorted) and values as arrays: what `series_level` reads, built
+    once for many cutoffs."""
+    h = history.sort_values(["unique_id", "ds"], kind="stable")
+    return {uid: (g["ds"].to_numpy(dtype="datetime64[ns]"), g["y"].to_numpy(dtype=float))
+            for uid, g in h.groupby("unique_id", sort=False)}
+
+
+def series_level(history: pd.DataFrame | None, series: Sequence[str], cutoff,
+                 index: dict[str, tuple[np.ndarray, np.ndarray]] | None = None) -> np.ndarray:
+    """Mean |y| of the last four quarters on or before `cutoff`, per series (shape (n,));
+    `index` (`series_index` of the same history) saves regrouping it at every cutoff."""
+    if index is None:
+        index = series_index(history[history["unique_id"].isin(list(series))])
+    c = np.datetime64(pd.Timestamp(cutoff), "ns")
     out = []
     for s in series:
-        rows = history.loc[(history["unique_id"] == s) & (history["ds"] <= cutoff)].sort_values("ds")
-        outcomes_read("simulate.series_level", cutoff, rows["ds"].iloc[-4:])
-        y = rows["y"]
-        if len(y) == 0:
+        ds, y = index.get(s, (np.empty(0, dtype="datetime64[ns]"), np.empty(0)))
+        n = int(np.searchsorted(ds, c, side="right"))
+        outcomes_read("simulate.series_level", cutoff, ds[max(0, n - 4):n])
+        if n == 0:
             raise OptionError(f"series_level: series {s} has no data up to {pd.Timestamp(cutoff).date()}")
-        level = float(np.abs(y.to_numpy(dtype=float)[-4:]).mean())
+        level = float(np.abs(y[max(0, n - 4):n]).mean())
         out.append(level if level > 0 else 1.0)
     return np.array(out)
 
@@ -81,6 +94,8 @@ def residual_windows(
     """
     y = history.set_index(["unique_id", "ds"])["y"]
     cal = calendar_of(history)
+    scales = list(scale_by or series)
+    index = series_index(history[history["unique_id"].isin(scales)])
     cuts, mats = [], []
     for cut, g in fc.groupby("cutoff", sort=True):
         last = cut + cal.offset(h)
@@ -93,7 +108,7 @@ def residual_windows(
         obs = y.reindex(idx).to_numpy(dtype=float).reshape(len(series), h)
         if not (np.isfinite(f).all() and np.isfinite(obs).all()):
             continue
-        lev = series_level(history, scale_by or series, cut)
+        lev = series_level(None, scales, cut, index=index)
         if known_by is not None:
             outcomes_read("simulate.error_windows", known_by, dss)
         cuts.append(cut)
