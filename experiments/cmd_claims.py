@@ -84,7 +84,8 @@ def _p(v) -> str:
 def claims_view(report) -> pd.DataFrame:
     """The printed claims table: id, P (base and per scenario), median, claimed, realised."""
     t = report.table
-    view = pd.DataFrame({"claim": t["id"], "P": t["probability_recal"].map(_p), "P paths": t["probability"].map(_p)})
+    view = pd.DataFrame({"claim": t["id"], "P": t["probability_recal"].map(_p), "P paths": t["probability"].map(_p),
+                         "P raw": t["probability_raw"].map(_p)})
     for name in report.scenarios:
         view[f"P {name}"] = t[f"p.{name}"].map(_p)
     view["model median"] = [m if len(m) <= 40 else m[:37] + "..." for m in t["median"]]
@@ -128,7 +129,8 @@ def recalibration_note(report) -> str:
         return ("P is the share of the roll-up's paths on which the claim holds (too few past claims resolved to "
                 "learn a recalibration map).")
     return (f"P is recalibrated: a beta-calibration map learnt on the {n} past claims of the reliability study "
-            "resolved by the origin, applied to P paths (the share of the roll-up's paths on which the claim holds).")
+            "(recent ones weigh more), applied to P raw (the share of the roll-up's raw-spread paths on which the "
+            "claim holds); P paths: the share of its calibrated paths; per scenario: calibrated paths.")
 
 
 def scores_view(scores: pd.DataFrame) -> pd.DataFrame:

@@ -37,7 +37,7 @@ def synthetic_claims(n_cutoffs: int = 24, per_cutoff: int = 60, seed: int = 0) -
         step = rng.integers(1, 5, per_cutoff)
         kind = np.where(np.arange(per_cutoff) % 3 == 0, "b", "a")
         held = rng.random(per_cutoff) < np.where(kind == "b", np.clip(true + 0.2, 0, 1), true)
-        rows.append(pd.DataFrame({"cutoff": c, "kind": kind, "step": step, "probability": raw,
+        rows.append(pd.DataFrame({"cutoff": c, "kind": kind, "step": step, "probability_raw": raw,
                                   "held": held, "resolved": [c + pd.offsets.QuarterEnd(int(k)) for k in step]}))
     return pd.concat(rows, ignore_index=True)
 
@@ -69,7 +69,7 @@ def test_recalibration_map_at_a_cutoff_never_sees_a_claim_resolved_after_it(clai
 def test_recalibration_pulls_over_confident_extremes_in_and_beats_the_raw_brier(claims):
     out = claims.join(recalibrate(claims))
     late = out[out["map_claims"] >= 400]  # cutoffs with a long record
-    raw, cal = decomposition(late, "probability"), decomposition(late, "probability_recal")
+    raw, cal = decomposition(late, "probability_raw"), decomposition(late, "probability_recal")
     assert cal["brier"] < raw["brier"] - 0.02 and cal["ece"] < raw["ece"] / 2
     assert cal["ece"] < 0.06
     # no map before MIN_CLAIMS resolved claims: the kind's base rate (0.5 before any)
@@ -77,14 +77,14 @@ def test_recalibration_pulls_over_confident_extremes_in_and_beats_the_raw_brier(
     assert (first["map_claims"] == 0).all() and (first["probability_recal"] == 0.5).all()
     # the kind's own record: kind b holds more often than its raw probability says
     b = late[late["kind"] == "b"]
-    assert b["probability_recal"].mean() > b["probability"].mean() + 0.05
+    assert b["probability_recal"].mean() > b["probability_raw"].mean() + 0.05
     # the map alone (a claims file's claims, kind unknown) is monotone and pulls 0 and 1 in
-    m = ClaimsMap().fit(late["probability"], late["held"])
+    m = ClaimsMap().fit(late["probability_raw"], late["held"])
     q = m(np.array([0.0, 0.03, 0.5, 0.97, 1.0]))
     assert np.all(np.diff(q) > 0) and 0.03 < q[0] < 0.25 and 0.75 < q[-1] < 0.97 and m.n == len(late)
-    iso = ClaimsMap("isotonic").fit(late["probability"], late["held"])
+    iso = ClaimsMap("isotonic").fit(late["probability_raw"], late["held"])
     assert iso.fitted and np.all(np.diff(iso(np.linspace(0, 1, 11))) >= 0)
-    assert not ClaimsMap().fit(late["probability"][: MIN_CLAIMS - 1], late["held"][: MIN_CLAIMS - 1]).fitted
+    assert not ClaimsMap().fit(late["probability_raw"][: MIN_CLAIMS - 1], late["held"][: MIN_CLAIMS - 1]).fitted
 
 
 def test_brier_decomposition_and_ece_by_hand():

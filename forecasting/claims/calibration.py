@@ -19,9 +19,10 @@ from the reported quarters up to c and the guidance known on the day c was repor
   published after c; the probability is still the roll-up's at c, which knows nothing of it).
 
 Each claim gets a probability from the roll-up's paths at c, as the roll-up would have made
-them then (`forecasting.rollup.paths.build_inputs` and `simulate`, the spread scaled by
-`calibration_factor(recent_misses(...))`, i.e. exactly what `forecasting.rollup.backtest`
-scores), and from three baselines: the raw (uncalibrated) paths, seasonal naive (each
+them then (`forecasting.rollup.paths.build_inputs` and `simulate`, the spread calibrated by
+`forecasting.rollup.paths.calibrate` as the config says, i.e. exactly what
+`forecasting.rollup.backtest` scores), that probability recalibrated on the claims resolved
+by c (`forecasting.claims.recalibrate`), and three baselines: the raw (uncalibrated) paths, seasonal naive (each
 quarter = the same quarter a year earlier: a 0/1 probability), and the base rate (the share
 of claims of the same kind resolved by c that held; 0.5 before any). `reliability` bins the
 probabilities (of the claims given 0.7-0.8, how many came true) with a bootstrap interval
@@ -253,9 +254,13 @@ def calibration_claims(pipe: Pipeline, guidance=None, h: int = 4, cutoffs: Seque
     """`claims_at_cutoffs` scored against the reported quarters (arguments as there).
 
     Returns:
-        ``cutoff, kind, step, id, series, probability, probability_raw, probability_sn,
-        probability_base_rate, held, resolved, error_scale``, one row per claim whose
-        outcome is reported (``resolved``: the end of the last quarter it needs).
+        ``cutoff, kind, step, id, series, probability_recal, probability, probability_raw,
+        probability_sn, probability_base_rate, map_claims, kind_claims, held, resolved,
+        error_scale``, one row per claim whose outcome is reported (``resolved``: the end of
+        the last quarter it needs); ``probability_recal`` is ``probability_raw`` recalibrated
+        by the map learnt at the row's cutoff on the claims resolved by it
+        (`forecasting.claims.recalibrate.recalibrate`; ``map_claims``, ``kind_claims``: how many
+        it rests on, of them of the row's kind).
     """
     made = claims_at_cutoffs(pipe, guidance, h, cutoffs, subjects, progress, consensus)
     made = made.dropna(subset=["probability"]).reset_index(drop=True)
@@ -271,7 +276,7 @@ def calibration_claims(pipe: Pipeline, guidance=None, h: int = 4, cutoffs: Seque
     out = out[out["held"].notna()].reset_index(drop=True)
     out["held"] = out["held"].astype(bool)
     out["probability_base_rate"] = base_rates(out)
-    out = out.join(recalibrate(out, "probability"))
+    out = out.join(recalibrate(out))
     return out[["cutoff", "kind", "step", "id", "series", "probability_recal", "probability", "probability_raw",
                 "probability_sn", "probability_base_rate", "map_claims", "kind_claims", "held", "resolved",
                 "error_scale"]]

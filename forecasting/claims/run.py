@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -37,10 +37,10 @@ from forecasting.claims.calibration import (
     reliability,
 )
 from forecasting.claims.evaluate import Outcomes, consensus_values, evaluate, interval_paths
-from forecasting.claims.recalibrate import ClaimsMap
+from forecasting.claims.recalibrate import map_at
 from forecasting.rolling.forecast import forecast
 from forecasting.core.frames import ShortSeriesWarning
-from forecasting.rollup.paths import RollupResult, rollup
+from forecasting.rollup.paths import RollupResult, rollup, simulate
 from forecasting.rollup.config import RollupConfig, RollupSeries
 from forecasting.rollup.pipeline import prepare_pipeline
 from forecasting.scenarios.run import as_scenario, check_periods, run_scenarios
@@ -66,8 +66,12 @@ class ClaimsReport:
 
     Attributes:
         claims: the claims.
-        table: `forecasting.claims.evaluate.RESULT_COLUMNS` for the base case, plus one
-            ``p.<scenario>`` column per scenario.
+        table: `forecasting.claims.evaluate.RESULT_COLUMNS` for the base case (``probability``:
+            on the roll-up's calibrated paths), ``probability_raw`` (on its raw paths),
+            ``probability_recal`` (the raw one through the recalibration map learnt on the
+            past claims of the reliability study, `forecasting.claims.recalibrate.map_at`;
+            ``probability`` when there is none), ``map_claims`` (claims that map rests on, 0:
+            none), plus one ``p.<scenario>`` column per scenario.
         by_scenario: ``id, scenario, probability, median, median_value, status, reason`` (base
             first).
         methods: series -> how its paths were made, for series not simulated by the roll-up.
@@ -204,7 +208,11 @@ def run_claims(df: pd.DataFrame, profile: CompanyProfile, claims: ClaimSet, conf
                          for c in claims.claims if series in c.series_used and c.id not in skip})
         tables[name] = evaluate(claims, Outcomes(known, paths, sim.ds, consensus=street), reported, methods, skip,
                                 default_method=ROLLUP_METHOD)
+    raw = simulate(replace(res.inputs, error_scale=1.0, node_scale=None)) if config.calibrate else res.simulation
+    raw_table = evaluate(claims, Outcomes(known, {**raw.paths, **extra}, raw.ds, consensus=street), None, methods,
+                         not_evaluable, default_method=ROLLUP_METHOD)
     table = tables["base"].copy()
+    table["probability_raw"] = raw_table["probability"].to_numpy()
     for name in sims:
         if name != "base":
             table[f"p.{name}"] = tables[name]["probability"].to_numpy()
@@ -222,9 +230,8 @@ def run_claims(df: pd.DataFrame, profile: CompanyProfile, claims: ClaimSet, conf
         cal = calibration_claims(pipe, guidance, h=calibration_h, progress=progress, consensus=street)
         if len(cal):
             rel, brier = reliability(cal, "probability_recal"), brier_scores(cal)
-            done = cal[cal["resolved"] <= origin]  # every one: outcomes are reported by the origin
-            cmap = ClaimsMap().fit(done["probability"], done["held"])
-            p = table["probability"].to_numpy(dtype=float)
+            cmap = map_at(cal, origin)  # every claim of the study: all are resolved by the origin
+            p = table["probability_raw"].to_numpy(dtype=float)
             ok = np.isfinite(p)
             table.loc[ok, "probability_recal"] = cmap(p[ok])
             table["map_claims"] = cmap.n if cmap.fitted else 0
