@@ -150,6 +150,6 @@ def claims_reliability_png(report, path: str | Path) -> Path:
     """The reliability diagram of a `forecasting.claims.run.ClaimsReport`: its recalibrated
     probabilities beside the roll-up paths' ones."""
     p = report.params
-    return save_reliability_plot({"recalibrated": report.reliability, "roll-up paths": report.reliability_paths},
-                                 path, f"Reliability of {p['calibration_claims']} claims at "
-                                       f"{p['calibration_cutoffs']} past cutoffs (bands: 90%, cutoffs resampled)")
+    tables = {"recalibrated": report.reliability, "roll-up paths (calibrated spread)": report.reliability_paths}
+    return save_reliability_plot(tables, path, f"Reliability of {p['calibration_claims']} claims at "
+                                               f"{p['calibration_cutoffs']} past cutoffs (bands: 90%, cutoffs resampled)")

@@ -230,7 +230,8 @@ def _log_scenarios(result, context: RunContext, uri: str, fanchart_paths, checks
 
 
 # ------------------------------------------------------------------------------ claims
-BRIER_KEYS = {"probability_recal": "rollup_recal", "probability": "rollup", "probability_raw": "rollup_raw", "probability_sn": "seasonal_naive",
+BRIER_KEYS = {"probability_recal": "rollup_recal",
+              "probability": "rollup", "probability_raw": "rollup_raw", "probability_sn": "seasonal_naive",
               "probability_base_rate": "base_rate"}
 
 

@@ -174,7 +174,19 @@ def test_calibration_claims_rows_and_reliability(report):
     filled = rel[rel["n"] > 0]
     assert (filled["observed_lo"] <= filled["observed"] + 1e-12).all()
     assert (filled["observed"] <= filled["observed_hi"] + 1e-12).all()
+    # the nested recalibration: no map at the first cutoff (too few resolved claims), then maps on more
+    assert cal["probability_recal"].between(0, 1).all()
+    per_cut = cal.groupby("cutoff")["map_claims"].first()
+    assert per_cut.iloc[0] == 0 and per_cut.is_monotonic_increasing and per_cut.iloc[-1] > 500
+    assert (cal["map_claims"] <= [((cal["resolved"] <= c)).sum() for c in cal["cutoff"]]).all()
+    # the claims file: the map of every resolved past claim, applied to the raw paths' probabilities
+    t = report.table.set_index("id")
+    assert (t.loc[t["status"] == "evaluated", "map_claims"] == len(cal)).all()
+    assert t.loc["guided_net_sales_2026q3", "probability_recal"] > 0.05  # not a 0.00 against its record
+    scores = report.scores.set_index("forecaster")
     b = report.brier[report.brier["kind"] == "all"].set_index("forecaster")
+    assert scores.loc["Rollup (recalibrated)", "brier"] == pytest.approx(b.loc["Rollup (recalibrated)", "brier"])
+    assert report.reliability_paths["n"].sum() == len(cal)
     sse = ((cal["probability"] - cal["held"]) ** 2).mean()
     assert b.loc["Rollup (calibrated)", "brier"] == pytest.approx(sse)
     assert b.loc["SeasonalNaive (0/1)", "brier"] == pytest.approx((cal["probability_sn"] != cal["held"]).mean())
