@@ -15,8 +15,9 @@ applied to the raw probabilities of the claims made at c (`map_at`, `recalibrate
   HALF_LIFE)`` (a year's half-life): Amazon's record has regimes (in 2021 a fifth of the
   claims held, in 2023 two thirds), and a map of the whole past carried 2021 into 2023.
 - **Too few claims: the kind's base rate.** With fewer than `MIN_CLAIMS` resolved claims no
-  map is learnt and a claim gets the share of resolved claims of its kind that held (0.5
-  with none). ``prior_weight`` > 0 also shrinks a learnt map toward that base rate,
+  map is learnt and a claim gets the share of resolved claims of its kind that held, itself
+  shrunk toward 0.5 by `BASE_PRIOR` claims (the first cutoffs' rates from a handful of
+  claims were 0 or 1 and scored worse than 0.5). ``prior_weight`` > 0 also shrinks a learnt map toward that base rate,
   ``p = w map(p) + (1 - w) base_k`` with ``w = n_k / (n_k + prior_weight)``; the default is 0
   because every positive weight measured worse (docs/claims.md).
 
@@ -41,6 +42,8 @@ EPS = 0.005
 MIN_CLAIMS = 50
 #: Past claims of a kind that weigh as much as the map's answer against the kind's base rate.
 PRIOR_WEIGHT = 0.0
+#: Claims at 0.5 added to a kind's record before its base rate is taken (3 held of 3 is not 1.0).
+BASE_PRIOR = 20.0
 #: Inverse L2 strength of the beta map's logistic regression (large: nearly unpenalised).
 C = 1.0
 #: Half-life, in quarters, of a past claim's weight in the map (None: all weigh the same).
@@ -133,7 +136,8 @@ def recalibrate(rows: pd.DataFrame, column: str = "probability_raw", method: str
         pos = rows.index.get_indexer(idx)
         mapped = m(rows[column].to_numpy(dtype=float)[pos])
         n_kind = np.array([int((known & (kinds == k)).sum()) for k in kinds[pos]])
-        base = np.array([held[known & (kinds == k)].mean() if n else 0.5 for k, n in zip(kinds[pos], n_kind)])
+        held_kind = np.array([held[known & (kinds == k)].sum() for k in kinds[pos]])
+        base = (held_kind + BASE_PRIOR * 0.5) / (n_kind + BASE_PRIOR)  # a handful of claims is no rate of 0 or 1
         w = n_kind / (n_kind + prior_weight) if prior_weight > 0 else np.ones(len(pos))
         w = w if m.fitted else np.zeros(len(pos))
         out.loc[idx, "probability_recal"] = w * mapped + (1 - w) * base
