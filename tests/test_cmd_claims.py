@@ -123,7 +123,7 @@ def test_claims_command_on_the_shipped_file_logged_to_a_real_server(mlflow_serve
     assert "beats_consensus" in set(cal["kind"])
     md = client.download_artifacts(run.info.run_id, "claims.md", str(isolated_cwd))
     text = open(md, encoding="utf-8").read()
-    assert "| claim | P | P bull |" in text and "## Reliability of" in text
+    assert "| claim | P | P paths | P raw | P bull |" in text and "## Reliability of" in text
 
 
 @pytest.mark.slow

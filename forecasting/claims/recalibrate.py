@@ -12,8 +12,9 @@ applied to the raw probabilities of the claims made at c (`map_at`, `recalibrate
   number of paths stays finite. It can pull both extremes in (a 0.00 that came true one time
   in five) and shift the middle. ``method="isotonic"``: scikit-learn's `IsotonicRegression`.
 - **Recent claims weigh more**: a claim resolved a quarters before c weighs ``0.5 ** (a /
-  HALF_LIFE)`` (a year's half-life): Amazon's record has regimes (in 2021 a fifth of the
-  claims held, in 2023 two thirds), and a map of the whole past carried 2021 into 2023.
+  HALF_LIFE)`` (a year's half-life): the shipped company's record has regimes (in 2021 a
+  fifth of the claims held, in 2023 two thirds), and a map of the whole past carried 2021
+  into 2023.
 - **Too few claims: the kind's base rate.** With fewer than `MIN_CLAIMS` resolved claims no
   map is learnt and a claim gets the share of resolved claims of its kind that held, itself
   shrunk toward 0.5 by `BASE_PRIOR` claims (the first cutoffs' rates from a handful of
