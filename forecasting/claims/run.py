@@ -232,7 +232,7 @@ def run_claims(df: pd.DataFrame, profile: CompanyProfile, claims: ClaimSet, conf
             rel, brier = reliability(cal, "probability_recal"), brier_scores(cal)
             cmap = map_at(cal, origin)  # every claim of the study: all are resolved by the origin
             p = table["probability_raw"].to_numpy(dtype=float)
-            ok = np.isfinite(p)
+            ok = np.isfinite(p) & cmap.fitted  # too few past claims: the paths' probability stands
             table.loc[ok, "probability_recal"] = cmap(p[ok])
             table["map_claims"] = cmap.n if cmap.fitted else 0
             paths_rel, scores = reliability(cal, "probability"), decompositions(cal)
