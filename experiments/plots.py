@@ -151,5 +151,6 @@ def claims_reliability_png(report, path: str | Path) -> Path:
     probabilities beside the roll-up paths' ones."""
     p = report.params
     tables = {"recalibrated": report.reliability, "roll-up paths (calibrated spread)": report.reliability_paths}
-    return save_reliability_plot(tables, path, f"Reliability of {p['calibration_claims']} claims at "
-                                               f"{p['calibration_cutoffs']} past cutoffs (bands: 90%, cutoffs resampled)")
+    title = (f"Reliability of {p['calibration_claims']} claims at {p['calibration_cutoffs']} past cutoffs "
+             "(bands: 90%, cutoffs resampled)")
+    return save_reliability_plot(tables, path, title)
