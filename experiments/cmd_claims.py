@@ -84,7 +84,8 @@ def _p(v) -> str:
 def claims_view(report) -> pd.DataFrame:
     """The printed claims table: id, P (base and per scenario), median, claimed, realised."""
     t = report.table
-    view = pd.DataFrame({"claim": t["id"], "P": t["probability"].map(_p)})
+    view = pd.DataFrame({"claim": t["id"], "P": t["probability_recal"].map(_p), "P paths": t["probability"].map(_p),
+                         "P raw": t["probability_raw"].map(_p)})
     for name in report.scenarios:
         view[f"P {name}"] = t[f"p.{name}"].map(_p)
     view["model median"] = [m if len(m) <= 40 else m[:37] + "..." for m in t["median"]]
@@ -121,6 +122,24 @@ def guidance_view(report) -> pd.DataFrame:
                          "share above": g["share_above"].map("{:.0%}".format)})
 
 
+def recalibration_note(report) -> str:
+    """How the claims file's probabilities were recalibrated (and on how many past claims)."""
+    n = int(report.table["map_claims"].max()) if len(report.table) else 0
+    if not n:
+        return ("P is the share of the roll-up's paths on which the claim holds (too few past claims resolved to "
+                "learn a recalibration map).")
+    return (f"P is recalibrated: a beta-calibration map learnt on the {n} past claims of the reliability study "
+            "(recent ones weigh more), applied to P raw (the share of the roll-up's raw-spread paths on which the "
+            "claim holds); P paths: the share of its calibrated paths; per scenario: calibrated paths.")
+
+
+def scores_view(scores: pd.DataFrame) -> pd.DataFrame:
+    """Brier score, its decomposition and the expected calibration error per forecaster."""
+    return pd.DataFrame({"forecaster": scores["forecaster"], "claims": scores["n"],
+                         **{c.capitalize() if c != "ece" else "ECE": scores[c].map("{:.3f}".format)
+                            for c in ("brier", "reliability", "resolution", "uncertainty", "ece")}})
+
+
 def reliability_view(rel: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"probability": rel["bin"], "claims": rel["n"],
                          "mean P": rel["mean_probability"].map(_p), "came true": rel["observed"].map(_p),
@@ -151,7 +170,7 @@ def header(report, config) -> str:
     p = report.params
     sim = report.result.simulation
     q = sim.series.calendar.labels(sim.ds)
-    spread = (f"spread x{report.result.inputs.error_scale:.2f} from the roll-up's recent misses"
+    spread = (f"spread x{report.result.inputs.spread_scale:.2f} from the roll-up's recent misses"
               if config.calibrate else "raw bootstrap spread")
     return (f"Claims of {report.claims.name} ({report.claims.source}) under the roll-up from {p['origin']} "
             f"({config.n_paths} paths to {q[-1]}, {spread}; guidance: {p['guidance']})")
@@ -160,24 +179,29 @@ def header(report, config) -> str:
 def markdown(report, config) -> str:
     from experiments.leaderboard import to_markdown
 
-    parts = [f"# {header(report, config)}", to_markdown(claims_view(report)),
+    parts = [f"# {header(report, config)}", to_markdown(claims_view(report)), recalibration_note(report),
              "\n".join(f"- {n}" for n in notes(report))]
     if not report.guidance.empty:
         parts += ["## Where reported quarters landed against the guided ranges", to_markdown(guidance_view(report))]
     if report.reliability is not None:
         parts += [f"## Reliability of {report.params['calibration_claims']} claims generated at "
                   f"{report.params['calibration_cutoffs']} past cutoffs", headline(report),
-                  to_markdown(reliability_view(report.reliability)), to_markdown(brier_view(report.brier))]
+                  "Recalibrated probabilities (nested: each cutoff's map learnt on claims resolved by it)",
+                  to_markdown(reliability_view(report.reliability)),
+                  "The roll-up paths' probabilities", to_markdown(reliability_view(report.reliability_paths)),
+                  to_markdown(brier_view(report.brier)), to_markdown(scores_view(report.scores))]
     return "\n\n".join(parts) + "\n"
 
 
 # --------------------------------------------------------------------------- the command
 def run(args: argparse.Namespace) -> int:
     from experiments.io import write_csv, write_text
+    from experiments.plots import claims_reliability_png
     from experiments.track_backtest import RunContext
     from experiments.track_runs import log_claims
     from experiments.tracking import TrackingError
     from features.loader import load_quarterly
+    from features.consensus import profile_consensus
     from forecasting.claims.file import load_claims
     from forecasting.claims.run import run_claims
     from forecasting.scenarios.run import as_scenario
@@ -187,16 +211,17 @@ def run(args: argparse.Namespace) -> int:
     path = Path(args.file) if args.file else shipped_claims(profile)
     claims = load_claims(path)  # every input is validated before any computation
     scenarios = [as_scenario(f, profile) for f in scenario_files(args.scenarios, profile)]
+    consensus = profile_consensus(profile, args.series_config)  # a bad file exits 2 here, before any fit
     uri = checked_tracking_uri(args.no_track)
     t0 = time.perf_counter()
     data = data_path(args, profile)
     df = load_quarterly(data, args.series_config)
     config = rollup_config(args)
     report = run_claims(df, profile, claims, config, guidance_for(args, profile), scenarios,
-                        calibration_h=None if args.no_reliability else args.calibration_horizon)
+                        calibration_h=None if args.no_reliability else args.calibration_horizon, consensus=consensus)
     print(header(report, config) + "\n")
     print(claims_view(report).to_string(index=False))
-    print()
+    print("\n" + recalibration_note(report) + "\n")
     for line in notes(report):
         print(f"- {line}")
     if not report.guidance.empty:
@@ -207,10 +232,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"\nReliability: {p['calibration_claims']} claims generated at {p['calibration_cutoffs']} past cutoffs "
               f"(up to {args.calibration_horizon} quarters ahead; thresholds from what was known at each cutoff), "
               "probability from the roll-up's paths made then")
+        print("Recalibrated probabilities (nested: the map at each cutoff learnt on past claims resolved by it)")
         print(reliability_view(report.reliability).to_string(index=False))
+        print("\nThe roll-up paths' probabilities before recalibration")
+        print(reliability_view(report.reliability_paths).to_string(index=False))
         print("\n" + headline(report))
         print("\nBrier score (lower is better; a constant 0.5 scores 0.250)")
         print(brier_view(report.brier).to_string(index=False))
+        print("\nBrier decomposition (reliability: lower is better; resolution: higher) and expected calibration error")
+        print(scores_view(report.scores).to_string(index=False))
     out = Path(args.out)
     write_csv(report.table, out / "claims.csv")
     write_csv(report.by_scenario, out / "claims_by_scenario.csv")
@@ -224,7 +254,10 @@ def run(args: argparse.Namespace) -> int:
         write_csv(report.calibration, out / "calibration_claims.csv")
         write_csv(report.reliability, out / "reliability.csv")
         write_csv(report.brier, out / "brier.csv")
-        written += ["calibration_claims.csv", "reliability.csv", "brier.csv"]
+        write_csv(report.scores, out / "brier_decomposition.csv")
+        claims_reliability_png(report, out / "reliability.png")
+        written += ["calibration_claims.csv", "reliability.csv", "brier.csv", "brier_decomposition.csv",
+                    "reliability.png"]
     print(f"\nwrote {out}/{', '.join(written)}; {time.perf_counter() - t0:.1f}s")
     if uri is not None:
         try:

@@ -76,6 +76,9 @@ def add_rollup_options(p: argparse.ArgumentParser, horizon: int) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed: same quantiles)")
     p.add_argument("--no-calibrate", action="store_true",
                    help="keep the raw bootstrap spread (default: scale it by the roll-up's own recent misses)")
+    p.add_argument("--calibrate-by", choices=("fcf", "node"), default="fcf",
+                   help="fcf (default): one factor from FCF's recent misses scales every path; node: a factor per "
+                        "simulated node and quarter ahead from that node's own misses")
     add_guidance_option(p)
     p.add_argument("--out", default=DEFAULT_OUT, help=f"folder for tables and the fan chart (default {DEFAULT_OUT})")
 
@@ -128,7 +131,8 @@ def rollup_config(args):
     if args.first_cutoff:
         kw["first_cutoff"] = args.first_cutoff.strip().upper()
     return RollupConfig(h=args.horizon, method=args.method, cashflow=args.cashflow, n_paths=args.paths,
-                        seed=args.seed, calibrate=not args.no_calibrate, **kw)
+                        seed=args.seed, calibrate=not args.no_calibrate,
+                        calibrate_by=getattr(args, "calibrate_by", "fcf"), **kw)
 
 
 def billions(v: float) -> str:
@@ -191,7 +195,7 @@ def run(args: argparse.Namespace) -> int:
     res = rollup(df, profile, config, book, pipeline=pipe)
     cal = profile.calendar
     origin = res.params["origin"]
-    scale = (f"spread x{res.inputs.error_scale:.2f} from the roll-up's recent misses"
+    scale = (f"spread x{res.inputs.spread_scale:.2f} from the roll-up's recent misses"
              if config.calibrate else "raw bootstrap spread, not calibrated")
     print(f"Free cash flow roll-up from {origin} ({config.n_paths} paths, errors of {len(res.inputs.windows)} "
           f"past windows, {scale}; guidance: {res.params['guidance']}), USD billions\n")

@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     res = run_scenarios(df, profile, scenarios, h=args.horizon, config=rollup_config(args),
                         guidance=guidance_for(args, profile))
     origin = profile.calendar.label(res.inputs.origin)
-    print(f"Scenarios from {origin} ({args.paths} paths, seed {args.seed}, spread x{res.inputs.error_scale:.2f} "
+    print(f"Scenarios from {origin} ({args.paths} paths, seed {args.seed}, spread x{res.inputs.spread_scale:.2f} "
           f"from the roll-up's recent misses); USD billions, P50 [P10, P90]\n")
     checks = {s.name: reported_checks(s, df, profile) for s in scenarios}
     for s in scenarios:

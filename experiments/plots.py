@@ -10,6 +10,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from features.calendar import FiscalCalendar
@@ -102,3 +103,54 @@ def save_series_plots(bt: pd.DataFrame, history: pd.DataFrame, series_table: pd.
         fig.savefig(path, dpi=90)
         paths.append(path)
     return paths
+
+
+def reliability_figure(tables: dict[str, pd.DataFrame], title: str = ""):
+    """Reliability diagram of claim probabilities: per forecaster (name -> a
+    `forecasting.claims.calibration.reliability` table) the share of claims that came true
+    against the bin's mean probability, with the band over resampled cutoffs and each bin's
+    count below (first forecaster's counts). Returns a `matplotlib.figure.Figure` (Agg canvas)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.4, 7.2))
+    FigureCanvasAgg(fig)
+    top, bottom = fig.subplots(2, 1, gridspec_kw={"height_ratios": [3, 1]}, sharex=True)
+    fig.subplots_adjust(left=0.12, right=0.97, top=0.92, bottom=0.08, hspace=0.08)
+    top.plot([0, 1], [0, 1], color="grey", lw=1, ls="--", label="calibrated")
+    width = 0.8 / max(len(tables), 1) / 10
+    for i, (name, rel) in enumerate(tables.items()):
+        r = rel[rel["n"] > 0]
+        color = f"C{i}"
+        top.fill_between(r["mean_probability"], r["observed_lo"], r["observed_hi"], color=color, alpha=0.15, lw=0)
+        top.plot(r["mean_probability"], r["observed"], color=color, marker="o", lw=1.4, label=name)
+        centres = np.arange(len(rel)) / 10 + 0.05
+        bottom.bar(centres + (i - (len(tables) - 1) / 2) * width, rel["n"], width=width, color=color, alpha=0.7)
+    top.set_xlim(0, 1)
+    top.set_ylim(0, 1)
+    top.set_ylabel("share that came true")
+    top.grid(alpha=0.3)
+    top.legend(loc="upper left", fontsize=8)
+    bottom.set_xlabel("probability given (bins of 0.1; dots at the bin's mean)")
+    bottom.set_ylabel("claims")
+    bottom.grid(alpha=0.3)
+    fig.suptitle(title or "Reliability of claim probabilities (bands: 90% over resampled cutoffs)", fontsize=10)
+    return fig
+
+
+def save_reliability_plot(tables: dict[str, pd.DataFrame], path: str | Path, title: str = "") -> Path:
+    """`reliability_figure` written as a PNG at `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    reliability_figure(tables, title).savefig(path, dpi=90)
+    return path
+
+
+def claims_reliability_png(report, path: str | Path) -> Path:
+    """The reliability diagram of a `forecasting.claims.run.ClaimsReport`: its recalibrated
+    probabilities beside the roll-up paths' ones."""
+    p = report.params
+    tables = {"recalibrated": report.reliability, "roll-up paths (calibrated spread)": report.reliability_paths}
+    title = (f"Reliability of {p['calibration_claims']} claims at {p['calibration_cutoffs']} past cutoffs "
+             "(bands: 90%, cutoffs resampled)")
+    return save_reliability_plot(tables, path, title)

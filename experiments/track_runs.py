@@ -192,7 +192,7 @@ def _log_scenarios(result, context: RunContext, uri: str, fanchart_paths, checks
     tags = run_tags(context.data_path, {"run_kind": "scenarios", **context.tags}, vintage=vintage)
     origin = result.inputs.series.calendar.label(result.inputs.origin)
     names = list(result.simulations)
-    params = {**result.inputs.config.as_params(), "origin": origin, "error_scale": result.inputs.error_scale,
+    params = {**result.inputs.config.as_params(), "origin": origin, "error_scale": result.inputs.spread_scale,
               "scenarios": ",".join(n for n in names if n != "base"), **context.params}
     name = context.run_name or run_name("scenarios", vintage, names, h=len(result.inputs.ds))
     with run_group(client, exp_id, name, tags=tags) as group:
@@ -230,7 +230,8 @@ def _log_scenarios(result, context: RunContext, uri: str, fanchart_paths, checks
 
 
 # ------------------------------------------------------------------------------ claims
-BRIER_KEYS = {"probability": "rollup", "probability_raw": "rollup_raw", "probability_sn": "seasonal_naive",
+BRIER_KEYS = {"probability_recal": "rollup_recal",
+              "probability": "rollup", "probability_raw": "rollup_raw", "probability_sn": "seasonal_naive",
               "probability_base_rate": "base_rate"}
 
 
@@ -241,6 +242,7 @@ def claims_metrics(report) -> list[tuple]:
     out = []
     for r in report.table.itertuples(index=False):
         out.append((metric_key("claim", r.id, "probability"), r.probability, 0))
+        out.append((metric_key("claim", r.id, "probability_recal"), r.probability_recal, 0))
         out.append((metric_key("claim", r.id, "median"), r.median_value, 0))
         out.append((metric_key("claim", r.id, "realised"), r.realised_value, 0))
         if r.held is not None and not pd.isna(r.held):
@@ -253,6 +255,9 @@ def claims_metrics(report) -> list[tuple]:
         names = {v: BRIER_KEYS[k] for k, v in FORECASTERS.items()}
         b = report.brier[report.brier["kind"] == "all"]
         out += [(metric_key("brier", names[r.forecaster]), r.brier, 0) for r in b.itertuples(index=False)]
+        for r in report.scores.itertuples(index=False):
+            out += [(metric_key("brier", names[r.forecaster], n), getattr(r, n), 0)
+                    for n in ("reliability", "resolution", "uncertainty", "ece")]
     g = report.guidance
     if len(g):
         for r in g[g["window"] == "all"].itertuples(index=False):
@@ -267,6 +272,8 @@ def log_claims(report, context: RunContext, *, markdown: str = "") -> str:
         TrackingError: the store failed mid-way (the run is marked FAILED).
     """
     from mlflow.exceptions import MlflowException
+
+    from experiments.plots import claims_reliability_png
 
     uri = context.uri or tracking_uri()
     client = get_client(uri)
@@ -292,6 +299,8 @@ def log_claims(report, context: RunContext, *, markdown: str = "") -> str:
                     report.calibration.to_csv(Path(tmp) / "calibration_claims.csv", index=False)
                     report.reliability.to_csv(Path(tmp) / "reliability.csv", index=False)
                     report.brier.to_csv(Path(tmp) / "brier.csv", index=False)
+                    report.scores.to_csv(Path(tmp) / "brier_decomposition.csv", index=False)
+                    claims_reliability_png(report, Path(tmp) / "reliability.png")
                 client.log_artifacts(run_id, tmp)
         return run_id
     except (MlflowException, OSError) as exc:

@@ -87,4 +87,4 @@ class Rollup:
         c = self.company
         claims = file if isinstance(file, ClaimSet) else load_claims(file)
         return run_claims(c.data, c.profile, claims, self.config_, c.guidance, scenarios=tuple(scenarios),
-                          pipeline=self.pipeline_)
+                          pipeline=self.pipeline_, consensus=c.consensus)

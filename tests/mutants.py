@@ -101,6 +101,9 @@ MUTANTS = (
            ROLLUP),
     Mutant("claims.base_rate", "forecasting/claims/calibration.py",
            "known = res <= c", f"known = res <= c + {QE}", ROLLUP),
+    Mutant("claims.recalibration", "forecasting/claims/recalibrate.py",
+           "known = res <= c\n", 'known = res <= c + np.timedelta64(92, "D")\n',
+           ("tests/test_claims_recalibrate.py", "-k", "never_sees")),
 )
 
 

@@ -27,7 +27,8 @@ from forecasting.claims.calibration import (
     guidance_outcomes,
     reliability,
 )
-from forecasting.claims.evaluate import Outcomes, quantity
+from features.consensus import profile_consensus
+from forecasting.claims.evaluate import Outcomes, consensus_values, quantity
 from forecasting.claims.run import run_claims
 from forecasting.core.frames import ShortSeriesWarning
 from forecasting.rollup.config import RollupConfig, RollupSeries
@@ -56,10 +57,15 @@ def book():
 
 
 @pytest.fixture(scope="module")
-def report(df, book):
+def street():
+    return profile_consensus(AMAZON)
+
+
+@pytest.fixture(scope="module")
+def report(df, book, street):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ShortSeriesWarning)
-        return run_claims(df, AMAZON, load_claims(CLAIMS), SMALL, book, SCENARIOS, calibration_h=4)
+        return run_claims(df, AMAZON, load_claims(CLAIMS), SMALL, book, SCENARIOS, calibration_h=4, consensus=street)
 
 
 # --------------------------------------------------------------------------- the shipped claims
@@ -124,8 +130,9 @@ def test_guidance_outcomes_count_where_quarters_landed(df, book):
 
 
 # --------------------------------------------------------------------------- claims at past cutoffs
-def test_auto_claims_thresholds_by_hand_from_what_was_known(df, book):
-    claims = auto_claims(df, "2024-12-31", 4, default_subjects(SUBJECTS), book)
+def test_auto_claims_thresholds_by_hand_from_what_was_known(df, book, street):
+    estimates = consensus_values(street.select())
+    claims = auto_claims(df, "2024-12-31", 4, default_subjects(SUBJECTS), book, estimates)
     made = {cl.id: (kind, step, cl) for kind, step, cl in claims}
     assert {k for k, _, _ in made.values()} == set(KINDS)
     growth = lambda new, old: new / old - 1  # noqa: E731
@@ -143,6 +150,10 @@ def test_auto_claims_thresholds_by_hand_from_what_was_known(df, book):
     # guidance for 2025Q1 was announced with the 2024Q4 results (2025-02-06): known at that cutoff
     assert made["inside_guided_range.net_sales_total.2025Q1"][2].condition == Condition("between", 151000, 155500)
     assert made["above_guided_range.operating_income_total.2025Q1"][2].condition == Condition(">", low=18000)
+    # the street's estimate for 2025Q1 net sales stands in the claim's relative_to (value / consensus > 1)
+    beat = made["beats_consensus.net_sales_total.2025Q1"][2]
+    assert beat.relative_to == "consensus" and beat.condition == Condition(">", low=1.0)
+    assert ("net_sales_total", pd.Period("2025Q1")) in estimates
     # thresholds read nothing after the cutoff
     later = df["ds"] > "2024-12-31"
     poisoned = df.assign(y=np.where(later, -1e9, df["y"]))
@@ -163,7 +174,19 @@ def test_calibration_claims_rows_and_reliability(report):
     filled = rel[rel["n"] > 0]
     assert (filled["observed_lo"] <= filled["observed"] + 1e-12).all()
     assert (filled["observed"] <= filled["observed_hi"] + 1e-12).all()
+    # the nested recalibration: no map at the first cutoff (too few resolved claims), then maps on more
+    assert cal["probability_recal"].between(0, 1).all()
+    per_cut = cal.groupby("cutoff")["map_claims"].first()
+    assert per_cut.iloc[0] == 0 and per_cut.is_monotonic_increasing and per_cut.iloc[-1] > 500
+    assert (cal["map_claims"] <= [((cal["resolved"] <= c)).sum() for c in cal["cutoff"]]).all()
+    # the claims file: the map of every resolved past claim, applied to the raw paths' probabilities
+    t = report.table.set_index("id")
+    assert (t.loc[t["status"] == "evaluated", "map_claims"] == len(cal)).all()
+    assert t.loc["guided_net_sales_2026q3", "probability_recal"] > 0.05  # not a 0.00 against its record
+    scores = report.scores.set_index("forecaster")
     b = report.brier[report.brier["kind"] == "all"].set_index("forecaster")
+    assert scores.loc["Rollup (recalibrated)", "brier"] == pytest.approx(b.loc["Rollup (recalibrated)", "brier"])
+    assert report.reliability_paths["n"].sum() == len(cal)
     sse = ((cal["probability"] - cal["held"]) ** 2).mean()
     assert b.loc["Rollup (calibrated)", "brier"] == pytest.approx(sse)
     assert b.loc["SeasonalNaive (0/1)", "brier"] == pytest.approx((cal["probability_sn"] != cal["held"]).mean())

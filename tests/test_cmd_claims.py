@@ -112,10 +112,18 @@ def test_claims_command_on_the_shipped_file_logged_to_a_real_server(mlflow_serve
     assert 0 < m["guidance.operating_income_total.share_above"] <= 1
     names = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"claims.csv", "claims.md", "claims_by_scenario.csv", "guidance_outcomes.csv", "calibration_claims.csv",
-            "reliability.csv", "brier.csv"} <= names
+            "reliability.csv", "brier.csv", "brier_decomposition.csv", "reliability.png"} <= names
+    png = client.download_artifacts(run.info.run_id, "reliability.png", str(isolated_cwd))
+    assert open(png, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    # raw and recalibrated side by side, and what the map rests on
+    assert "P paths" in out and "P raw" in out and f"learnt on the {len(cal)} past claims" in out
+    assert m[f"claim.{cid}.probability_recal"] == pytest.approx(by.loc[cid, "probability_recal"])
+    for part in ("reliability", "resolution", "uncertainty", "ece"):
+        assert 0 <= m[f"brier.rollup_recal.{part}"] <= 1
+    assert "beats_consensus" in set(cal["kind"])
     md = client.download_artifacts(run.info.run_id, "claims.md", str(isolated_cwd))
     text = open(md, encoding="utf-8").read()
-    assert "| claim | P | P bull |" in text and "## Reliability of" in text
+    assert "| claim | P | P paths | P raw | P bull |" in text and "## Reliability of" in text
 
 
 @pytest.mark.slow

@@ -370,7 +370,8 @@ def rollup_reads(full):  # one run, recorded (~45 s)
 
 ROLLUP_STEPS = {"selection", "metrics.seasonal_scale", "reconciliation.scale", "reconciliation.segment_errors",
                 "reconciliation.cashflow_errors", "bridge.fit", "rollup.history", "simulate.error_windows",
-                "simulate.series_level", "rollup.spread_calibration", "claims.history", "claims.base_rate"}
+                "simulate.series_level", "rollup.spread_calibration", "claims.history", "claims.base_rate",
+                "claims.recalibration"}
 
 
 @pytest.mark.slow

@@ -13,12 +13,16 @@ from the reported quarters up to c and the guidance known on the day c was repor
 - ``fy_growth_above_last_year``: the fiscal year of c+1, when it ends within h quarters,
   grows faster than the fiscal year before;
 - ``inside_guided_range`` / ``above_guided_range``: quarter c+1 lands inside / above the
-  range management guided for it.
+  range management guided for it;
+- ``beats_consensus``: S in quarter c+1 is above the street's consensus estimate for it
+  (`features.consensus.ConsensusBook.select`: the estimate that stood on c+1's report day,
+  published after c; the probability is still the roll-up's at c, which knows nothing of it).
 
 Each claim gets a probability from the roll-up's paths at c, as the roll-up would have made
-them then (`forecasting.rollup.paths.build_inputs` and `simulate`, the spread scaled by
-`calibration_factor(recent_misses(...))`, i.e. exactly what `forecasting.rollup.backtest`
-scores), and from three baselines: the raw (uncalibrated) paths, seasonal naive (each
+them then (`forecasting.rollup.paths.build_inputs` and `simulate`, the spread calibrated by
+`forecasting.rollup.paths.calibrate` as the config says, i.e. exactly what
+`forecasting.rollup.backtest` scores), that probability recalibrated on the claims resolved
+by c (`forecasting.claims.recalibrate`), and three baselines: the raw (uncalibrated) paths, seasonal naive (each
 quarter = the same quarter a year earlier: a 0/1 probability), and the base rate (the share
 of claims of the same kind resolved by c that held; 0.5 before any). `reliability` bins the
 probabilities (of the claims given 0.7-0.8, how many came true) with a bootstrap interval
@@ -30,27 +34,24 @@ landed against the ranges guided for them (below, inside, above).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from forecasting.claims.file import Claim, Condition
+from forecasting.claims.file import CONSENSUS, Claim, Condition
 from forecasting.claims.evaluate import NotEvaluable, Outcomes, claim_holds, claim_values, quantity
+from forecasting.claims.recalibrate import recalibrate
 from forecasting.core.provenance import outcomes_read
-from forecasting.rollup.paths import (
-    build_inputs,
-    calibration_factor,
-    recent_misses,
-    simulate,
-)
+from forecasting.rollup.paths import build_inputs, calibrate, simulate
 from forecasting.rollup.config import RollupSeries
 from forecasting.rollup.pipeline import Pipeline
 
 KINDS = ("growth_above_last_year", "growth_above_latest", "margin_above_last_year", "ttm_above_current",
-         "fy_growth_above_last_year", "inside_guided_range", "above_guided_range")
-FORECASTERS = {"probability": "Rollup (calibrated)", "probability_raw": "Rollup (raw spread)",
+         "fy_growth_above_last_year", "inside_guided_range", "above_guided_range", "beats_consensus")
+FORECASTERS = {"probability_recal": "Rollup (recalibrated)", "probability": "Rollup (calibrated)",
+               "probability_raw": "Rollup (raw spread)",
                "probability_sn": "SeasonalNaive (0/1)", "probability_base_rate": "Base rate of the kind"}
 
 
@@ -63,12 +64,14 @@ class Subjects:
         margins: (numerator, denominator) pairs (operating income over net sales).
         ttm: series whose trailing-twelve-month sum is claimed (FCF, OCF, capex).
         guided: series management guides a range for next quarter.
+        street: series whose next quarter is claimed against the consensus.
     """
 
     growth: tuple[str, ...]
     margins: tuple[tuple[str, str], ...]
     ttm: tuple[str, ...]
     guided: tuple[str, ...] = ()
+    street: tuple[str, ...] = ()
 
     @property
     def series(self) -> list[str]:
@@ -87,13 +90,16 @@ def default_subjects(series: RollupSeries) -> Subjects:
     return Subjects(growth=(*seg_sales, cash.sales, cash.capex),
                     margins=(*margins, (cash.operating_income, cash.sales)),
                     ttm=(cash.free_cash_flow, cash.operating_cash_flow, cash.capex),
-                    guided=(cash.sales, cash.operating_income))
+                    guided=(cash.sales, cash.operating_income),
+                    street=(*seg_sales, cash.sales, cash.operating_income))
 
 
-def _claim(kind: str, series: str, periods, cond: Condition, measure: str, over: str | None = None) -> Claim:
+def _claim(kind: str, series: str, periods, cond: Condition, measure: str, over: str | None = None,
+           relative_to=None) -> Claim:
     label = "..".join(str(p) for p in (periods[0], periods[-1])) if len(periods) > 1 else str(periods[0])
     return Claim(id=f"{kind}.{series}.{label}", text=kind.replace("_", " "), source="generated",
-                 series=series, measure=measure, periods=tuple(periods), condition=cond, over=over)
+                 series=series, measure=measure, periods=tuple(periods), condition=cond, over=over,
+                 relative_to=relative_to)
 
 
 def _known(o: Outcomes, series: str, measure: str, period, over: str | None = None) -> float | None:
@@ -106,9 +112,11 @@ def _known(o: Outcomes, series: str, measure: str, period, over: str | None = No
         return None
 
 
-def auto_claims(reported: pd.DataFrame, cutoff, h: int, subjects: Subjects, guidance=None) -> list[tuple]:
+def auto_claims(reported: pd.DataFrame, cutoff, h: int, subjects: Subjects, guidance=None,
+                consensus: Mapping | None = None) -> list[tuple]:
     """Claims at `cutoff` with thresholds from `reported` quarters up to it (later rows are
-    ignored) and `guidance` (a `GuidanceBook`; its ranges known at the cutoff are used).
+    ignored) and `guidance` (a `GuidanceBook`; its ranges known at the cutoff are used);
+    `consensus` ((series, quarter) -> estimate, `consensus_values`) adds ``beats_consensus``.
 
     Returns:
         ``(kind, step, claim)`` per claim; step = quarters from the cutoff to the last
@@ -157,6 +165,10 @@ def auto_claims(reported: pd.DataFrame, cutoff, h: int, subjects: Subjects, guid
                                                          Condition("between", lo, hi), "value")))
             out.append(("above_guided_range", 1, _claim("above_guided_range", s, (c + 1,),
                                                         Condition(">", low=hi), "value")))
+    for s in subjects.street if consensus else ():
+        if (s, c + 1) in consensus:
+            out.append(("beats_consensus", 1, _claim("beats_consensus", s, (c + 1,), Condition(">", low=1.0),
+                                                     "value", relative_to=CONSENSUS)))
     return out
 
 
@@ -189,7 +201,8 @@ def _probabilities(claims: Sequence[tuple], o: Outcomes) -> list[float]:
 
 def claims_at_cutoffs(pipe: Pipeline, guidance=None, h: int = 4, cutoffs: Sequence | None = None,
                       subjects: Subjects | None = None,
-                      progress: Callable[[Iterable], Iterable] | None = None) -> pd.DataFrame:
+                      progress: Callable[[Iterable], Iterable] | None = None,
+                      consensus: Mapping | None = None) -> pd.DataFrame:
     """Claims generated at past cutoffs with the probabilities known there (no outcomes).
 
     Args:
@@ -197,6 +210,7 @@ def claims_at_cutoffs(pipe: Pipeline, guidance=None, h: int = 4, cutoffs: Sequen
             config says whether and how the spread is calibrated.
         guidance: the `GuidanceBook` (ranges known at each cutoff only) or None.
         h: quarters ahead claims reach.
+        consensus: (series, quarter) -> the consensus estimate (`beats_consensus`) or None.
         cutoffs: default: every pipeline cutoff before the newest quarter with at least two
             past error windows of h quarters reported.
     Returns:
@@ -216,19 +230,17 @@ def claims_at_cutoffs(pipe: Pipeline, guidance=None, h: int = 4, cutoffs: Sequen
             continue
         known = pipe.history[pipe.history["ds"] <= c]
         outcomes_read("claims.history", c, known["ds"])
-        claims = auto_claims(known, c, h, subjects, guidance)
+        claims = auto_claims(known, c, h, subjects, guidance, consensus)
         if not claims:
             continue
         raw = simulate(inputs)
-        if pipe.config.calibrate:
-            inputs.error_scale = calibration_factor(recent_misses(pipe, c, h, pipe.config.calibration_window, sims))
-        cal = simulate(inputs)
-        p_cal = _probabilities(claims, Outcomes(known, cal.paths, cal.ds))
-        p_raw = _probabilities(claims, Outcomes(known, raw.paths, raw.ds))
+        cal = simulate(calibrate(inputs, pipe, c, h, sims))
+        p_cal = _probabilities(claims, Outcomes(known, cal.paths, cal.ds, consensus=consensus))
+        p_raw = _probabilities(claims, Outcomes(known, raw.paths, raw.ds, consensus=consensus))
         sn = seasonal_naive_paths(known, subjects.series, c, h)
-        p_sn = _probabilities(claims, Outcomes(known, sn, inputs.ds))
+        p_sn = _probabilities(claims, Outcomes(known, sn, inputs.ds, consensus=consensus))
         rows += [{"cutoff": c, "kind": kind, "step": step, "id": cl.id, "series": cl.series, "claim": cl,
-                  "probability": pc, "probability_raw": pr, "probability_sn": ps, "error_scale": inputs.error_scale}
+                  "probability": pc, "probability_raw": pr, "probability_sn": ps, "error_scale": inputs.spread_scale}
                  for (kind, step, cl), pc, pr, ps in zip(claims, p_cal, p_raw, p_sn)]
     cols = ["cutoff", "kind", "step", "id", "series", "claim", "probability", "probability_raw", "probability_sn",
             "error_scale"]
@@ -237,17 +249,22 @@ def claims_at_cutoffs(pipe: Pipeline, guidance=None, h: int = 4, cutoffs: Sequen
 
 def calibration_claims(pipe: Pipeline, guidance=None, h: int = 4, cutoffs: Sequence | None = None,
                        subjects: Subjects | None = None,
-                       progress: Callable[[Iterable], Iterable] | None = None) -> pd.DataFrame:
+                       progress: Callable[[Iterable], Iterable] | None = None,
+                       consensus: Mapping | None = None) -> pd.DataFrame:
     """`claims_at_cutoffs` scored against the reported quarters (arguments as there).
 
     Returns:
-        ``cutoff, kind, step, id, series, probability, probability_raw, probability_sn,
-        probability_base_rate, held, resolved, error_scale``, one row per claim whose
-        outcome is reported (``resolved``: the end of the last quarter it needs).
+        ``cutoff, kind, step, id, series, probability_recal, probability, probability_raw,
+        probability_sn, probability_base_rate, map_claims, kind_claims, held, resolved,
+        error_scale``, one row per claim whose outcome is reported (``resolved``: the end of
+        the last quarter it needs); ``probability_recal`` is ``probability_raw`` recalibrated
+        by the map learnt at the row's cutoff on the claims resolved by it
+        (`forecasting.claims.recalibrate.recalibrate`; ``map_claims``, ``kind_claims``: how many
+        it rests on, of them of the row's kind).
     """
-    made = claims_at_cutoffs(pipe, guidance, h, cutoffs, subjects, progress)
+    made = claims_at_cutoffs(pipe, guidance, h, cutoffs, subjects, progress, consensus)
     made = made.dropna(subset=["probability"]).reset_index(drop=True)
-    realised = Outcomes(pipe.history)
+    realised = Outcomes(pipe.history, consensus=consensus)
     held, resolved = [], []
     for cl in made["claim"]:
         try:
@@ -259,8 +276,10 @@ def calibration_claims(pipe: Pipeline, guidance=None, h: int = 4, cutoffs: Seque
     out = out[out["held"].notna()].reset_index(drop=True)
     out["held"] = out["held"].astype(bool)
     out["probability_base_rate"] = base_rates(out)
-    return out[["cutoff", "kind", "step", "id", "series", "probability", "probability_raw", "probability_sn",
-                "probability_base_rate", "held", "resolved", "error_scale"]]
+    out = out.join(recalibrate(out))
+    return out[["cutoff", "kind", "step", "id", "series", "probability_recal", "probability", "probability_raw",
+                "probability_sn", "probability_base_rate", "map_claims", "kind_claims", "held", "resolved",
+                "error_scale"]]
 
 
 def base_rates(rows: pd.DataFrame) -> np.ndarray:
@@ -317,6 +336,41 @@ def reliability(rows: pd.DataFrame, column: str = "probability", bins: int = 10,
     return pd.DataFrame(out)
 
 
+def decomposition(rows: pd.DataFrame, column: str = "probability", bins: int = 10) -> dict:
+    """Brier score of ``rows[column]`` and its Murphy (1973) decomposition over `bins` equal
+    probability bins, with the expected calibration error.
+
+    ``brier = reliability - resolution + uncertainty + within``: ``reliability`` =
+    sum_k n_k/N (mean p_k - observed_k)^2 (0 when calibrated), ``resolution`` = sum_k n_k/N
+    (observed_k - observed)^2 (higher: the bins separate what happens from what does not),
+    ``uncertainty`` = observed (1 - observed); ``within`` is the spread of the probabilities
+    inside the bins (the part the binned decomposition does not see). ``ece`` = sum_k n_k/N
+    |mean p_k - observed_k|.
+    """
+    p = rows[column].to_numpy(dtype=float)
+    y = rows["held"].to_numpy(dtype=float)
+    n = len(p)
+    if n == 0:
+        return {k: np.nan for k in ("n", "brier", "reliability", "resolution", "uncertainty", "within", "ece")}
+    b = np.clip(np.digitize(p, np.linspace(0, 1, bins + 1)[1:-1], right=False), 0, bins - 1)
+    cnt = np.bincount(b, minlength=bins).astype(float)
+    used = cnt > 0
+    pk = np.bincount(b, weights=p, minlength=bins)[used] / cnt[used]
+    ok = np.bincount(b, weights=y, minlength=bins)[used] / cnt[used]
+    wk = cnt[used] / n
+    obar = y.mean()
+    brier = float(np.mean((p - y) ** 2))
+    rel, res, unc = float(wk @ (pk - ok) ** 2), float(wk @ (ok - obar) ** 2), float(obar * (1 - obar))
+    return {"n": n, "brier": brier, "reliability": rel, "resolution": res, "uncertainty": unc,
+            "within": brier - (rel - res + unc), "ece": float(wk @ np.abs(pk - ok))}
+
+
+def decompositions(rows: pd.DataFrame, bins: int = 10) -> pd.DataFrame:
+    """`decomposition` of every forecaster of `FORECASTERS` present in `rows`."""
+    return pd.DataFrame([{"forecaster": name, **decomposition(rows, col, bins)}
+                         for col, name in FORECASTERS.items() if col in rows.columns])
+
+
 def brier_scores(rows: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
     """Brier score of each forecaster (`FORECASTERS`) over all claims and per kind, with a
     bootstrap interval over cutoffs. Lower is better; a constant 0.5 scores 0.25.
@@ -330,6 +384,8 @@ def brier_scores(rows: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> pd.Da
         code, w = _bootstrap_weights(g["cutoff"].to_numpy(), n_boot, seed)
         n_c = np.bincount(code, minlength=w.shape[1]).astype(float)
         for col, name in FORECASTERS.items():
+            if col not in g.columns:
+                continue
             p = g[col].to_numpy(dtype=float)
             se = (p - held) ** 2
             boot = (w @ np.bincount(code, weights=se, minlength=w.shape[1])) / (w @ n_c)

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from forecasting.claims.file import Claim, ClaimSet, Period, period_label, quarters_of
+from forecasting.claims.file import CONSENSUS, Claim, ClaimSet, Period, period_label, quarters_of
 
 
 class NotEvaluable(Exception):
@@ -43,12 +43,15 @@ class Outcomes:
         ds: the quarter ends of the paths' columns.
         origin: the last quarter known (default: the frame's last ``ds``, or the quarter
             before ``ds[0]``).
+        consensus: (series, quarter) -> the street's estimate (`consensus_values`), for claims
+            ``relative_to: consensus``.
     """
 
     reported: pd.DataFrame
     paths: Mapping[str, np.ndarray] | None = None
     ds: Sequence | None = None
     origin: object = None
+    consensus: Mapping | None = None
     n_paths: int = field(init=False)
     _rep: dict = field(init=False, repr=False)
     _col: dict = field(init=False, repr=False)
@@ -89,6 +92,21 @@ class Outcomes:
         return np.asarray(self.paths[series][:, self._col[q]], dtype=float)
 
 
+def consensus_values(selected: pd.DataFrame | None) -> dict:
+    """(series, quarter) -> estimate from `features.consensus.ConsensusBook.select` rows."""
+    if selected is None or not len(selected):
+        return {}
+    return {(u, pd.Period(d, freq="Q")): float(v)
+            for u, d, v in zip(selected["unique_id"], selected["ds"], selected["value"])}
+
+
+def _consensus(o: Outcomes, series: str, period: Period) -> float:
+    v = (o.consensus or {}).get((series, period))
+    if v is None:
+        raise NotEvaluable(f"no consensus estimate of {series} for {period_label(period)} in the data")
+    return v
+
+
 def _value(o: Outcomes, series: str, period: Period) -> np.ndarray:
     return sum(o.get(series, q) for q in quarters_of(period))
 
@@ -117,6 +135,8 @@ def quantity(c: Claim, o: Outcomes, period: Period) -> np.ndarray:
     x = _base_quantity(c, o, period)
     if c.relative_to is None:
         return x
+    if c.relative_to == CONSENSUS:
+        return _divide(x, np.full_like(x, _consensus(o, c.series, period)), "the ratio to the consensus")
     return _divide(x, _base_quantity(c, o, c.relative_to), f"the ratio to {period_label(c.relative_to)}")
 
 

@@ -13,7 +13,9 @@ A claims file is YAML::
         over: net_sales_cloud             # ratio only: the denominator (operating margin:
                                           #   series operating_income_cloud over net_sales_cloud)
         relative_to: 2025Q4               # optional: the quantity divided by its value then
-                                          #   (a ratio to an earlier period: doubling is ">= 2")
+                                          #   (a ratio to an earlier period: doubling is ">= 2"),
+                                          #   or "consensus": a quarter's value divided by the
+                                          #   street's estimate for it ("beats": "> 1")
         period: 2026Q1..2026Q4            # a quarter (2026Q3), a fiscal year (2026) or a range
         holds: all                        # ranges only: all (every period) or any (at least one)
         condition: ">= 25%"               # ">= x", "<= x", "> x", "< x", "between a and b"
@@ -27,6 +29,9 @@ Quantities of a series S in a period p:
 - ``ratio``: value(S, p) / value(over, p), e.g. an operating margin (fiscal year: sum / sum).
 - ``ttm``: the trailing-twelve-month sum of S ending at quarter p.
 - with ``relative_to: b``: the quantity at p divided by the same quantity at b.
+- with ``relative_to: consensus`` (``measure: value``, quarters only): value(S, p) divided by
+  the consensus estimate of S for p (`features.consensus`); without one the claim is not
+  evaluable.
 
 Numbers are USD millions (as in the data) or fractions; ``25%`` is read as 0.25. Quote a
 condition in YAML (``">= 25%"``): a bare ``>`` starts a YAML block scalar.
@@ -74,6 +79,8 @@ UNIT_RATIO = 200.0
 TYPO_CUTOFF = 0.8
 
 Period = pd.Period | int  # a quarter (freq Q) or a fiscal year
+#: ``relative_to`` of a claim against the street's estimate of the same quarter.
+CONSENSUS = "consensus"
 
 
 class ClaimsError(InputError):
@@ -146,7 +153,8 @@ class Claim:
     def quarters_needed(self) -> list[pd.Period]:
         """Every quarter whose value enters the claim."""
         out: set[pd.Period] = set()
-        for p in [*self.periods, *([self.relative_to] if self.relative_to is not None else [])]:
+        base = [self.relative_to] if self.relative_to not in (None, CONSENSUS) else []
+        for p in [*self.periods, *base]:
             qs = quarters_of(p)
             if self.measure == "ttm":
                 qs = [q - k for q in qs for k in range(4)]
@@ -175,6 +183,8 @@ def quarters_of(period: Period) -> list[pd.Period]:
 
 
 def period_label(period: Period) -> str:
+    if period == CONSENSUS:
+        return CONSENSUS
     return str(period) if isinstance(period, pd.Period) else f"FY{period}"
 
 
@@ -261,7 +271,12 @@ def claim_from_dict(item, source: str = "<dict>", index: int = 1) -> Claim:
     if holds is not None and str(holds) not in HOLDS:
         raise err("holds", f"'{holds}' is not one of {', '.join(HOLDS)}")
     relative_to = None
-    if item.get("relative_to") is not None:
+    if str(item.get("relative_to", "")).strip().lower() == CONSENSUS:
+        if measure != "value" or not all(isinstance(p, pd.Period) for p in periods):
+            raise err("relative_to", "relative_to: consensus compares a quarter's value with the street's estimate "
+                                     "of it: use measure: value and quarters (e.g. period: 2026Q3)")
+        relative_to = CONSENSUS
+    elif item.get("relative_to") is not None:
         if measure == "yoy_growth":
             raise err("relative_to", "yoy_growth is already relative to the year before; drop relative_to "
                                      "or use measure: value")

@@ -21,18 +21,26 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+import numpy as np
 import pandas as pd
 
 from features.aggregates import trailing_twelve_months
 from features.profile import CompanyProfile
 from forecasting.claims.file import ClaimSet, check_claims, quarters_of
-from forecasting.claims.calibration import brier_scores, calibration_claims, guidance_outcomes, reliability
-from forecasting.claims.evaluate import Outcomes, evaluate, interval_paths
+from forecasting.claims.calibration import (
+    brier_scores,
+    calibration_claims,
+    decompositions,
+    guidance_outcomes,
+    reliability,
+)
+from forecasting.claims.evaluate import Outcomes, consensus_values, evaluate, interval_paths
+from forecasting.claims.recalibrate import map_at
 from forecasting.rolling.forecast import forecast
 from forecasting.core.frames import ShortSeriesWarning
-from forecasting.rollup.paths import RollupResult, rollup
+from forecasting.rollup.paths import RollupResult, rollup, simulate
 from forecasting.rollup.config import RollupConfig, RollupSeries
 from forecasting.rollup.pipeline import prepare_pipeline
 from forecasting.scenarios.run import as_scenario, check_periods, run_scenarios
@@ -58,15 +66,23 @@ class ClaimsReport:
 
     Attributes:
         claims: the claims.
-        table: `forecasting.claims.evaluate.RESULT_COLUMNS` for the base case, plus one
-            ``p.<scenario>`` column per scenario.
+        table: `forecasting.claims.evaluate.RESULT_COLUMNS` for the base case (``probability``:
+            on the roll-up's calibrated paths), ``probability_raw`` (on its raw paths),
+            ``probability_recal`` (the raw one through the recalibration map learnt on the
+            past claims of the reliability study, `forecasting.claims.recalibrate.map_at`;
+            ``probability`` when there is none), ``map_claims`` (claims that map rests on, 0:
+            none), plus one ``p.<scenario>`` column per scenario.
         by_scenario: ``id, scenario, probability, median, median_value, status, reason`` (base
             first).
         methods: series -> how its paths were made, for series not simulated by the roll-up.
         guidance: `guidance_outcomes` over all guided quarters and the last `RECENT_GUIDED`
             (column ``window``); empty without guidance.
         calibration: claims generated at past cutoffs (`calibration_claims`), or None.
-        reliability, brier: their reliability table and Brier scores, or None.
+        reliability, brier: their reliability table (of the recalibrated probabilities) and
+            Brier scores, or None.
+        reliability_paths: the reliability table of the roll-up paths' probabilities, or None.
+        scores: Brier score, its decomposition and the expected calibration error per
+            forecaster (`forecasting.claims.calibration.decompositions`), or None.
         params: settings and sizes (run parameters).
         result: the roll-up at the origin.
     """
@@ -81,6 +97,8 @@ class ClaimsReport:
     brier: pd.DataFrame | None
     params: dict
     result: RollupResult
+    reliability_paths: pd.DataFrame | None = None
+    scores: pd.DataFrame | None = None
 
     @property
     def scenarios(self) -> list[str]:
@@ -128,7 +146,7 @@ def with_ttm(df: pd.DataFrame, series: RollupSeries) -> pd.DataFrame:
 
 def run_claims(df: pd.DataFrame, profile: CompanyProfile, claims: ClaimSet, config: RollupConfig | None = None,
                guidance=None, scenarios: Sequence = (), calibration_h: int | None = 4, pipeline=None,
-               progress: Callable[[Iterable], Iterable] | None = None) -> ClaimsReport:
+               progress: Callable[[Iterable], Iterable] | None = None, consensus=None) -> ClaimsReport:
     """Probabilities of `claims` under the roll-up's forecast distribution (module docstring).
 
     Args:
@@ -144,7 +162,10 @@ def run_claims(df: pd.DataFrame, profile: CompanyProfile, claims: ClaimSet, conf
         calibration_h: quarters ahead of the claims generated at past cutoffs (None: skip
             the reliability table).
         pipeline: a computed `forecasting.rollup.pipeline.Pipeline` (same data and config) to reuse.
+        consensus: a `features.consensus.ConsensusBook` (claims ``relative_to: consensus`` and the
+            ``beats_consensus`` claims at past cutoffs) or None.
     """
+    street = consensus_values(consensus.select()) if consensus is not None else {}
     rs = RollupSeries.of(profile)
     config = (config or RollupConfig()).for_company(profile)
     parsed = [as_scenario(s, profile) for s in scenarios]
@@ -174,7 +195,7 @@ def run_claims(df: pd.DataFrame, profile: CompanyProfile, claims: ClaimSet, conf
         sims = run_scenarios(df, profile, parsed, h=config.h, config=config, guidance=guidance,
                              inputs=res.inputs).simulations
     known = with_ttm(df, rs)
-    reported = Outcomes(known)
+    reported = Outcomes(known, consensus=street)
     tables = {}
     for name, sim in sims.items():
         sc = next((s for s in parsed if s.name == name), None)
@@ -185,9 +206,13 @@ def run_claims(df: pd.DataFrame, profile: CompanyProfile, claims: ClaimSet, conf
             del paths[series]
             skip.update({c.id: f"scenario {name} sets the growth of {series}, which is not simulated path by path"
                          for c in claims.claims if series in c.series_used and c.id not in skip})
-        tables[name] = evaluate(claims, Outcomes(known, paths, sim.ds), reported, methods, skip,
+        tables[name] = evaluate(claims, Outcomes(known, paths, sim.ds, consensus=street), reported, methods, skip,
                                 default_method=ROLLUP_METHOD)
+    raw = simulate(replace(res.inputs, error_scale=1.0, node_scale=None)) if config.calibrate else res.simulation
+    raw_table = evaluate(claims, Outcomes(known, {**raw.paths, **extra}, raw.ds, consensus=street), None, methods,
+                         not_evaluable, default_method=ROLLUP_METHOD)
     table = tables["base"].copy()
+    table["probability_raw"] = raw_table["probability"].to_numpy()
     for name in sims:
         if name != "base":
             table[f"p.{name}"] = tables[name]["probability"].to_numpy()
@@ -199,11 +224,18 @@ def run_claims(df: pd.DataFrame, profile: CompanyProfile, claims: ClaimSet, conf
         gtab = pd.concat([guidance_outcomes(guidance, df).assign(window="all"),
                           guidance_outcomes(guidance, df, last=RECENT_GUIDED).assign(window=f"last {RECENT_GUIDED}")],
                          ignore_index=True)
-    cal = rel = brier = None
+    cal = rel = brier = paths_rel = scores = None
+    table["probability_recal"], table["map_claims"] = table["probability"], 0
     if calibration_h is not None:
-        cal = calibration_claims(pipe, guidance, h=calibration_h, progress=progress)
+        cal = calibration_claims(pipe, guidance, h=calibration_h, progress=progress, consensus=street)
         if len(cal):
-            rel, brier = reliability(cal), brier_scores(cal)
+            rel, brier = reliability(cal, "probability_recal"), brier_scores(cal)
+            cmap = map_at(cal, origin)  # every claim of the study: all are resolved by the origin
+            p = table["probability_raw"].to_numpy(dtype=float)
+            ok = np.isfinite(p) & cmap.fitted  # too few past claims: the paths' probability stands
+            table.loc[ok, "probability_recal"] = cmap(p[ok])
+            table["map_claims"] = cmap.n if cmap.fitted else 0
+            paths_rel, scores = reliability(cal, "probability"), decompositions(cal)
     params = {**res.params, "claims_file": claims.source, "claims": len(claims.claims),
               "evaluated": int((table["status"] == "evaluated").sum()),
               "scenarios": ",".join(s.name for s in parsed) or "none",
@@ -211,5 +243,6 @@ def run_claims(df: pd.DataFrame, profile: CompanyProfile, claims: ClaimSet, conf
               "calibration_claims": len(cal) if cal is not None else 0,
               "calibration_cutoffs": int(cal["cutoff"].nunique()) if cal is not None and len(cal) else 0}
     return ClaimsReport(claims=claims, table=table, by_scenario=by_scenario, methods=methods, guidance=gtab,
-                        calibration=cal, reliability=rel, brier=brier, params=params, result=res)
+                        calibration=cal, reliability=rel, brier=brier, params=params, result=res,
+                        reliability_paths=paths_rel, scores=scores)
 

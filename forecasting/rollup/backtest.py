@@ -35,8 +35,8 @@ from forecasting.core.frames import ShortSeriesWarning
 from forecasting.core.metrics import gmean, pointwise, scaled_crps_rows, seasonal_scale, summarize
 from forecasting.rollup.paths import (
     build_inputs,
+    calibrate,
     calibration_cutoffs,
-    calibration_factor,
     interval_rows,
     raw_simulation,
     recent_misses,
@@ -174,10 +174,9 @@ def backtest_rollup(df: pd.DataFrame, profile: CompanyProfile, config: RollupCon
         c = pd.Timestamp(c)
         inputs = build_inputs(pipe, c, h)
         raw.append(interval_rows(raw_simulation(pipe, c, h, sims), c, "Rollup", hist_all))
-        known = recent_misses(pipe, c, h, config.calibration_window, sims)
-        factor = calibration_factor(known) if config.calibrate else 1.0
-        inputs.error_scale = factor
-        factors.append({"cutoff": c, "error_scale": factor, "rows": len(known.dropna(subset=["y"]))})
+        calibrate(inputs, pipe, c, h, sims)
+        factors.append({"cutoff": c, "error_scale": inputs.spread_scale,
+                        "rows": _calibration_rows(pipe, c, h, sims) if config.calibrate else 0})
         calibrated.append(interval_rows(simulate(inputs), c, "RollupCalibrated", hist_all))
         if scoring.fiscal_years:
             first_year = int(cal.fiscal_year([c + cal.offset(1)])[0])
@@ -189,7 +188,7 @@ def backtest_rollup(df: pd.DataFrame, profile: CompanyProfile, config: RollupCon
             except ValueError:  # a short history: too few past windows as long as the year's horizon
                 continue
             fy += _fy_rows(simulate(fy_in), fy_in, c, "Rollup")
-            fy_in.error_scale = factor
+            fy_in.error_scale, fy_in.node_scale = inputs.error_scale, inputs.node_scale
             fy += _fy_rows(simulate(fy_in), fy_in, c, "RollupCalibrated")
     roll = pd.concat(raw + calibrated, ignore_index=True)
     direct = _direct(history, rs, list(scoring.direct_models), h, scoring.n_windows)
@@ -215,6 +214,13 @@ def backtest_rollup(df: pd.DataFrame, profile: CompanyProfile, config: RollupCon
                           reconciliation=_reconciliation_rows(pipe, evaluated),
                           choices=pipe.choices[pipe.choices["cutoff"].isin(evaluated)].reset_index(drop=True),
                           factors=pd.DataFrame(factors), pipeline=pipe)
+
+
+def _calibration_rows(pipe: Pipeline, c, h: int, sims: dict) -> int:
+    """Reported rows the calibration at `c` learnt from (FCF's, or every simulated node's)."""
+    series = list(pipe.series.simulated) if pipe.config.calibrate_by == "node" else None
+    known = recent_misses(pipe, c, h, pipe.config.calibration_window, sims, series=series)
+    return len(known.dropna(subset=["y"]))
 
 
 def _node_rows(pipe: Pipeline, cutoffs: Sequence, h: int) -> pd.DataFrame:

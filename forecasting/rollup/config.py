@@ -91,6 +91,10 @@ class RollupSeries:
         return series == self.cash.capex or self.tree.is_nonnegative(series)
 
 
+#: How the roll-up's spread is calibrated (`RollupConfig.calibrate_by`).
+CALIBRATE_BY = ("fcf", "node")
+
+
 @dataclass(frozen=True)
 class RollupConfig:
     """Settings of a roll-up (logged as run parameters).
@@ -110,6 +114,9 @@ class RollupConfig:
             intercept correction already answers recent bias); False adds the past windows'
             mean error to every path.
         calibrate: scale the spread by the roll-up's own past misses.
+        calibrate_by: ``fcf``: one factor from FCF's misses scales every path; ``node``: a
+            factor per simulated node (segments, capex, OCF) and step from that node's own
+            misses (`forecasting.rollup.paths.node_factors`); totals, FCF and TTM stay sums.
         calibration_window: the most recent past cutoffs whose misses (the quarters reported
             by the origin, `recent_misses`) set that scale, so it follows a change of regime.
         first_cutoff: earliest node cutoff, a quarter label of the company's calendar (selection
@@ -131,6 +138,7 @@ class RollupConfig:
     error_windows: int = 8
     centre: bool = True
     calibrate: bool = True
+    calibrate_by: str = "fcf"
     calibration_window: int = 4
     first_cutoff: str | None = None
     extra: tuple[str, ...] = ()
@@ -143,6 +151,8 @@ class RollupConfig:
         if self.cashflow not in (*CASHFLOW_METHODS, "bridge", "direct"):
             raise OptionError(f"cashflow must be one of {[*CASHFLOW_METHODS, 'bridge', 'direct']}, "
                              f"got '{self.cashflow}'")
+        if self.calibrate_by not in CALIBRATE_BY:
+            raise OptionError(f"calibrate_by must be one of {list(CALIBRATE_BY)}, got '{self.calibrate_by}'")
         if self.n_paths < 1:
             raise OptionError(f"n_paths must be >= 1, got {self.n_paths}")
 

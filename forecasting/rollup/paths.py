@@ -28,7 +28,7 @@ import pandas as pd
 from features.aggregates import trailing_twelve_months, ttm_paths
 from features.profile import CompanyProfile
 from forecasting.reconcile.bridge import OCFBridge, free_cash_flow
-from forecasting.methods.calibration import conformal_factor
+from forecasting.methods.calibration import conformal_factor, conformal_quantile, interval_scores
 from forecasting.core.frames import to_interval_columns
 from forecasting.core.provenance import outcomes_read
 from forecasting.rollup.config import RollupConfig, RollupSeries
@@ -57,6 +57,22 @@ class RollupInputs:
     extra_point: dict = field(default_factory=dict)   # series -> (h,) point (a revenue category)
     error_scale: float = 1.0             # calibration factor on the errors' spread around their mean
     config: RollupConfig = field(default_factory=RollupConfig)
+    node_scale: np.ndarray | None = None  # (n_sim, k) per-node, per-step factors (last step repeats)
+
+    @property
+    def spread_scale(self) -> float:
+        """One number for the calibration's effect: `error_scale` times the geometric mean of
+        the per-node factors (1.0: the raw spread)."""
+        node = 1.0 if self.node_scale is None else float(np.exp(np.log(self.node_scale).mean()))
+        return self.error_scale * node
+
+    def node_factors(self) -> np.ndarray | None:
+        """`node_scale` cut or extended (the last step's factor) to this horizon, (n_sim, h)."""
+        if self.node_scale is None:
+            return None
+        f = np.asarray(self.node_scale, dtype=float)
+        h = len(self.ds)
+        return f[:, :h] if f.shape[1] >= h else np.concatenate([f, np.repeat(f[:, -1:], h - f.shape[1], 1)], 1)
 
 
 @dataclass
@@ -164,9 +180,10 @@ def simulate(inputs: RollupInputs, n_paths: int | None = None, seed: int | None 
     seed = cfg.seed if seed is None else seed
     smoothing = cfg.smoothing if smoothing is None else smoothing
     E = bootstrap_errors(inputs.errors, n_paths, seed, smoothing, centre=cfg.centre)
-    if inputs.error_scale != 1.0:  # widen/narrow the spread around its centre, not the bias
-        centre = E.mean(axis=0, keepdims=True)
-        E = centre + inputs.error_scale * (E - centre)
+    scale = inputs.error_scale
+    if inputs.node_scale is not None:  # per node and step (E is (n_paths, n_sim, h))
+        scale = scale * inputs.node_factors()[None, :, :]
+    E = scale_spread(E, scale)
     nonneg = [rs.nonnegative(s) for s in simulated]
     P = sample_paths(inputs.point, inputs.level, E, nonneg)
     paths = {s: P[:, i, :] for i, s in enumerate(simulated)}
@@ -191,6 +208,15 @@ def simulate(inputs: RollupInputs, n_paths: int | None = None, seed: int | None 
     fcf_hist = inputs.history[inputs.history["unique_id"] == rs.fcf].sort_values("ds")["y"].to_numpy()
     paths[rs.fcf_ttm] = ttm_paths(paths[rs.fcf], fcf_hist[-3:])
     return Simulation(ds=inputs.ds, paths=paths, series=rs)
+
+
+def scale_spread(E: np.ndarray, scale) -> np.ndarray:
+    """Draws `E` (n_paths, n_series, h) with their spread around their mean scaled by `scale`
+    (a number or an array broadcasting to `E`), the mean (the bias) unchanged."""
+    if np.all(np.asarray(scale) == 1.0):
+        return E
+    centre = E.mean(axis=0, keepdims=True)
+    return centre + scale * (E - centre)
 
 
 def _sum(arrays):
@@ -261,13 +287,15 @@ def raw_simulation(pipe: Pipeline, cutoff, k: int, cache: dict | None = None) ->
     return simulate(build_inputs(pipe, key, k))
 
 
-def recent_misses(pipe: Pipeline, origin, h: int, window: int, cache: dict | None = None) -> pd.DataFrame:
+def recent_misses(pipe: Pipeline, origin, h: int, window: int, cache: dict | None = None,
+                  series: Sequence[str] | None = None) -> pd.DataFrame:
     """What the calibration learns from at `origin`: the raw (uncalibrated) simulations at the
     `window` pipeline cutoffs before it, each over the quarters after it that were reported by
-    `origin` (at most `h`), as quantile rows with their outcomes (`interval_rows`). `cache`:
-    see `raw_simulation`."""
+    `origin` (at most `h`), as quantile rows with their outcomes (`interval_rows`) of FCF and
+    TTM FCF, or of `series` (e.g. every simulated node). `cache`: see `raw_simulation`."""
     origin = pd.Timestamp(origin)
-    hist_all = reported_fcf(pipe.history, pipe.series)
+    hist_all = reported_fcf(pipe.history, pipe.series) if series is None else \
+        pipe.history[pipe.history["unique_id"].isin(list(series))][["unique_id", "ds", "y"]]
     rows = []
     for c in [c for c in pipe.cutoffs if c < origin][-window:]:
         reported = quarters_between(c, origin, pipe.series.calendar)  # quarters after c reported by the origin
@@ -275,12 +303,59 @@ def recent_misses(pipe: Pipeline, origin, h: int, window: int, cache: dict | Non
             sim = raw_simulation(pipe, c, min(h, reported), cache)
         except ValueError:  # too early: fewer than two fully reported past windows
             continue
-        rows.append(interval_rows(sim, c, "Rollup", hist_all))
+        rows.append(interval_rows(sim, c, "Rollup", hist_all, series))
     if not rows:
         return pd.DataFrame(columns=["unique_id", "cutoff", "ds", "y", "mean", "lo-80", "hi-80"])
     out = pd.concat(rows, ignore_index=True)
-    outcomes_read("rollup.spread_calibration", origin, out.loc[out["y"].notna(), "ds"])
+    outcomes_read("rollup.spread_calibration" if series is None else "rollup.node_calibration", origin,
+                  out.loc[out["y"].notna(), "ds"])
     return out
+
+
+#: Past misses of a node at other steps that weigh as much as its misses at the step itself.
+NODE_PRIOR_WEIGHT = 4.0
+
+
+def node_factors(rows: pd.DataFrame, series: Sequence[str], h: int, level: int = 80,
+                 prior_weight: float = NODE_PRIOR_WEIGHT) -> np.ndarray:
+    """Per node and step, the conformal factor of that node's own past misses (`recent_misses`
+    rows of the simulated series): at step k, the conformal quantile of the node's scores at k
+    shrunk toward the one of all its steps, ``(n_k q_k + w q_all) / (n_k + w)``; 1.0 for a node
+    with fewer than `MIN_CALIBRATION_ROWS` scores. Returns (len(series), h)."""
+    out = np.ones((len(series), h))
+    if not len(rows):
+        return out
+    rows = rows.dropna(subset=["y"])
+    step = (pd.PeriodIndex(rows["ds"], freq="Q") - pd.PeriodIndex(rows["cutoff"], freq="Q")).map(lambda d: d.n)
+    rows = rows.assign(score=interval_scores(rows, level).to_numpy(), step=np.asarray(step))
+    rows = rows[np.isfinite(rows["score"])]
+    for i, s in enumerate(series):
+        g = rows[rows["unique_id"] == s]
+        if len(g) < MIN_CALIBRATION_ROWS:
+            continue
+        q_all = conformal_quantile(g["score"].to_numpy(), level / 100)
+        for k in range(1, h + 1):
+            sk = g.loc[g["step"] == k, "score"].to_numpy()
+            q_k = conformal_quantile(sk, level / 100) if len(sk) else q_all
+            q = (len(sk) * q_k + prior_weight * q_all) / (len(sk) + prior_weight)
+            out[i, k - 1] = q if np.isfinite(q) and q > 0 else 1.0
+    return out
+
+
+def calibrate(inputs: RollupInputs, pipe: Pipeline, origin, h: int, cache: dict | None = None) -> RollupInputs:
+    """Set the calibration of `inputs` at `origin` as the config says (`RollupConfig.calibrate`,
+    `RollupConfig.calibrate_by`): one factor from FCF's recent misses (``fcf``) or a factor per
+    simulated node and step from each node's own (``node``). Returns `inputs`."""
+    config = pipe.config
+    if not config.calibrate:
+        return inputs
+    if config.calibrate_by == "node":
+        simulated = list(pipe.series.simulated)
+        rows = recent_misses(pipe, origin, h, config.calibration_window, cache, series=simulated)
+        inputs.node_scale = node_factors(rows, simulated, max(h, 1))
+    else:
+        inputs.error_scale = calibration_factor(recent_misses(pipe, origin, h, config.calibration_window, cache))
+    return inputs
 
 
 # --------------------------------------------------------------------------- the forecast
@@ -322,11 +397,9 @@ def rollup(df: pd.DataFrame, profile: CompanyProfile, config: RollupConfig | Non
     pipe = pipeline.with_config(config) if pipeline is not None else prepare_pipeline(df, profile, config, guidance)
     config = pipe.config
     origin = pipe.history["ds"].max()
-    inputs = build_inputs(pipe, origin, config.h)
-    if config.calibrate:
-        inputs.error_scale = calibration_factor(recent_misses(pipe, origin, config.h, config.calibration_window))
+    inputs = calibrate(build_inputs(pipe, origin, config.h), pipe, origin, config.h)
     sim = simulate(inputs)
-    params = {**config.as_params(), "error_scale": inputs.error_scale,
+    params = {**config.as_params(), "error_scale": inputs.spread_scale,
               "origin": pipe.series.calendar.label(origin), "error_windows_used": len(inputs.windows),
               "guidance": guidance.fingerprint() if guidance is not None else "none"}
     choices = pipe.choices[pipe.choices["cutoff"] == origin]
