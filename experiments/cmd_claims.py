@@ -209,7 +209,7 @@ def run(args: argparse.Namespace) -> int:
     profile = check_options(args)
     check_horizon_option(args.calibration_horizon, "--calibration-horizon")
     path = Path(args.file) if args.file else shipped_claims(profile)
-    claims = load_claims(path)  # every input is validated before any computation
+    claims = load_claims(path, profile.calendar)  # every input is validated before any computation
     scenarios = [as_scenario(f, profile) for f in scenario_files(args.scenarios, profile)]
     consensus = profile_consensus(profile, args.series_config)  # a bad file exits 2 here, before any fit
     uri = checked_tracking_uri(args.no_track)

@@ -85,6 +85,6 @@ class Rollup:
 
         self._check_fitted()
         c = self.company
-        claims = file if isinstance(file, ClaimSet) else load_claims(file)
+        claims = file if isinstance(file, ClaimSet) else load_claims(file, self.company.profile.calendar)
         return run_claims(c.data, c.profile, claims, self.config_, c.guidance, scenarios=tuple(scenarios),
                           pipeline=self.pipeline_, consensus=c.consensus)

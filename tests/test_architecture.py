@@ -163,3 +163,44 @@ def test_no_company_is_named_in_the_forecasting_code():
             for m in COMPANY_WORDS.finditer(line):
                 hits.append(f"{path.relative_to(ROOT)}:{lineno}: {m.group(0)!r} in {line.strip()[:100]}")
     assert not hits, "generic code names a company (put it in its profile, data/companies/):\n" + "\n".join(hits)
+
+
+def _top_level_names(tree: ast.Module) -> set[str]:
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names |= {(a.asname or a.name).split(".")[0] for a in node.names}
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            for t in node.targets if isinstance(node, ast.Assign) else [node.target]:
+                names |= {n.id for n in ast.walk(t) if isinstance(n, ast.Name)}
+    return names
+
+
+def test_every_public_module_declares_what_it_exports():
+    """Each module of `features/` and `forecasting/` (not ``__init__``, not private) has an
+    ``__all__`` naming only what it defines or imports at its top level, and every public
+    function and class it defines is in it (catches a new public function left out, or a name
+    listed after it was renamed)."""
+    problems = []
+    for pkg in ("features", "forecasting"):
+        for path in sorted((ROOT / pkg).rglob("*.py")):
+            if path.name.startswith("_"):
+                continue
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            declared = next((n.value for n in tree.body if isinstance(n, ast.Assign)
+                             and any(isinstance(t, ast.Name) and t.id == "__all__" for t in n.targets)), None)
+            rel = path.relative_to(ROOT)
+            if declared is None:
+                problems.append(f"{rel}: no __all__")
+                continue
+            listed = set(ast.literal_eval(declared))
+            missing = listed - _top_level_names(tree)
+            public = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))
+                      and not n.name.startswith("_")}
+            if missing:
+                problems.append(f"{rel}: __all__ lists undefined {sorted(missing)}")
+            if public - listed:
+                problems.append(f"{rel}: public but not in __all__: {sorted(public - listed)}")
+    assert not problems, "\n".join(problems)

@@ -38,13 +38,39 @@ def test_shipped_claims_load_as_written():
     assert aws.periods == tuple(pd.period_range("2026Q1", "2026Q4", freq="Q"))
     assert aws.condition == Condition(">", low=0.25)
     margin = by["aws_margin_37_38pct_fy2026"]
-    assert margin.measure == "ratio" and margin.over == "net_sales_aws" and margin.periods == (2026,)
+    assert margin.measure == "ratio" and margin.over == "net_sales_aws" and margin.periods == (pd.Period("2026", freq="Y-DEC"),)
     assert margin.condition == Condition("between", 0.37, 0.38)
     fcf = by["fcf_ttm_doubles_by_2027q4"]
     assert fcf.measure == "ttm" and fcf.relative_to == P("2025Q4") and fcf.holds == "any" and len(fcf.periods) == 8
     assert by["capex_about_220b_fy2026"].condition == Condition("between", 210000.0, 230000.0)
     assert by["operating_income_above_guidance_2026q3"].condition == Condition(">", low=26500.0)
     assert all(c.source for c in cs.claims)
+
+
+def test_claims_read_quarters_and_years_in_the_company_fiscal_calendar():
+    """A January year end (Snowflake's): ``FY2026Q1`` and ``2026Q1`` name the quarter ending in
+    April 2025, ``2026`` the fiscal year ending in January 2026, and labels say FY; the
+    default calendar keeps calendar quarters. Catches claims parsed with a calendar-year rule."""
+    from features.calendar import FiscalCalendar
+    from forecasting.claims.file import period_label, quarters_of
+
+    jan = FiscalCalendar(1)
+    c = claim_from_dict({**CLAIM, "period": "FY2026Q1..FY2026Q2", "relative_to": "FY2025Q1", "holds": "all",
+                         "condition": ">= 1.1"}, calendar=jan)
+    assert [q.end_time.normalize() for q in c.periods] == [pd.Timestamp("2025-04-30"), pd.Timestamp("2025-07-31")]
+    assert c.periods[0] == claim_from_dict({**CLAIM, "period": "2026Q1"}, calendar=jan).periods[0]
+    assert [period_label(q) for q in c.periods] == ["FY2026Q1", "FY2026Q2"] and period_label(c.relative_to) == "FY2025Q1"
+    fy = claim_from_dict({**CLAIM, "period": "2026", "condition": "> 20%"}, calendar=jan).periods[0]
+    assert period_label(fy) == "FY2026"
+    assert [q.end_time.normalize() for q in quarters_of(fy)] == list(pd.date_range("2025-04-30", periods=4, freq="3ME"))
+    dec = claim_from_dict({**CLAIM, "period": "2026"}).periods[0]
+    assert [str(q) for q in quarters_of(dec)] == ["2026Q1", "2026Q2", "2026Q3", "2026Q4"] and period_label(dec) == "FY2026"
+    # reported quarters are read in the same calendar: FY2026 = Feb 2025 .. Jan 2026
+    ds = pd.date_range("2024-04-30", periods=8, freq="3ME")
+    rep = pd.DataFrame({"unique_id": "net_sales_aws", "ds": ds, "y": np.arange(1.0, 9.0)})
+    o = Outcomes(rep, calendar=jan)
+    assert float(quantity(claim_from_dict({**CLAIM, "measure": "value", "period": "2026", "condition": "> 1"},
+                                          calendar=jan), o, fy)[0]) == 5 + 6 + 7 + 8
 
 
 @pytest.mark.parametrize("text, expected", [

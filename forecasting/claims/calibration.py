@@ -40,13 +40,18 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from forecasting.claims.file import CONSENSUS, Claim, Condition
+from features.calendar import FiscalCalendar, quarter
+from forecasting.claims.file import CONSENSUS, Claim, Condition, fiscal_year
 from forecasting.claims.evaluate import NotEvaluable, Outcomes, claim_holds, claim_values, quantity
 from forecasting.claims.recalibrate import recalibrate
 from forecasting.core.provenance import outcomes_read
 from forecasting.rollup.paths import build_inputs, calibrate, simulate
 from forecasting.rollup.config import RollupSeries
 from forecasting.rollup.pipeline import Pipeline
+
+__all__ = ["auto_claims", "base_rates", "brier_scores", "calibration_claims", "claims_at_cutoffs",
+           "decomposition", "decompositions", "default_subjects", "FORECASTERS", "guidance_outcomes",
+           "KINDS", "reliability", "seasonal_naive_paths", "Subjects"]
 
 KINDS = ("growth_above_last_year", "growth_above_latest", "margin_above_last_year", "ttm_above_current",
          "fy_growth_above_last_year", "inside_guided_range", "above_guided_range", "beats_consensus")
@@ -113,17 +118,19 @@ def _known(o: Outcomes, series: str, measure: str, period, over: str | None = No
 
 
 def auto_claims(reported: pd.DataFrame, cutoff, h: int, subjects: Subjects, guidance=None,
-                consensus: Mapping | None = None) -> list[tuple]:
+                consensus: Mapping | None = None, calendar: FiscalCalendar | None = None) -> list[tuple]:
     """Claims at `cutoff` with thresholds from `reported` quarters up to it (later rows are
     ignored) and `guidance` (a `GuidanceBook`; its ranges known at the cutoff are used);
-    `consensus` ((series, quarter) -> estimate, `consensus_values`) adds ``beats_consensus``.
+    `consensus` ((series, quarter) -> estimate, `consensus_values`) adds ``beats_consensus``;
+    quarters and fiscal years are `calendar`'s (default calendar quarters).
 
     Returns:
         ``(kind, step, claim)`` per claim; step = quarters from the cutoff to the last
         quarter the claim needs.
     """
-    c = pd.Period(pd.Timestamp(cutoff), freq="Q")
-    o = Outcomes(reported, origin=c)
+    cal = calendar or FiscalCalendar()
+    c = cal.period(cutoff)
+    o = Outcomes(reported, origin=c, calendar=cal)
     out = []
     ge = lambda t: Condition(">", low=t)  # noqa: E731  (strictly above: a tie is not "above")
     for k in range(1, h + 1):
@@ -146,14 +153,14 @@ def auto_claims(reported: pd.DataFrame, cutoff, h: int, subjects: Subjects, guid
             t = _known(o, s, "ttm", c)
             if t is not None:
                 out.append(("ttm_above_current", k, _claim("ttm_above_current", s, (q,), ge(t), "ttm")))
-    year = (c + 1).year
-    end = pd.Period(year=year, quarter=4, freq="Q")
+    year = (c + 1).qyear
+    end = quarter(year, 4, cal.year_end_month)
     if end <= c + h:
         for s in subjects.growth:
-            last = _known(o, s, "yoy_growth", year - 1)
+            last = _known(o, s, "yoy_growth", fiscal_year(year - 1, cal))
             if last is not None:
                 out.append(("fy_growth_above_last_year", int((end - c).n),
-                            _claim("fy_growth_above_last_year", s, (year,), ge(last), "yoy_growth")))
+                            _claim("fy_growth_above_last_year", s, (fiscal_year(year, cal),), ge(last), "yoy_growth")))
     if guidance is not None:
         book = guidance.at_cutoff(pd.Timestamp(cutoff))
         for s in subjects.guided:
@@ -219,6 +226,7 @@ def claims_at_cutoffs(pipe: Pipeline, guidance=None, h: int = 4, cutoffs: Sequen
         evaluated on those paths.
     """
     subjects = subjects or default_subjects(pipe.series)
+    fiscal = pipe.series.calendar
     newest = pipe.history["ds"].max()
     todo = [pd.Timestamp(c) for c in (cutoffs if cutoffs is not None else pipe.cutoffs) if pd.Timestamp(c) < newest]
     rows = []
@@ -230,15 +238,15 @@ def claims_at_cutoffs(pipe: Pipeline, guidance=None, h: int = 4, cutoffs: Sequen
             continue
         known = pipe.history[pipe.history["ds"] <= c]
         outcomes_read("claims.history", c, known["ds"])
-        claims = auto_claims(known, c, h, subjects, guidance, consensus)
+        claims = auto_claims(known, c, h, subjects, guidance, consensus, fiscal)
         if not claims:
             continue
         raw = simulate(inputs)
         cal = simulate(calibrate(inputs, pipe, c, h, sims))
-        p_cal = _probabilities(claims, Outcomes(known, cal.paths, cal.ds, consensus=consensus))
-        p_raw = _probabilities(claims, Outcomes(known, raw.paths, raw.ds, consensus=consensus))
+        p_cal = _probabilities(claims, Outcomes(known, cal.paths, cal.ds, consensus=consensus, calendar=fiscal))
+        p_raw = _probabilities(claims, Outcomes(known, raw.paths, raw.ds, consensus=consensus, calendar=fiscal))
         sn = seasonal_naive_paths(known, subjects.series, c, h)
-        p_sn = _probabilities(claims, Outcomes(known, sn, inputs.ds, consensus=consensus))
+        p_sn = _probabilities(claims, Outcomes(known, sn, inputs.ds, consensus=consensus, calendar=fiscal))
         rows += [{"cutoff": c, "kind": kind, "step": step, "id": cl.id, "series": cl.series, "claim": cl,
                   "probability": pc, "probability_raw": pr, "probability_sn": ps, "error_scale": inputs.spread_scale}
                  for (kind, step, cl), pc, pr, ps in zip(claims, p_cal, p_raw, p_sn)]
@@ -264,7 +272,7 @@ def calibration_claims(pipe: Pipeline, guidance=None, h: int = 4, cutoffs: Seque
     """
     made = claims_at_cutoffs(pipe, guidance, h, cutoffs, subjects, progress, consensus)
     made = made.dropna(subset=["probability"]).reset_index(drop=True)
-    realised = Outcomes(pipe.history, consensus=consensus)
+    realised = Outcomes(pipe.history, consensus=consensus, calendar=pipe.series.calendar)
     held, resolved = [], []
     for cl in made["claim"]:
         try:

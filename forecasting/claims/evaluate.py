@@ -25,7 +25,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from forecasting.claims.file import CONSENSUS, Claim, ClaimSet, Period, period_label, quarters_of
+from features.calendar import FiscalCalendar
+from forecasting.claims.file import CONSENSUS, Claim, ClaimSet, Period, is_quarter, period_label, quarters_of
+
+__all__ = ["claim_holds", "claim_values", "claimed_text", "consensus_values", "evaluate", "fmt",
+           "interval_paths", "NotEvaluable", "Outcomes", "probability", "quantity", "realised",
+           "required_quarters", "RESULT_COLUMNS"]
 
 
 class NotEvaluable(Exception):
@@ -45,6 +50,8 @@ class Outcomes:
             before ``ds[0]``).
         consensus: (series, quarter) -> the street's estimate (`consensus_values`), for claims
             ``relative_to: consensus``.
+        calendar: the company's fiscal calendar (quarters are its fiscal quarters; default
+            calendar quarters). The claims must be read in the same calendar.
     """
 
     reported: pd.DataFrame
@@ -52,17 +59,20 @@ class Outcomes:
     ds: Sequence | None = None
     origin: object = None
     consensus: Mapping | None = None
+    calendar: FiscalCalendar = field(default_factory=FiscalCalendar)
     n_paths: int = field(init=False)
     _rep: dict = field(init=False, repr=False)
     _col: dict = field(init=False, repr=False)
 
     def __post_init__(self):
-        qs = pd.PeriodIndex(pd.DatetimeIndex(self.ds if self.ds is not None else []), freq="Q")
+        cal = self.calendar
+        qs = cal.periods(self.ds) if self.ds is not None and len(self.ds) else pd.PeriodIndex([], freq=cal.period_freq)
         if self.origin is None:
-            self.origin = qs[0] - 1 if len(qs) else pd.Period(pd.Timestamp(self.reported["ds"].max()), freq="Q")
-        self.origin = pd.Period(self.origin, freq="Q")
-        rep = self.reported[pd.PeriodIndex(pd.DatetimeIndex(self.reported["ds"]), freq="Q") <= self.origin]
-        self._rep = {(u, pd.Period(d, freq="Q")): float(y) for u, d, y in zip(rep["unique_id"], rep["ds"], rep["y"])}
+            self.origin = qs[0] - 1 if len(qs) else cal.period(self.reported["ds"].max())
+        self.origin = (self.origin.asfreq(cal.period_freq) if isinstance(self.origin, pd.Period)
+                       else cal.period(self.origin))
+        rep = self.reported[cal.periods(self.reported["ds"]) <= self.origin]
+        self._rep = {(u, q): float(y) for u, q, y in zip(rep["unique_id"], cal.periods(rep["ds"]), rep["y"])}
         self._col = {q: j for j, q in enumerate(qs)}
         self.paths = dict(self.paths or {})
         n = {np.shape(p)[0] for p in self.paths.values()}
@@ -92,12 +102,13 @@ class Outcomes:
         return np.asarray(self.paths[series][:, self._col[q]], dtype=float)
 
 
-def consensus_values(selected: pd.DataFrame | None) -> dict:
-    """(series, quarter) -> estimate from `features.consensus.ConsensusBook.select` rows."""
+def consensus_values(selected: pd.DataFrame | None, calendar: FiscalCalendar | None = None) -> dict:
+    """(series, fiscal quarter of `calendar`) -> estimate from
+    `features.consensus.ConsensusBook.select` rows."""
     if selected is None or not len(selected):
         return {}
-    return {(u, pd.Period(d, freq="Q")): float(v)
-            for u, d, v in zip(selected["unique_id"], selected["ds"], selected["value"])}
+    qs = (calendar or FiscalCalendar()).periods(selected["ds"])
+    return {(u, q): float(v) for u, q, v in zip(selected["unique_id"], qs, selected["value"])}
 
 
 def _consensus(o: Outcomes, series: str, period: Period) -> float:
@@ -126,7 +137,7 @@ def _base_quantity(c: Claim, o: Outcomes, period: Period) -> np.ndarray:
         return sum(o.get(c.series, period - k) for k in range(4))
     if c.measure == "ratio":
         return _divide(_value(o, c.series, period), _value(o, c.over, period), f"{c.series} / {c.over}")
-    prev = period - 4 if isinstance(period, pd.Period) else period - 1
+    prev = period - 4 if is_quarter(period) else period - 1
     return _divide(_value(o, c.series, period), _value(o, c.series, prev), f"growth of {c.series}") - 1.0
 
 

@@ -16,15 +16,17 @@ A claims file is YAML::
                                           #   (a ratio to an earlier period: doubling is ">= 2"),
                                           #   or "consensus": a quarter's value divided by the
                                           #   street's estimate for it ("beats": "> 1")
-        period: 2026Q1..2026Q4            # a quarter (2026Q3), a fiscal year (2026) or a range
+        period: 2026Q1..2026Q4            # a quarter (2026Q3 or FY2026Q3), a fiscal year (2026) or a range
         holds: all                        # ranges only: all (every period) or any (at least one)
         condition: ">= 25%"               # ">= x", "<= x", "> x", "< x", "between a and b"
         note: how the claim was read      # optional
 
 Quantities of a series S in a period p:
 
-- ``value``: S in quarter p; in fiscal year p, the sum of its four quarters (fiscal year =
-  the calendar year of the quarter ends: claims are written on calendar quarters).
+- ``value``: S in quarter p; in fiscal year p, the sum of its four quarters. Quarters and
+  fiscal years are the company's (`features.calendar.FiscalCalendar`, read from its profile):
+  ``2026Q3`` and ``FY2026Q3`` both name fiscal quarter 3 of the fiscal year ending in 2026,
+  ``2026`` that fiscal year (for a December year end, the calendar quarters and year).
 - ``yoy_growth``: value(p) / value(p one year earlier) - 1 (quarter or fiscal year).
 - ``ratio``: value(S, p) / value(over, p), e.g. an operating margin (fiscal year: sum / sum).
 - ``ttm``: the trailing-twelve-month sum of S ending at quarter p.
@@ -53,8 +55,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.yamlcheck import unknown_key
+from features.calendar import FiscalCalendar, parse_quarter_label, quarter_label
+from features.yamlcheck import check_keys
 from features.errors import InputError
+
+__all__ = ["check_claims", "Claim", "claim_from_dict", "CLAIM_KEYS", "claims_from_dict", "ClaimsError",
+           "ClaimSet", "Condition", "CONSENSUS", "fiscal_year", "GROWTH_BOUNDS", "HOLDS", "is_quarter",
+           "load_claims", "MAX_RATIO", "MEASURES", "OPERATORS", "parse_condition", "period_label",
+           "quarters_of", "REQUIRED", "TOP_KEYS", "TYPO_CUTOFF", "UNIT_RATIO"]
 
 MEASURES = ("value", "yoy_growth", "ratio", "ttm")
 TOP_KEYS = ("name", "description", "sources", "claims")
@@ -64,7 +72,6 @@ REQUIRED = ("id", "text", "source", "series", "period", "condition")
 OPERATORS = (">=", "<=", ">", "<", "between")
 HOLDS = ("all", "any")
 _ID = re.compile(r"^[A-Za-z0-9_.\-]+$")
-_QUARTER = re.compile(r"^(\d{4})Q([1-4])$")
 _YEAR = re.compile(r"^\d{4}$")
 _NUMBER = r"[-+]?(?:\d[\d,_]*\.?\d*|\.\d+)(?:[eE][-+]?\d+)?%?"
 _CONDITION = re.compile(rf"^\s*(>=|<=|>|<)\s*({_NUMBER})\s*$")
@@ -78,7 +85,7 @@ UNIT_RATIO = 200.0
 #: How close an unknown series name must be to a known one to be called a typo.
 TYPO_CUTOFF = 0.8
 
-Period = pd.Period | int  # a quarter (freq Q) or a fiscal year
+Period = pd.Period  # a fiscal quarter (freq Q-<year-end month>) or a fiscal year (freq Y-<month>)
 #: ``relative_to`` of a claim against the street's estimate of the same quarter.
 CONSENSUS = "consensus"
 
@@ -175,21 +182,37 @@ class ClaimSet:
         return [c.id for c in self.claims]
 
 
+def is_quarter(period) -> bool:
+    """True for a fiscal quarter, False for a fiscal year (or ``consensus``)."""
+    return isinstance(period, pd.Period) and period.freqstr.startswith("Q")
+
+
+def fiscal_year(year: int, calendar: FiscalCalendar) -> pd.Period:
+    """Fiscal year `year` of `calendar` as an annual period ending in its year-end month."""
+    return pd.Period(year=int(year), freq=calendar.period_freq.replace("Q-", "Y-"))
+
+
 def quarters_of(period: Period) -> list[pd.Period]:
-    """The quarters of a quarter (itself) or of a fiscal year (its four quarters)."""
-    if isinstance(period, pd.Period):
+    """The quarters of a quarter (itself) or of a fiscal year (its four fiscal quarters)."""
+    if is_quarter(period):
         return [period]
-    return [pd.Period(year=int(period), quarter=k, freq="Q") for k in range(1, 5)]
+    qfreq = period.freqstr.replace("Y-", "Q-")
+    return list(pd.period_range(period.asfreq(qfreq, "s"), period.asfreq(qfreq, "e"), freq=qfreq))
 
 
 def period_label(period: Period) -> str:
+    """``2026Q3`` / ``FY2026`` for a December year end; ``FY2026Q3`` / ``FY2026`` otherwise
+    (`features.calendar.FiscalCalendar.label`'s style)."""
     if period == CONSENSUS:
         return CONSENSUS
-    return str(period) if isinstance(period, pd.Period) else f"FY{period}"
+    if not is_quarter(period):
+        return f"FY{period.year}"
+    return quarter_label(period, "calendar" if period.freqstr == "Q-DEC" else "fiscal")
 
 
-def load_claims(path: str | Path) -> ClaimSet:
-    """Read and validate a claims YAML file."""
+def load_claims(path: str | Path, calendar: FiscalCalendar | None = None) -> ClaimSet:
+    """Read and validate a claims YAML file; quarters and fiscal years are read in `calendar`
+    (the company's fiscal calendar; default calendar quarters)."""
     import yaml
 
     path = Path(path)
@@ -208,10 +231,11 @@ def load_claims(path: str | Path) -> ClaimSet:
         hint = '; quote conditions, e.g. condition: ">= 25%"' if re.search(r":\s*[<>]", line) else ""
         raise ClaimsError(str(path), None, None,
                           f"not valid YAML{where} ({getattr(exc, 'problem', exc)}){hint}") from exc
-    return claims_from_dict(data, source=str(path), default_name=path.stem)
+    return claims_from_dict(data, source=str(path), default_name=path.stem, calendar=calendar)
 
 
-def claims_from_dict(data, source: str = "<dict>", default_name: str = "claims") -> ClaimSet:
+def claims_from_dict(data, source: str = "<dict>", default_name: str = "claims",
+                     calendar: FiscalCalendar | None = None) -> ClaimSet:
     """Validate a claims mapping (the YAML structure)."""
     if not isinstance(data, Mapping):
         raise ClaimsError(source, None, None, f"expected a mapping with keys {list(TOP_KEYS)}, "
@@ -223,7 +247,7 @@ def claims_from_dict(data, source: str = "<dict>", default_name: str = "claims")
                                                   f"{', '.join(REQUIRED)}")
     claims, seen = [], {}
     for i, item in enumerate(items, start=1):
-        c = claim_from_dict(item, source, i)
+        c = claim_from_dict(item, source, i, calendar)
         if c.id in seen:
             raise ClaimsError(source, c.id, "id", f"duplicate id (also claim #{seen[c.id]}); ids must be unique")
         seen[c.id] = i
@@ -233,7 +257,7 @@ def claims_from_dict(data, source: str = "<dict>", default_name: str = "claims")
                     source=source)
 
 
-def claim_from_dict(item, source: str = "<dict>", index: int = 1) -> Claim:
+def claim_from_dict(item, source: str = "<dict>", index: int = 1, calendar: FiscalCalendar | None = None) -> Claim:
     """Validate one claim mapping (`index`: its 1-based position, named in errors)."""
     label = f"#{index}"
     if not isinstance(item, Mapping):
@@ -261,8 +285,9 @@ def claim_from_dict(item, source: str = "<dict>", index: int = 1) -> Claim:
         raise err("over", "a ratio needs 'over': the denominator series (e.g. a segment's net sales for its margin)")
     if measure != "ratio" and over:
         raise err("over", f"'over' is only used with measure: ratio (this claim's measure is {measure})")
-    periods = _periods(item["period"], err)
-    if measure == "ttm" and not all(isinstance(p, pd.Period) for p in periods):
+    cal = calendar or FiscalCalendar()
+    periods = _periods(item["period"], err, cal)
+    if measure == "ttm" and not all(is_quarter(p) for p in periods):
         raise err("period", "a trailing-twelve-month sum ends at a quarter: give a quarter like 2025Q4")
     holds = item.get("holds")
     if len(periods) > 1 and holds is None:
@@ -272,7 +297,7 @@ def claim_from_dict(item, source: str = "<dict>", index: int = 1) -> Claim:
         raise err("holds", f"'{holds}' is not one of {', '.join(HOLDS)}")
     relative_to = None
     if str(item.get("relative_to", "")).strip().lower() == CONSENSUS:
-        if measure != "value" or not all(isinstance(p, pd.Period) for p in periods):
+        if measure != "value" or not all(is_quarter(p) for p in periods):
             raise err("relative_to", "relative_to: consensus compares a quarter's value with the street's estimate "
                                      "of it: use measure: value and quarters (e.g. period: 2026Q3)")
         relative_to = CONSENSUS
@@ -280,8 +305,8 @@ def claim_from_dict(item, source: str = "<dict>", index: int = 1) -> Claim:
         if measure == "yoy_growth":
             raise err("relative_to", "yoy_growth is already relative to the year before; drop relative_to "
                                      "or use measure: value")
-        (relative_to,) = _periods(item["relative_to"], lambda k, m: err("relative_to", m))
-        if type(relative_to) is not type(periods[0]):
+        (relative_to,) = _periods(item["relative_to"], lambda k, m: err("relative_to", m), cal)
+        if is_quarter(relative_to) != is_quarter(periods[0]):
             raise err("relative_to", f"{period_label(relative_to)} and the period {period_label(periods[0])} "
                                      "must both be quarters or both fiscal years")
         if relative_to >= periods[0]:
@@ -305,32 +330,29 @@ def claim_from_dict(item, source: str = "<dict>", index: int = 1) -> Claim:
                  note=str(item.get("note") or "").strip())
 
 
-def _one_period(text: str, err) -> Period:
+def _one_period(text: str, err, cal: FiscalCalendar) -> Period:
     t = text.strip().upper()
-    m = _QUARTER.match(t)
-    if m:
-        return pd.Period(year=int(m.group(1)), quarter=int(m.group(2)), freq="Q")
-    if _YEAR.match(t):
-        return int(t)
-    raise err("period", f"'{text}' is not a quarter like 2026Q3 or a fiscal year like 2026")
+    if parse_quarter_label(t) is not None:
+        return cal.parse(t)
+    if _YEAR.match(t.removeprefix("FY")):
+        return fiscal_year(int(t.removeprefix("FY")), cal)
+    raise err("period", f"'{text}' is not a quarter like 2026Q3 (FY2026Q3) or a fiscal year like 2026")
 
 
-def _periods(v, err) -> tuple:
+def _periods(v, err, cal: FiscalCalendar) -> tuple:
     if isinstance(v, bool) or not isinstance(v, (int, str)):
         raise err("period", f"expected a quarter (2026Q3), a fiscal year (2026) or a range (2026Q1..2026Q4), "
                             f"got {v!r}")
     text = str(v)
     if ".." not in text:
-        return (_one_period(text, err),)
+        return (_one_period(text, err, cal),)
     a, _, b = text.partition("..")
-    start, end = _one_period(a, err), _one_period(b, err)
-    if type(start) is not type(end):
+    start, end = _one_period(a, err, cal), _one_period(b, err, cal)
+    if is_quarter(start) != is_quarter(end):
         raise err("period", f"range '{text}' mixes a quarter and a fiscal year")
     if end < start:
         raise err("period", f"range '{text}' ends before it starts")
-    if isinstance(start, pd.Period):
-        return tuple(pd.period_range(start, end, freq="Q"))
-    return tuple(range(start, end + 1))
+    return tuple(pd.period_range(start, end, freq=start.freqstr))
 
 
 def _number(text, err) -> float:
@@ -383,9 +405,7 @@ def parse_condition(v, err=None) -> Condition:
 
 
 def _unknown(d: Mapping, allowed: Sequence[str], source: str, claim: str | None, prefix: str) -> None:
-    bad = unknown_key(d, allowed)
-    if bad:
-        raise ClaimsError(source, claim, f"{prefix}{bad[0]}", bad[1])
+    check_keys(d, allowed, lambda k, msg: ClaimsError(source, claim, f"{prefix}{k}", msg))
 
 
 def check_claims(claims: ClaimSet, reported: pd.DataFrame, simulated: Iterable[str] = ()) -> dict[str, str]:
@@ -411,7 +431,7 @@ def check_claims(claims: ClaimSet, reported: pd.DataFrame, simulated: Iterable[s
         y = reported.loc[reported["unique_id"] == c.series].sort_values("ds")["y"].to_numpy(dtype=float)[-4:]
         if not len(y):
             continue
-        level = float(np.abs(y).mean()) * (4 if c.measure == "ttm" or not isinstance(c.periods[0], pd.Period) else 1)
+        level = float(np.abs(y).mean()) * (4 if c.measure == "ttm" or not is_quarter(c.periods[0]) else 1)
         for b in c.condition.bounds:
             if 0 < abs(b) < level / UNIT_RATIO:
                 raise ClaimsError(claims.source, c.id, "condition",

@@ -37,6 +37,9 @@ import pandas as pd
 
 from forecasting.core.provenance import outcomes_read
 
+__all__ = ["BASE_PRIOR", "C", "ClaimsMap", "EPS", "HALF_LIFE", "map_at", "METHODS", "MIN_CLAIMS",
+           "PRIOR_WEIGHT", "recalibrate"]
+
 #: Raw probabilities are clipped to [EPS, 1 - EPS] before the logs of beta calibration.
 EPS = 0.005
 #: Fewest resolved past claims before any map is learnt (base rates only below).

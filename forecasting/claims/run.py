@@ -46,7 +46,7 @@ from forecasting.rollup.pipeline import prepare_pipeline
 from forecasting.scenarios.run import as_scenario, check_periods, run_scenarios
 from features.errors import OptionError
 
-__all__ = ["ClaimsReport", "run_claims"]
+__all__ = ["ClaimsReport", "run_claims", "extra_paths", "rollup_series", "with_ttm"]
 
 
 def rollup_series(series: RollupSeries) -> tuple[str, ...]:
@@ -165,8 +165,8 @@ def run_claims(df: pd.DataFrame, profile: CompanyProfile, claims: ClaimSet, conf
         consensus: a `features.consensus.ConsensusBook` (claims ``relative_to: consensus`` and the
             ``beats_consensus`` claims at past cutoffs) or None.
     """
-    street = consensus_values(consensus.select()) if consensus is not None else {}
     rs = RollupSeries.of(profile)
+    street = consensus_values(consensus.select(), rs.calendar) if consensus is not None else {}
     config = (config or RollupConfig()).for_company(profile)
     parsed = [as_scenario(s, profile) for s in scenarios]
     origin = pd.Timestamp(df["ds"].max())
@@ -175,7 +175,7 @@ def run_claims(df: pd.DataFrame, profile: CompanyProfile, claims: ClaimSet, conf
         check_periods(s, origin, ds, rs.calendar)
     simulated = rollup_series(rs)
     not_evaluable = check_claims(claims, df, simulated)
-    last = pd.Period(ds[-1], freq="Q")
+    last = rs.calendar.period(ds[-1])
     beyond = {c.id for c in claims.claims if all(q > last for p in c.periods for q in quarters_of(p))}
     if claims.claims and {c.id for c in claims.claims} <= set(not_evaluable) | beyond:
         raise OptionError(f"{claims.source}: no claim can be evaluated before any model is fitted: "
@@ -195,7 +195,7 @@ def run_claims(df: pd.DataFrame, profile: CompanyProfile, claims: ClaimSet, conf
         sims = run_scenarios(df, profile, parsed, h=config.h, config=config, guidance=guidance,
                              inputs=res.inputs).simulations
     known = with_ttm(df, rs)
-    reported = Outcomes(known, consensus=street)
+    reported = Outcomes(known, consensus=street, calendar=rs.calendar)
     tables = {}
     for name, sim in sims.items():
         sc = next((s for s in parsed if s.name == name), None)
@@ -206,10 +206,12 @@ def run_claims(df: pd.DataFrame, profile: CompanyProfile, claims: ClaimSet, conf
             del paths[series]
             skip.update({c.id: f"scenario {name} sets the growth of {series}, which is not simulated path by path"
                          for c in claims.claims if series in c.series_used and c.id not in skip})
-        tables[name] = evaluate(claims, Outcomes(known, paths, sim.ds, consensus=street), reported, methods, skip,
+        outcomes = Outcomes(known, paths, sim.ds, consensus=street, calendar=rs.calendar)
+        tables[name] = evaluate(claims, outcomes, reported, methods, skip,
                                 default_method=ROLLUP_METHOD)
     raw = simulate(replace(res.inputs, error_scale=1.0, node_scale=None)) if config.calibrate else res.simulation
-    raw_table = evaluate(claims, Outcomes(known, {**raw.paths, **extra}, raw.ds, consensus=street), None, methods,
+    raw_outcomes = Outcomes(known, {**raw.paths, **extra}, raw.ds, consensus=street, calendar=rs.calendar)
+    raw_table = evaluate(claims, raw_outcomes, None, methods,
                          not_evaluable, default_method=ROLLUP_METHOD)
     table = tables["base"].copy()
     table["probability_raw"] = raw_table["probability"].to_numpy()

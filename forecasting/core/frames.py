@@ -34,9 +34,10 @@ from features.calendar import SEASON_LENGTH, FiscalCalendar
 from features.schema import validate_series_frame
 from features.errors import OptionError
 
-__all__ = ["LEVELS", "SEASON_LENGTH", "MAX_HORIZON", "FitSettings", "ShortSeriesWarning", "interval_columns", "output_columns",
-           "backtest_columns", "interval_quantiles", "quantile_label", "to_interval_columns", "check_horizon",
-           "check_series_frame", "calendar_of", "enforce_order", "check_forecast_frame", "check_backtest_frame"]
+__all__ = ["LEVELS", "SEASON_LENGTH", "MAX_HORIZON", "FitSettings", "ShortSeriesWarning",
+           "interval_columns", "output_columns", "backtest_columns", "interval_quantiles",
+           "quantile_label", "to_interval_columns", "check_horizon", "check_series_frame", "calendar_of",
+           "enforce_order", "check_forecast_frame", "check_backtest_frame", "forecast_schema"]
 
 LEVELS: tuple[int, ...] = (80, 95)
 #: Longest horizon, in quarters, that intervals are calibrated for and commands accept.

@@ -43,7 +43,8 @@ from utilsforecast import losses
 from features.calendar import SEASON_LENGTH, FiscalCalendar
 from forecasting.core.provenance import active, outcomes_read
 
-__all__ = ["BASELINE", "pointwise", "leaderboard"]
+__all__ = ["BASELINE", "pointwise", "leaderboard", "add_relative", "best_by_series", "gmean", "pinball",
+           "scaled_crps_rows", "seasonal_scale", "summarize"]
 
 BASELINE = "SeasonalNaive"
 

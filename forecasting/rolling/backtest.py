@@ -52,7 +52,8 @@ from forecasting.rolling.parallel import base_forecasts
 from features.errors import OptionError
 from forecasting.core.provenance import outcomes_read
 
-__all__ = ["BacktestConfig", "backtest"]
+__all__ = ["BacktestConfig", "backtest", "base_at_cutoffs", "cutoff_windows", "cutoffs", "finish",
+           "post_process", "replay"]
 
 
 @dataclass(frozen=True)

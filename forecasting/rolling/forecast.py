@@ -51,7 +51,7 @@ from forecasting.core.frames import (
 from forecasting.methods.registry import ModelSpec, with_members
 from features.errors import OptionError
 
-__all__ = ["forecast"]
+__all__ = ["forecast", "past_windows"]
 
 #: Ensemble combiners that learn from earlier windows (`forecasting.methods.ensemble`).
 PAST_COMBINERS = ("weighted", "select")

@@ -46,7 +46,8 @@ from forecasting.rollup.paths import (
 from forecasting.rollup.config import RollupConfig, RollupSeries
 from forecasting.rollup.pipeline import Pipeline, prepare_pipeline, quarters_between
 
-__all__ = ["RollupBacktest", "RollupBacktestConfig", "RollupScores", "backtest_rollup", "score_rollup"]
+__all__ = ["RollupBacktest", "RollupBacktestConfig", "RollupScores", "backtest_rollup", "score_rollup",
+           "compare_reconciliation", "score_fiscal_years"]
 
 #: Direct models of the FCF series (and of TTM FCF) shown beside the roll-up.
 DIRECT_MODELS = ("AutoETS", "StatsCombo", "StatsMLCombo")

@@ -36,7 +36,9 @@ from forecasting.rollup.pipeline import Pipeline, prepare_pipeline, quarters_bet
 from forecasting.rollup.simulate import bootstrap_errors, quantile_frame, residual_windows, sample_paths, series_level
 from features.errors import OptionError
 
-__all__ = ["RollupInputs", "Simulation", "RollupResult", "build_inputs", "simulate", "rollup"]
+__all__ = ["RollupInputs", "Simulation", "RollupResult", "build_inputs", "simulate", "rollup", "calibrate",
+           "calibration_cutoffs", "calibration_factor", "interval_rows", "node_factors", "raw_simulation",
+           "recent_misses", "reported_fcf", "scale_spread"]
 
 
 # --------------------------------------------------------------------------- simulation

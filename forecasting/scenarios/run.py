@@ -39,7 +39,8 @@ from forecasting.rollup.config import RollupConfig
 from forecasting.scenarios.file import Scenario, ScenarioError, load_scenario, scenario_from_dict
 from features.errors import OptionError
 
-__all__ = ["ScenarioResult", "run_scenarios"]
+__all__ = ["Scenario", "ScenarioError", "ScenarioResult", "adjuster", "as_scenario", "check_periods", "load_scenario",
+           "run_scenarios", "scenario_from_dict"]
 
 
 # --------------------------------------------------------------------------- applying
@@ -303,7 +304,3 @@ def run_scenarios(df: pd.DataFrame, profile: CompanyProfile, scenarios: Iterable
     grown = tuple(d.segment for d in profile.scenario_drivers.values() if d.kind == "segment_growth")
     return ScenarioResult(inputs=inputs, simulations=sims, scenarios={s.name: s for s in parsed},
                           grown_segments=grown)
-
-
-__all__ = ["Scenario", "ScenarioError", "ScenarioResult", "load_scenario", "scenario_from_dict",
-           "run_scenarios", "adjuster", "check_periods"]
