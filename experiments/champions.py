@@ -12,12 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from experiments.leaderboard import BacktestTables, backtest_tables
-from forecasting.methods.registry import get_spec
 from forecasting.rolling.champions import CHAMPION_STEPS, choose_champions, series_scores
+
+if TYPE_CHECKING:  # the tables and the registry load every model library: imported when used
+    from experiments.leaderboard import BacktestTables
 
 #: Quarters a series needs beyond ``windows + horizon`` to be backtested by default.
 MIN_EXTRA_QUARTERS = 10
@@ -71,6 +73,8 @@ def select_champions(df: pd.DataFrame, config, candidates: Sequence[str],
     """Backtest ``config.models`` on `df` with `config` (a `BacktestConfig`), score every
     series over horizons ``1..min(CHAMPION_STEPS, h)`` and choose a champion per series among
     `candidates` (see the module docstring for the rule)."""
+    from experiments.leaderboard import backtest_tables
+    from forecasting.methods.registry import get_spec
     from forecasting.rolling.backtest import backtest  # the model code: imported when a backtest runs
 
     bt = backtest(df, list(config.models), config, progress=progress)

@@ -29,7 +29,6 @@ from experiments.cli import (
     guidance_for,
     split_list,
 )
-from experiments.leaderboard import rollup_table
 
 DEFAULT_OUT = "outputs/rollup"
 
@@ -150,6 +149,8 @@ def print_backtest(result, scores) -> None:
     rs = result.pipeline.series
     cuts = sorted(result.backtest["cutoff"].unique())
     span = f"{rs.calendar.label(cuts[0])}..{rs.calendar.label(cuts[-1])}"
+    from experiments.leaderboard import rollup_table
+
     for series, label in ((rs.fcf, "Quarterly FCF"), (rs.fcf_ttm, "Trailing-twelve-month FCF")):
         print(f"\n{label}: roll-up vs direct models, {len(cuts)} cutoffs {span}; MASE relative to seasonal naive")
         print(rollup_table(scores, series).round(3).to_string())

@@ -34,7 +34,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from mlforecast.grouped_array import GroupedArray
 
 from features.calendar import SEASON_LENGTH, FiscalCalendar
 from features.errors import OptionError
@@ -44,6 +43,14 @@ __all__ = ["check_positive", "DEFAULT_FEATURES", "driver_features", "FeatureSet"
 
 
 # --------------------------------------------------------------------------- target transforms
+def _grouped(data: np.ndarray, indptr: np.ndarray):
+    """An `mlforecast` grouped array (imported here: importing mlforecast costs seconds, and
+    `fcf --help` or a statistical-only run should not pay it)."""
+    from mlforecast.grouped_array import GroupedArray
+
+    return GroupedArray(data, indptr)
+
+
 class PositiveLog:
     """``log(y)`` for positive series, inverse ``exp``; a `mlforecast` grouped-array transform.
 
@@ -64,13 +71,13 @@ class PositiveLog:
                 f"log transform: series #{i} has a non-positive value ({ga.data[bad[0]]}); use "
                 "target transforms ('seasonal_diff', 'local_scale') for series that can be <= 0"
             )
-        return GroupedArray(np.log(ga.data), ga.indptr)
+        return _grouped(np.log(ga.data), ga.indptr)
 
     def update(self, ga):
-        return GroupedArray(np.log(ga.data), ga.indptr)
+        return _grouped(np.log(ga.data), ga.indptr)
 
     def inverse_transform(self, ga):
-        return GroupedArray(np.exp(ga.data), ga.indptr)
+        return _grouped(np.exp(ga.data), ga.indptr)
 
     def inverse_transform_fitted(self, ga):
         return self.inverse_transform(ga)
@@ -163,7 +170,7 @@ class TargetTransform:
                              f"target transforms {list(self.names)} need at least {need}")
         self.ids_ = list(sizes.index)
         self.last_ds_ = df.groupby("unique_id", sort=False)["ds"].max()
-        ga = GroupedArray(df["y"].to_numpy(dtype=float).copy(), np.r_[0, np.cumsum(sizes.to_numpy())])
+        ga = _grouped(df["y"].to_numpy(dtype=float).copy(), np.r_[0, np.cumsum(sizes.to_numpy())])
         self.transforms_ = []
         for n in self.names:
             tfm = TARGET_TRANSFORMS[n][0]()
@@ -181,7 +188,7 @@ class TargetTransform:
         fc, indptr = self._check_future(fc)
         out = fc.copy()
         for col in columns:
-            ga = GroupedArray(fc[col].to_numpy(dtype=float).copy(), indptr)
+            ga = _grouped(fc[col].to_numpy(dtype=float).copy(), indptr)
             for tfm in copy.deepcopy(self.transforms_):
                 ga = tfm.update(ga)
             out[col] = ga.data
@@ -193,7 +200,7 @@ class TargetTransform:
         fc, indptr = self._check_future(fc)
         out = fc.copy()
         for col in columns:
-            ga = GroupedArray(fc[col].to_numpy(dtype=float).copy(), indptr)
+            ga = _grouped(fc[col].to_numpy(dtype=float).copy(), indptr)
             for tfm in reversed(self.transforms_):
                 ga = tfm.inverse_transform(ga)
             out[col] = ga.data

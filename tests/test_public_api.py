@@ -33,6 +33,17 @@ def test_import_forecasting_loads_no_heavy_library():
     assert out.strip() == "[]", out
 
 
+def test_fcf_help_loads_no_model_or_tracking_library():
+    """Building the ``fcf`` parser (``fcf --help``, a typo's usage line) imports no model library
+    and not MLflow: they cost seconds (statsforecast brings statsmodels and dask)."""
+    code = ("import sys, experiments.cli as c\nc.build_parser()\n"
+            "heavy = sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('statsforecast', 'mlforecast', 'sklearn', 'lightgbm', 'mlflow', 'statsmodels', 'dask'))\n"
+            "print(heavy[:5])\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]", out
+
+
 def test_the_registry_is_full_through_the_public_names():
     listed = fc.models()
     assert len(listed) >= 39 and listed["SeasonalNaive"] == "baseline" and listed["GuidedFoster"] == "guided"
