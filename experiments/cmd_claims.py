@@ -83,7 +83,9 @@ def _p(v) -> str:
 
 def claims_view(report) -> pd.DataFrame:
     """The printed claims table: id, P (base and per scenario), median, claimed, realised."""
-    t = report.table
+    from experiments.claims_text import with_text
+
+    t = with_text(report.table, report.claims)
     view = pd.DataFrame({"claim": t["id"], "P": t["probability_recal"].map(_p), "P paths": t["probability"].map(_p),
                          "P raw": t["probability_raw"].map(_p)})
     for name in report.scenarios:
@@ -242,8 +244,10 @@ def run(args: argparse.Namespace) -> int:
         print("\nBrier decomposition (reliability: lower is better; resolution: higher) and expected calibration error")
         print(scores_view(report.scores).to_string(index=False))
     out = Path(args.out)
-    write_csv(report.table, out / "claims.csv")
-    write_csv(report.by_scenario, out / "claims_by_scenario.csv")
+    from experiments.claims_text import with_text
+
+    write_csv(with_text(report.table, report.claims), out / "claims.csv")
+    write_csv(with_text(report.by_scenario, report.claims), out / "claims_by_scenario.csv")
     text = markdown(report, config)
     md = write_text(text, out / "claims.md")
     written = ["claims.csv", "claims_by_scenario.csv", md.name]

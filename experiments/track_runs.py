@@ -290,8 +290,10 @@ def log_claims(report, context: RunContext, *, markdown: str = "") -> str:
             log_dataset(client, run_id, report.result.pipeline.history, context.data_path, vintage)
             log_batch(client, run_id, claims_metrics(report), params=params)
             with tempfile.TemporaryDirectory(prefix="fcf-claims-") as tmp:
-                report.table.to_csv(Path(tmp) / "claims.csv", index=False)
-                report.by_scenario.to_csv(Path(tmp) / "claims_by_scenario.csv", index=False)
+                from experiments.claims_text import with_text
+
+                with_text(report.table, report.claims).to_csv(Path(tmp) / "claims.csv", index=False)
+                with_text(report.by_scenario, report.claims).to_csv(Path(tmp) / "claims_by_scenario.csv", index=False)
                 (Path(tmp) / "claims.md").write_text(markdown, encoding="utf-8")
                 if len(report.guidance):
                     report.guidance.to_csv(Path(tmp) / "guidance_outcomes.csv", index=False)

@@ -12,6 +12,7 @@ import pytest
 from features.loader import load_quarterly, shipped_data_dir
 from forecasting.claims.file import ClaimsError, Condition, check_claims, claim_from_dict, claims_from_dict, load_claims, \
     parse_condition
+from experiments.claims_text import realised_text, with_text
 from forecasting.claims.evaluate import NotEvaluable, Outcomes, evaluate, interval_paths, probability, quantity, realised
 
 SHIPPED = shipped_data_dir() / "claims" / "amazon_2026.yaml"
@@ -201,14 +202,14 @@ def test_derived_quantities_on_reported_data_by_hand(df):
 def test_realised_outcomes_decide_ranges_as_soon_as_a_reported_quarter_settles_them(df):
     rep = Outcomes(df)
     each = claim(measure="yoy_growth", period="2026Q1..2026Q4", holds="all")
-    vals, held, text = realised(each, rep)
+    vals, held = realised(each, rep)
     assert vals[:2] == pytest.approx([37587 / 29267 - 1, 42232 / 30873 - 1]) and vals[2:] == [None, None]
-    assert held is None and text == "2026Q1 28.4%; 2026Q2 36.8%; 2026Q3, 2026Q4 pending"
+    assert held is None and realised_text(each, vals) == "2026Q1 28.4%; 2026Q2 36.8%; 2026Q3, 2026Q4 pending"
     above_30 = dict(measure="yoy_growth", period="2026Q1..2026Q4", condition="> 30%")
     assert realised(claim(holds="all", **above_30), rep)[1] is False  # 2026Q1 (28.4%) already failed
     assert realised(claim(holds="any", **above_30), rep)[1] is True   # 2026Q2 (36.8%) already held
     past = claim(measure="yoy_growth", period=2025, condition="between 15% and 20%")
-    vals, held, _ = realised(past, rep)
+    vals, held = realised(past, rep)
     assert held is True and vals[0] == pytest.approx(128725 / 107556 - 1)
 
 
@@ -237,7 +238,13 @@ def test_probability_is_the_share_of_paths_and_ranges_hold_path_by_path():
     t = evaluate([grow(period=2026, condition="> 5%"), grow(id="far", period="2027Q1", condition="> 0")], o,
                  methods={"x": "toy paths"})
     assert t["probability"].iloc[0] == 0.75 and t["median_value"].iloc[0] == pytest.approx(0.075)
-    assert t["method"].iloc[0] == "toy paths" and t["median"].iloc[0] == "7.5%"
+    assert t["method"].iloc[0] == "toy paths" and t["medians"].iloc[0] == pytest.approx((0.075,))
+    claims = claims_from_dict({"claims": [dict(CLAIM, id="g", series="x", measure="yoy_growth", period="2026",
+                                               condition="> 5%"), dict(CLAIM, id="far", series="x",
+                                                                      period="2027Q1", condition="> 0")]})
+    text = with_text(t.assign(id=["g", "far"]), claims)
+    assert text["median"].iloc[0] == "7.5%" and text["claimed"].iloc[0] == "> 5.0% (FY2026)"
+    assert list(text.columns[:8]) == ["id", "text", "source", "series", "periods", "claimed", "median", "realised"]
     assert t["status"].iloc[1] == "not evaluable" and "2027Q1 is beyond the forecast horizon (last 2026Q4)" in \
         t["reason"].iloc[1] and np.isnan(t["probability"].iloc[1])
 

@@ -28,7 +28,7 @@ import pandas as pd
 from features.calendar import FiscalCalendar
 from forecasting.claims.file import CONSENSUS, Claim, ClaimSet, Period, is_quarter, period_label, quarters_of
 
-__all__ = ["claim_holds", "claim_values", "claimed_text", "consensus_values", "evaluate", "fmt",
+__all__ = ["claim_holds", "claim_values", "consensus_values", "evaluate",
            "interval_paths", "NotEvaluable", "Outcomes", "probability", "quantity", "realised",
            "required_quarters", "RESULT_COLUMNS"]
 
@@ -168,45 +168,18 @@ def probability(c: Claim, o: Outcomes) -> float:
 
 
 # --------------------------------------------------------------------------- evaluation
-def fmt(v: float, unit: str) -> str:
-    """A value as the table shows it: 25.3%, 2.05x, 135.2B."""
-    if v is None or not np.isfinite(v):
-        return "n/a"
-    if unit == "fraction":
-        return f"{100 * v:.1f}%"
-    if unit == "multiple":
-        return f"{v:.2f}x"
-    return f"{v / 1e3:,.1f}B"
-
-
-def claimed_text(c: Claim) -> str:
-    cond = c.condition
-    if cond.op == "between":
-        body = f"{fmt(cond.low, c.unit)} to {fmt(cond.high, c.unit)}"
-    else:
-        body = f"{cond.op} {fmt(cond.bounds[0], c.unit)}"
-    if len(c.periods) > 1:
-        body += f" ({'each' if c.holds == 'all' else 'any'} of {period_label(c.periods[0])}.."
-        body += f"{period_label(c.periods[-1])})"
-    else:
-        body += f" ({period_label(c.periods[0])})"
-    return body
-
-
-def realised(c: Claim, reported: Outcomes) -> tuple[list, bool | None, str]:
-    """Realised values per period (None: not reported yet), whether the claim held (None:
-    undecided), and a short text. A range is decided before all its periods are reported when
-    one reported period already settles it (``all``: one failed; ``any``: one held)."""
-    vals, reasons = [], []
+def realised(c: Claim, reported: Outcomes) -> tuple[list, bool | None]:
+    """Realised values per period (None: not reported yet) and whether the claim held (None:
+    undecided). A range is decided before all its periods are reported when one reported
+    period already settles it (``all``: one failed; ``any``: one held)."""
+    vals = []
     for p in c.periods:
         try:
             vals.append(float(quantity(c, reported, p)[0]))
-        except NotEvaluable as exc:
+        except NotEvaluable:
             vals.append(None)
-            reasons.append(str(exc))
-    known = [(p, v) for p, v in zip(c.periods, vals) if v is not None]
-    ok = [bool(c.condition.holds(np.array([v]))[0]) for _, v in known]
-    if len(known) == len(vals):
+    ok = [bool(c.condition.holds(np.array([v]))[0]) for v in vals if v is not None]
+    if len(ok) == len(vals):
         held = all(ok) if c.holds == "all" else any(ok)
     elif c.holds == "all" and not all(ok):
         held = False
@@ -214,16 +187,11 @@ def realised(c: Claim, reported: Outcomes) -> tuple[list, bool | None, str]:
         held = True
     else:
         held = None
-    parts = [f"{period_label(p)} {fmt(v, c.unit)}" for p, v in known]
-    if len(known) < len(vals):
-        left = [period_label(p) for p, v in zip(c.periods, vals) if v is None]
-        parts.append(f"{', '.join(left)} pending" if len(left) < 3 else f"{left[0]}..{left[-1]} pending")
-    text = "; ".join(parts) if known else "not reported yet"
-    return vals, held, text
+    return vals, held
 
 
-RESULT_COLUMNS = ["id", "text", "source", "series", "periods", "claimed", "probability", "median", "median_value",
-                  "realised", "realised_value", "held", "status", "reason", "method"]
+RESULT_COLUMNS = ["id", "text", "source", "series", "periods", "probability", "medians", "median_value",
+                  "realised_values", "realised_value", "held", "status", "reason", "method"]
 
 
 def evaluate(claims: ClaimSet | Sequence[Claim], outcomes: Outcomes, reported: Outcomes | None = None,
@@ -240,22 +208,24 @@ def evaluate(claims: ClaimSet | Sequence[Claim], outcomes: Outcomes, reported: O
         not_evaluable: claim id -> reason, from `check_claims`.
     Returns:
         One row per claim, `RESULT_COLUMNS`: ``probability`` in [0, 1] (NaN with ``status``
-        ``not evaluable`` and a ``reason``), ``median`` per period as text and
-        ``median_value`` (single-period claims), ``realised`` text and ``realised_value``,
-        ``held`` (True / False / None while undecided).
+        ``not evaluable`` and a ``reason``), ``medians`` (the paths' median per period, a
+        tuple) and ``median_value`` (single-period claims), ``realised_values`` (per period,
+        None while unreported) and ``realised_value`` (single-period claims), ``held``
+        (True / False / None while undecided). Numbers only: `experiments.claims_text` writes
+        them as text (25.3%, 135.2B, 2.05x) for the printed table and the files.
     """
     items = claims.claims if isinstance(claims, ClaimSet) else tuple(claims)
     methods, not_evaluable = dict(methods or {}), dict(not_evaluable or {})
     rows = []
     for c in items:
         row = {"id": c.id, "text": c.text, "source": c.source, "series": ",".join(c.series_used),
-               "periods": ",".join(period_label(p) for p in c.periods), "claimed": claimed_text(c),
-               "probability": np.nan, "median": "", "median_value": np.nan, "realised": "",
+               "periods": ",".join(period_label(p) for p in c.periods),
+               "probability": np.nan, "medians": (), "median_value": np.nan, "realised_values": (),
                "realised_value": np.nan, "held": None, "status": "evaluated", "reason": "",
                "method": "; ".join(dict.fromkeys(methods[s] for s in c.series_used if s in methods)) or default_method}
         if reported is not None:
-            vals, held, text = realised(c, reported)
-            row.update(realised=text, held=held,
+            vals, held = realised(c, reported)
+            row.update(realised_values=tuple(vals), held=held,
                        realised_value=vals[0] if len(vals) == 1 and vals[0] is not None else np.nan)
         if c.id in not_evaluable:
             row.update(status="not evaluable", reason=not_evaluable[c.id], method="")
@@ -269,7 +239,7 @@ def evaluate(claims: ClaimSet | Sequence[Claim], outcomes: Outcomes, reported: O
             continue
         med = np.median(values, axis=0)
         row.update(probability=float(claim_holds(c, values).mean()),
-                   median=", ".join(fmt(m, c.unit) for m in med),
+                   medians=tuple(float(m) for m in med),
                    median_value=float(med[0]) if len(med) == 1 else np.nan)
         rows.append(row)
     return pd.DataFrame(rows, columns=RESULT_COLUMNS)

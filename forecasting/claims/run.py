@@ -218,7 +218,7 @@ def run_claims(df: pd.DataFrame, profile: CompanyProfile, claims: ClaimSet, conf
     for name in sims:
         if name != "base":
             table[f"p.{name}"] = tables[name]["probability"].to_numpy()
-    cols = ["id", "probability", "median", "median_value", "status", "reason"]
+    cols = ["id", "probability", "medians", "median_value", "status", "reason"]
     by_scenario = pd.concat([t[cols].assign(scenario=name) for name, t in tables.items()], ignore_index=True)
     by_scenario = by_scenario[["id", "scenario", *cols[1:]]]
     gtab = pd.DataFrame()
