@@ -30,7 +30,8 @@ class Rollup:
         config: `forecasting.rollup.config.RollupConfig` (None: the defaults, the company's
             first cutoff); ``h`` is the horizon of every answer.
     Attributes (after `fit`):
-        config_: the settings used (the company's defaults filled in).
+        config_: the settings used (the company's defaults filled in, and its revenue
+            categories among the ``extra`` series, for category scenarios).
         pipeline_: the computed `forecasting.rollup.pipeline.Pipeline`.
     """
 
@@ -42,7 +43,12 @@ class Rollup:
         from forecasting.rollup.pipeline import prepare_pipeline
 
         c = self.company
-        self.config_ = (self.config or RollupConfig()).for_company(c.profile)
+        config = (self.config or RollupConfig()).for_company(c.profile)
+        # the revenue categories a scenario of the company may grow (advertising) are forecast
+        # with the pipeline, so `scenarios` answers every driver the profile allows
+        have = set(c.data["unique_id"])
+        categories = [cat.series for cat in c.profile.categories.values() if cat.series in have]
+        self.config_ = config.replace(extra=tuple(dict.fromkeys([*config.extra, *categories])))
         self.pipeline_ = prepare_pipeline(c.data, c.profile, self.config_, c.guidance)
         return self
 

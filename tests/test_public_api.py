@@ -73,8 +73,22 @@ def test_rollup_object_gives_the_numbers_of_the_functions():
     company = fc.load_company("amazon")
     model = fc.Rollup(company, SMALL).fit()
     assert model.config_.first_cutoff == SMALL.first_cutoff
+    assert model.config_.extra == ("net_sales_advertising",)  # the profile's revenue category
     ours = model.forecast()
-    theirs = rollup(company.data, AMAZON, SMALL, company.guidance)
+    theirs = rollup(company.data, AMAZON, model.config_, company.guidance)
     pd.testing.assert_frame_equal(ours.quarterly, theirs.quarterly)
     pd.testing.assert_frame_equal(ours.ttm, theirs.ttm)
     assert ours.params == theirs.params
+    plain = rollup(company.data, AMAZON, SMALL, company.guidance)  # the category changes no FCF number
+    pd.testing.assert_frame_equal(ours.ttm, plain.ttm)
+    # the fitted pipeline answers a scenario file with a revenue-category driver (advertising
+    # growth: its series is forecast on top of the fitted pipeline) as run_scenarios does
+    from forecasting.scenarios.run import run_scenarios
+
+    bull = AMAZON.scenarios[0]
+    assert bull.name == "bull.yaml" and "advertising_growth" in bull.read_text()
+    mine = model.scenarios([bull])
+    direct = run_scenarios(company.data, AMAZON, [bull], h=SMALL.h, config=model.config_, guidance=company.guidance)
+    pd.testing.assert_frame_equal(mine.table(), direct.table())
+    ttm = mine.table().query("unique_id == 'free_cash_flow_ttm'").pivot(index="ds", columns="scenario", values="mean")
+    assert (ttm["bull"] != ttm["base"]).all()
