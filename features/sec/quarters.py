@@ -145,10 +145,10 @@ class _MetricFacts:
         # (fiscal year, k, is_three_month) -> rank -> versions sorted by filing date
         self.slots: dict[tuple[int, int, bool], dict[tuple[int, int], list[Version]]] = {}
         for r in sel.sort_values("filed", kind="stable").itertuples(index=False):
-            if r.end.is_month_end:
+            if r.end.is_month_end and (r.start - pd.Timedelta(days=1)).is_month_end:
                 start, end = r.start, r.end
                 months = _months(start, end)
-            else:  # a 52/53-week calendar: the fiscal quarter whose month end is nearest
+            else:  # a 52/53-week calendar (whose Saturdays may fall on a month end): the nearest month end
                 start, end, months = _week_period(r.start, r.end)
             if months is None:
                 continue
