@@ -41,6 +41,7 @@ COMMAND_MODULES = [
     "experiments.cmd_benchmark",
     "experiments.cmd_data",
     "experiments.cmd_company",
+    "experiments.cmd_universe",
 ]
 
 

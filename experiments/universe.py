@@ -10,13 +10,20 @@ name, a profile path (relative to the file) or a ticker already added by ``fcf c
       - snowflake
       - {path: companies/acme.yaml}
       - {ticker: MSFT}
-    settings: {h: 4, windows: 8, warmup: 4, model: null, rollup: true, rollup_windows: 4}
+    settings: {h: 4, windows: 8, warmup: 4, model: null, rollup: true, rollup_windows: 4,
+               rollup_candidates: null, rollup_cutoffs: null}
+
+``windows``/``warmup``: null takes each profile's backtest windows; ``model``: null takes each
+profile's default model (the library's AutoCombo where it names none); ``rollup_candidates``
+and ``rollup_cutoffs`` (node cutoffs from this many quarters before the last) make a small
+roll-up for tests and benchmarks; null: the roll-up's defaults.
 
 `run_universe(universe, engine=...)` runs `company_task` per company in this process
 (``engine=None``) or as one task per company on a ``dask.distributed`` cluster (``"dask"``: a
 LocalCluster of `workers` processes; ``tcp://host:port``: a running scheduler; or a
 ``distributed.Client``). Each task reads its company, backtests its five cash-flow series
-(revenue, operating income, OCF, capex, FCF, from the profile's ``cash_flow``) with the
+(revenue, operating income, OCF, capex, FCF, from the profile's ``cash_flow``) and its core
+series with the
 company's default model (or ``settings.model``) and SeasonalNaive, and, when the profile has a
 roll-up and ``settings.rollup``, backtests the FCF roll-up. A company that fails is a row of
 `UniverseResult.failures`; the others go on. `UniverseResult.leaderboards` is one table per
@@ -41,7 +48,7 @@ KINDS = ("sales", "operating_income", "operating_cash_flow", "capex", "free_cash
 KIND_LABEL = {"sales": "revenue", "operating_income": "operating_income", "operating_cash_flow": "ocf",
               "capex": "capex", "free_cash_flow": "fcf"}
 SETTINGS = {"h": 4, "windows": None, "warmup": None, "model": None, "rollup": True, "rollup_windows": 4,
-            "rollup_candidates": None}
+            "rollup_candidates": None, "rollup_cutoffs": None}
 BASELINE = "SeasonalNaive"
 
 
@@ -167,7 +174,8 @@ def _company(entry: Entry, settings: dict) -> CompanyOutcome:
     if prof.cash_flow is None:
         raise InputError(f"{prof.name}: the profile has no cash_flow series; nothing to score")
     kinds = {k: getattr(prof.cash_flow, k) for k in KINDS}
-    df = company.data[company.data["unique_id"].isin(kinds.values())]
+    wanted = {*kinds.values(), *prof.core_series}  # the cash-flow series, and the profile's core series
+    df = company.data[company.data["unique_id"].isin(wanted)]
     model = settings.get("model") or prof.default_model or "AutoCombo"
     overrides = {"h": int(settings["h"]), "n_windows": int(settings["windows"] or prof.backtest.get("windows", 12)),
                  "warmup_windows": int(settings["warmup"] if settings["warmup"] is not None
@@ -181,6 +189,12 @@ def _company(entry: Entry, settings: dict) -> CompanyOutcome:
         from forecasting.rollup.backtest import RollupBacktestConfig, score_rollup
 
         cfg = fc.RollupConfig(h=int(settings["h"]))
+        if settings.get("rollup_cutoffs"):  # node cutoffs from this many quarters before the last one
+            from features.calendar import fiscal_freq, quarter_label
+
+            last = pd.Period(company.data["ds"].max(), freq=fiscal_freq(prof.fiscal_year_end_month))
+            cfg = cfg.replace(first_cutoff=quarter_label(last - int(settings["rollup_cutoffs"]),
+                                                         "calendar" if prof.fiscal_year_end_month == 12 else "fiscal"))
         if settings.get("rollup_candidates"):
             cfg = cfg.replace(candidates=tuple(settings["rollup_candidates"]), guided=())
         res = fc.Rollup(company, cfg).fit().backtest(RollupBacktestConfig(
