@@ -10,6 +10,7 @@ name, a profile path (relative to the file) or a ticker already added by ``fcf c
       - snowflake
       - {path: companies/acme.yaml}
       - {ticker: MSFT}
+      - {name: amazon, settings: {rollup: false}}   # a company's own settings
     settings: {h: 4, windows: 8, warmup: 4, model: null, rollup: true, rollup_windows: 4,
                rollup_candidates: null, rollup_cutoffs: null}
 
@@ -62,6 +63,7 @@ class Entry:
 
     label: str
     profile: str
+    settings: tuple = ()  # (key, value) pairs replacing the universe's settings for this company
 
 
 @dataclass
@@ -133,18 +135,28 @@ def read_universe(path: str | Path) -> Universe:
     entries = []
     for i, item in enumerate(raw["companies"]):
         key = f"companies[{i}]"
+        own: dict = {}
+        if isinstance(item, dict) and isinstance(item.get("settings"), dict):
+            own = dict(item["settings"])
+            item = {k: v for k, v in item.items() if k != "settings"}
+            bad = set(own) - set(SETTINGS)
+            if bad:
+                raise UniverseError(f"{where}, key {key}.settings.{sorted(bad)[0]}: unknown (known: {', '.join(SETTINGS)})")
+        extra = tuple(sorted(own.items()))
+        if isinstance(item, dict) and set(item) == {"name"}:
+            item = str(item["name"])
         if isinstance(item, str) and item in shipped:
-            entries.append(Entry(item, str(shipped[item])))
+            entries.append(Entry(item, str(shipped[item]), extra))
         elif isinstance(item, dict) and set(item) == {"path"}:
             p = (path.parent / str(item["path"])).resolve()
             if not p.is_file():
                 raise UniverseError(f"{where}, key {key}.path: profile {p} not found")
-            entries.append(Entry(p.stem, str(p)))
+            entries.append(Entry(p.stem, str(p), extra))
         elif isinstance(item, dict) and set(item) == {"ticker"}:
             p = profiles_dir() / f"{str(item['ticker']).lower()}.yaml"
             if not p.is_file():
                 raise UniverseError(f"{where}, key {key}.ticker: no profile {p}; run fcf company add {item['ticker']}")
-            entries.append(Entry(str(item["ticker"]).upper(), str(p)))
+            entries.append(Entry(str(item["ticker"]).upper(), str(p), extra))
         else:
             raise UniverseError(f"{where}, key {key}: {item!r} is not a shipped company ({', '.join(shipped)}), "
                                 "{path: profile.yaml} or {ticker: TICKER}")
@@ -156,7 +168,7 @@ def company_task(entry: Entry, settings: dict) -> CompanyOutcome:
     """Backtest and roll up one company; never raises (a failure is the outcome's ``error``)."""
     t0 = time.perf_counter()
     try:
-        out = _company(entry, settings)
+        out = _company(entry, {**settings, **dict(entry.settings)})
     except Exception as exc:  # one company's failure must not stop the universe
         last = traceback.extract_tb(exc.__traceback__)[-1]
         out = CompanyOutcome(entry.label, error=f"{type(exc).__name__}: {exc} ({Path(last.filename).name}:"

@@ -105,8 +105,22 @@ def _maxrss_mb() -> float:
 def measure(companies=(50,), workers: int = 2, settings: dict | None = None, engines=("process", "dask"),
             say=print) -> pd.DataFrame:
     """One row per (companies, engine): wall and CPU seconds, per company, series, memory peaks."""
+    import os
+
     from experiments.universe import read_universe, run_universe
 
+    # every fit computed: the second engine must not read the first one's forecasts from the cache
+    before, os.environ["FCF_CACHE"] = os.environ.get("FCF_CACHE"), "0"
+    try:
+        return _measure(companies, workers, settings, engines, say, read_universe, run_universe)
+    finally:
+        if before is None:
+            os.environ.pop("FCF_CACHE", None)
+        else:
+            os.environ["FCF_CACHE"] = before
+
+
+def _measure(companies, workers, settings, engines, say, read_universe, run_universe) -> pd.DataFrame:
     rows = []
     for n in companies:
         with tempfile.TemporaryDirectory(prefix="fcf-universe-") as tmp:
