@@ -156,8 +156,9 @@ def _profile_text(name: str, title: str, ticker: str, data_rel: str, disc: Disco
     if untree:
         body += (f"# segments found in the 10-K but not in the tree (fewer than {MIN_SEGMENT_QUARTERS} quarters, or "
                  "not up to the latest quarter, in the filings read;\n# `fcf data update` reads them from new "
-                 "10-Q/10-K instances, `fcf company add --filings N` from the newest N):\n"
-                 "# hierarchy:\n#   segments:\n")
+                 "10-Q/10-K instances, `fcf company add --filings N` from the newest N).\n# To put them in the "
+                 "tree once their quarters are in the data file, add these lines under `hierarchy:` above:\n"
+                 "#   segments:\n")
         body += "".join(f"#     {s}: {{revenue: revenue_{s}, operating_income: operating_income_{s}}}  "
                         f"# {disc.segments[s]}\n" for s in untree)
     return "\n".join(head) + "\n" + body
