@@ -89,3 +89,24 @@ def test_a_bad_universe_file_is_one_line_and_exit_2(tmp_path, capsys):
     assert main(["universe", str(bad), "--no-track"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "u.yaml, key companies[1]" in err[0]
+
+
+def test_synthetic_companies_have_the_shapes_of_real_ones(tmp_path):
+    from features.loader import load_quarterly
+
+    uni = read_universe(synthetic_universe(tmp_path, 6, seed=0))
+    sizes, negative = [], 0
+    for e in uni.entries:
+        df = load_quarterly(str(tmp_path / e.label / "quarterly.csv"))
+        sizes.append(df["unique_id"].nunique())
+        fcf = df[df["unique_id"] == "free_cash_flow"]["y"].to_numpy()
+        ocf = df[df["unique_id"] == "operating_cash_flow"].set_index("ds")["y"]
+        capex = df[df["unique_id"] == "capex"].set_index("ds")["y"]
+        assert abs(fcf - (ocf - capex).to_numpy()).max() < 1e-9
+        negative += bool((fcf < 0).any())
+    assert min(sizes) >= 5 and max(sizes) <= 19 and len(set(sizes)) > 1 and negative >= 1
+
+
+def test_the_benchmark_refuses_bad_sizes(capsys):
+    assert main(["benchmark", "universe", "--companies", "fifty"]) == 2
+    assert "--companies" in capsys.readouterr().err
