@@ -40,6 +40,8 @@ COMMAND_MODULES = [
     "experiments.cmd_retrain",
     "experiments.cmd_benchmark",
     "experiments.cmd_data",
+    "experiments.cmd_company",
+    "experiments.cmd_universe",
 ]
 
 

@@ -2,7 +2,8 @@
 
 ``fcf benchmark m3``    the library's models vs plain statsforecast vs the published M3 figures;
 ``fcf benchmark tourism`` the same on the Tourism competition's quarterly series;
-``fcf benchmark speed`` before/after ratios: fcf forecast, the Amazon backtest, the M3 run, start-up.
+``fcf benchmark speed`` before/after ratios: fcf forecast, the Amazon backtest, the M3 run, start-up;
+``fcf benchmark universe`` a synthetic universe's cost per company, one process vs a LocalCluster.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import argparse
 
 
 def add_parser(sub) -> None:
-    from experiments.benchmarks import m3, speed
+    from experiments.benchmarks import m3, speed, universe_scale
 
     p = sub.add_parser(
         "benchmark",
@@ -34,6 +35,10 @@ def add_parser(sub) -> None:
                           description=speed.__doc__.splitlines()[0])
     speed.add_arguments(ps)
     ps.set_defaults(func=speed.run)
+    pu = which.add_parser("universe", help="universe scale: synthetic companies, one process vs a LocalCluster",
+                          description=universe_scale.__doc__.splitlines()[0])
+    universe_scale.add_arguments(pu)
+    pu.set_defaults(func=universe_scale.run)
     p.set_defaults(func=_usage(p))
 
 

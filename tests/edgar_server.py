@@ -110,3 +110,75 @@ def snowflake_routes(facts: bytes | None = None) -> dict[str, bytes]:
     """EDGAR's ticker table and Snowflake's company facts (the shipped subset unless `facts`)."""
     return {"/files/company_tickers.json": _json(TICKERS),
             f"/api/xbrl/companyfacts/CIK{SNOW_CIK:010d}.json": facts if facts is not None else SNOW_FACTS.read_bytes()}
+
+
+def companyfacts(cik: int, name: str, facts: dict[str, list[dict]]) -> bytes:
+    """A company-facts document: ``facts`` is us-gaap concept -> USD facts (``start``, ``end``,
+    ``val``, ``accn``, ``form``, ``filed``, ``fy``, ``fp``), as EDGAR's XBRL API serves them."""
+    return _json({"cik": cik, "entityName": name,
+                  "facts": {"us-gaap": {c: {"label": c, "description": "", "units": {"USD": rows}}
+                                        for c, rows in facts.items()}}})
+
+
+def facts_from_data_file(path: Path, concepts: dict[str, str]) -> dict[str, list[dict]]:
+    """Three-month facts rebuilt from a shipped quarterly data file's rows (latest vintage of each
+    quarter): ``concepts`` is metric -> us-gaap concept. Each fact keeps the accession its row's
+    ``source`` names and is dated as filed 40 days after the quarter; a test-side reconstruction of
+    real reported values, not an EDGAR response."""
+    import re
+
+    import pandas as pd
+
+    rows = pd.read_csv(path, dtype=str, keep_default_na=False)
+    if "vintage" in rows:
+        rows = rows.sort_values("vintage", kind="stable").drop_duplicates(["metric", "fiscal_quarter"], keep="last")
+    out: dict[str, list[dict]] = {}
+    for r in rows[rows["metric"].isin(concepts)].itertuples(index=False):
+        end = pd.Timestamp(r.period_end)
+        start = (end - pd.offsets.MonthEnd(3)) + pd.Timedelta(days=1)
+        accn = re.search(r"accn (\d{10}-\d{2}-\d{6})", r.source)
+        out.setdefault(concepts[r.metric], []).append(
+            {"start": start.strftime("%Y-%m-%d"), "end": end.strftime("%Y-%m-%d"),
+             "val": round(float(r.value_musd.replace(",", "")) * 1_000_000),
+             "accn": accn.group(1) if accn else "0000000000-00-000000", "form": "10-Q",
+             "filed": (end + pd.Timedelta(days=40)).strftime("%Y-%m-%d"), "fy": end.year, "fp": f"Q{end.quarter}"})
+    return out
+
+
+def saturday_nearest(day) -> object:
+    """The Saturday nearest `day` (a 52/53-week fiscal calendar's period end)."""
+    import pandas as pd
+
+    day = pd.Timestamp(day)
+    return day + pd.Timedelta(days=(5 - day.weekday() + 3) % 7 - 3)
+
+
+def on_week_calendar(doc: dict, year_end_month: int) -> dict:
+    """A company-facts document whose month-end periods are moved onto a 52/53-week calendar:
+    each fiscal year ends on the Saturday nearest the last day of `year_end_month`, its quarters
+    are 13 weeks (the fourth 14 in a 53-week year). Values, forms, accessions and filing dates
+    stay as filed; only the period dates change."""
+    import copy
+
+    import pandas as pd
+
+    def week_end(month_end: pd.Timestamp) -> pd.Timestamp:
+        p = pd.Period(month_end, freq=f"Q-{'JAN FEB MAR APR MAY JUN JUL AUG SEP OCT NOV DEC'.split()[year_end_month - 1]}")
+        fy_end = saturday_nearest((pd.Period(p.qyear, freq="Y-" + p.freqstr[-3:]).end_time).normalize())
+        fy_start = saturday_nearest((pd.Period(p.qyear - 1, freq="Y-" + p.freqstr[-3:]).end_time).normalize())
+        return fy_end if p.quarter == 4 else fy_start + pd.Timedelta(weeks=13 * p.quarter)
+
+    out = copy.deepcopy(doc)
+    for taxonomy in out["facts"].values():
+        for concept in taxonomy.values():
+            for facts in concept["units"].values():
+                for f in facts:
+                    f.pop("frame", None)
+                    end = pd.Timestamp(f["end"])
+                    if not end.is_month_end:
+                        continue
+                    f["end"] = week_end(end).strftime("%Y-%m-%d")
+                    if "start" in f:
+                        before = pd.Timestamp(f["start"]) - pd.Timedelta(days=1)
+                        f["start"] = (week_end(before) + pd.Timedelta(days=1)).strftime("%Y-%m-%d")
+    return out

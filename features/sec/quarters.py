@@ -18,7 +18,10 @@ is a restatement, a new row whose ``vintage`` is the date of the filing that cha
 Unchanged values are never repeated. `history=False` computes the final state only.
 
 Facts whose period does not line up with the fiscal calendar (a one-month period, a
-duration that starts mid-quarter, a 52/53-week period ending off a month end) are ignored.
+duration that starts mid-quarter) are ignored. A 52/53-week calendar's periods (whole weeks
+ending within a week of a month end: 13 weeks a quarter, 14 in a 53-week year's extra-week
+quarter) stand for the fiscal quarter of that month end (`nearest_month_end`); the data file's
+``period_end`` is then the month end, and ``source`` names the filing.
 """
 
 from __future__ import annotations
@@ -33,8 +36,8 @@ import pandas as pd
 from features.calendar import fiscal_quarter, period_end, quarter, quarter_label
 from features.sec.mapping import CompanyMapping, MetricMap
 
-__all__ = ["ANNUAL_COLUMNS", "annual_rows", "ASOF", "missing_metrics", "musd", "quarterly_rows",
-           "ROW_COLUMNS", "TOLERANCE", "usd_of", "Value", "Version"]
+__all__ = ["ANNUAL_COLUMNS", "annual_rows", "ASOF", "missing_metrics", "musd", "nearest_month_end", "quarterly_rows",
+           "ROW_COLUMNS", "TOLERANCE", "usd_of", "Value", "Version", "WEEK_CALENDAR_DAYS"]
 
 ROW_COLUMNS = ["metric", "fiscal_quarter", "period_end", "value_musd", "source", "vintage"]
 #: `quarterly_rows` also returns ``asof``: the filing date at which the row's value was first known,
@@ -101,6 +104,35 @@ def _months(start: pd.Timestamp, end: pd.Timestamp) -> int | None:
     return m if m in (3, 6, 9, 12) and abs(days - m * 30.4375) <= 6 else None
 
 
+#: how far (days) a 52/53-week period's end may lie from the month end of its fiscal quarter; a
+#: year ending on "the Saturday nearest the last day of the month" is at most 3 days away, one
+#: ending on "the last Saturday of the month" at most 6
+WEEK_CALENDAR_DAYS = 7
+
+
+def nearest_month_end(day: pd.Timestamp) -> pd.Timestamp | None:
+    """The month end nearest `day` when it is within `WEEK_CALENDAR_DAYS`, else None."""
+    before = day.normalize() - pd.offsets.MonthEnd(0) if day.is_month_end else day.normalize() - pd.offsets.MonthEnd(1)
+    after = day.normalize() + pd.offsets.MonthEnd(0)
+    best = min((before, after), key=lambda m: abs((day.normalize() - m).days))
+    return best if abs((day.normalize() - best).days) <= WEEK_CALENDAR_DAYS else None
+
+
+def _week_period(start: pd.Timestamp, end: pd.Timestamp) -> tuple[pd.Timestamp, pd.Timestamp, int | None]:
+    """A period of whole weeks (13, 26, 39, 52 or 53 of them, a quarter may have 14) as the
+    month-end period it stands for: ``(first day, last day, months)``; months None when the
+    period is not one of a 52/53-week fiscal calendar's quarters or year-to-dates."""
+    days = (end - start).days + 1
+    last = nearest_month_end(end)
+    before = nearest_month_end(start - pd.Timedelta(days=1))
+    if days % 7 or last is None or before is None:
+        return start, end, None
+    months = (last.year - before.year) * 12 + last.month - before.month
+    if months not in (3, 6, 9, 12) or not 13 * months // 3 <= days // 7 <= 13 * months // 3 + 1:
+        return start, end, None
+    return before + pd.Timedelta(days=1), last, months
+
+
 class _MetricFacts:
     """The facts of one metric, indexed by fiscal position, each with its filed versions."""
 
@@ -113,16 +145,18 @@ class _MetricFacts:
         # (fiscal year, k, is_three_month) -> rank -> versions sorted by filing date
         self.slots: dict[tuple[int, int, bool], dict[tuple[int, int], list[Version]]] = {}
         for r in sel.sort_values("filed", kind="stable").itertuples(index=False):
-            if not r.end.is_month_end:
-                continue
-            months = _months(r.start, r.end)
+            if r.end.is_month_end and (r.start - pd.Timedelta(days=1)).is_month_end:
+                start, end = r.start, r.end
+                months = _months(start, end)
+            else:  # a 52/53-week calendar (whose Saturdays may fall on a month end): the nearest month end
+                start, end, months = _week_period(r.start, r.end)
             if months is None:
                 continue
-            p = fiscal_quarter(r.end, year_end_month)
+            p = fiscal_quarter(end, year_end_month)
             k = months // 3
             three = months == 3
             first = p if three else p - (k - 1)
-            if (not three and p.quarter != k) or first.start_time.normalize() != r.start.normalize():
+            if (not three and p.quarter != k) or first.start_time.normalize() != start.normalize():
                 continue
             key = (p.qyear, p.quarter if three else k, three)
             rank = (concept_rank[r.concept], member_rank[r.member])
