@@ -38,7 +38,7 @@ from features.errors import DataValidationError, DataWarning, Problem
 from features.loader import CONFIG_FILE, read_quarterly
 from features.profile import load_profile, profiles_dir
 from features.sec.discover import STANDARD_METRICS, Discovery, discover
-from features.sec.facts import empty_facts, facts_from_companyfacts, facts_from_xbrl
+from features.sec.facts import empty_facts, facts_from_companyfacts
 from features.sec.mapping import MAPPING_FILE, read_mapping
 from features.sec.quarters import ROW_COLUMNS, quarterly_rows
 
@@ -77,15 +77,9 @@ def _fetch(client: EdgarClient, ticker: str, filings: int, say) -> tuple[int, st
     if filings > 0:
         others = client.filings(cik, forms=QUARTERLY_FORMS, limit=filings)
         listed += [f for f in others if f.accession not in {x.accession for x in listed}]
-    frames, read = [], []
-    with tempfile.TemporaryDirectory(prefix="fcf-edgar-") as tmp:
-        for f in listed:
-            name, body = client.instance(cik, f)
-            local = Path(tmp) / name
-            local.write_bytes(body)
-            frames.append(facts_from_xbrl(local, f.accession, f.filed, f.form))
-            read.append(f)
-            say(f"{f.form} accn {f.accession} (filed {f.filed}): {len(frames[-1])} facts")
+    from experiments.data_update import instance_facts
+
+    frames, read = instance_facts(client, cik, listed, say), list(listed)
     if not listed:
         say("no 10-K with XBRL listed: no segments")
     instances = pd.concat(frames, ignore_index=True) if frames else empty_facts()

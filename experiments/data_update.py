@@ -68,16 +68,23 @@ def _fetch(mapping: CompanyMapping, client: EdgarClient, ticker: str | None, n_f
     filings = client.filings(cik, limit=n_filings)
     if not filings:
         raise EdgarError(f"SEC EDGAR lists no 10-Q/10-K filing with XBRL for CIK {cik}")
-    frames, seen = [], []
+    frames = instance_facts(client, cik, filings, say)
+    seen = [f"{f.form} accn {f.accession} filed {f.filed}" for f in filings]
+    return pd.concat(frames, ignore_index=True), seen
+
+
+def instance_facts(client: EdgarClient, cik, filings, say) -> list[pd.DataFrame]:
+    """The facts of each filing's XBRL instance (downloaded to a temporary folder, parsed by
+    `features.sec.facts.facts_from_xbrl`), in the order of `filings`."""
+    frames = []
     with tempfile.TemporaryDirectory(prefix="fcf-edgar-") as tmp:
         for f in filings:
             name, body = client.instance(cik, f)
             local = Path(tmp) / name
             local.write_bytes(body)
             frames.append(facts_from_xbrl(local, f.accession, f.filed, f.form))
-            seen.append(f"{f.form} accn {f.accession} filed {f.filed}")
             say(f"{f.form} accn {f.accession} (filed {f.filed}): {len(frames[-1])} facts")
-    return pd.concat(frames, ignore_index=True), seen
+    return frames
 
 
 def check_facts(facts: pd.DataFrame, mapping: CompanyMapping, source: str) -> None:
