@@ -208,7 +208,8 @@ class StoredFit:
         if self.inputs is not None:
             from forecasting.rollup.paths import simulate
 
-            sims["base"] = simulate(self.inputs)
+            if return_simulations:  # the base rows are stored; its paths only when asked for
+                sims["base"] = simulate(self.inputs)
             if parsed is not None:
                 from forecasting.scenarios.run import adjuster, as_scenario
 

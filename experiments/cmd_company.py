@@ -8,7 +8,7 @@ from experiments.cli import EXIT_BAD_INPUT, CommandError
 
 
 def add_parser(sub) -> None:
-    from experiments.edgar import BASE_URL_ENV, MAX_PER_SECOND
+    from experiments.edgar import BASE_URL_ENV, MAX_PER_SECOND, add_edgar_options
 
     p = sub.add_parser("company", help="companies: add one from SEC EDGAR",
                        description="Manage company profiles.")
@@ -36,9 +36,7 @@ def add_parser(sub) -> None:
     a.add_argument("--name", help="the company's name in the profile and file names (default: the ticker, lower case)")
     a.add_argument("--filings", type=int, default=0,
                    help="also read the newest N 10-Q/10-K XBRL instances (segment quarters; default 0)")
-    a.add_argument("--user-agent", help="User-Agent with a contact, e.g. 'Jane Doe jane@example.com'")
-    a.add_argument("--max-per-second", type=float, default=MAX_PER_SECOND,
-                   help=f"request rate limit (default {MAX_PER_SECOND:g}; at most 10)")
+    add_edgar_options(a)
     a.add_argument("--force", action="store_true", help="replace an existing profile of that name")
     a.set_defaults(func=run_add)
     p.set_defaults(func=lambda args: (p.print_help(), EXIT_BAD_INPUT)[1])

@@ -8,7 +8,7 @@ from experiments.cli import EXIT_BAD_INPUT, CommandError
 
 
 def add_parser(sub) -> None:
-    from experiments.edgar import BASE_URL_ENV, MAX_PER_SECOND
+    from experiments.edgar import BASE_URL_ENV, MAX_PER_SECOND, add_edgar_options
 
     p = sub.add_parser("data", help="data files: update a company's quarters from SEC EDGAR",
                        description="Manage the quarterly data files.")
@@ -35,12 +35,9 @@ def add_parser(sub) -> None:
     u.add_argument("--data", help="quarterly CSV to update (default: the shipped Amazon data); created when absent")
     u.add_argument("--mapping", help="SEC mapping YAML (default: sec_mapping.yaml beside the data file)")
     u.add_argument("--ticker", help="company ticker (default: the mapping's ticker)")
-    u.add_argument("--user-agent", help="User-Agent with a contact, e.g. 'Jane Doe jane@example.com' "
-                                        "(default: $SEC_USER_AGENT or $EDGAR_IDENTITY)")
     u.add_argument("--filings", type=int, default=4,
                    help="newest 10-Q/10-K filings to read, for companies mapped to XBRL instances (default 4)")
-    u.add_argument("--max-per-second", type=float, default=MAX_PER_SECOND,
-                   help=f"request rate limit (default {MAX_PER_SECOND:g}; at most 10)")
+    add_edgar_options(u)
     u.add_argument("--companyfacts", help="read this local SEC company-facts JSON instead of fetching (offline)")
     u.add_argument("--dry-run", action="store_true", help="report what would change, write nothing")
     u.set_defaults(func=run_update)

@@ -67,6 +67,15 @@ class Filing:
     primary_document: str
 
 
+def add_edgar_options(parser) -> None:
+    """The SEC fair-access options every command that reads EDGAR takes: ``--user-agent`` and
+    ``--max-per-second``."""
+    parser.add_argument("--user-agent", help="User-Agent with a contact, e.g. 'Jane Doe jane@example.com' "
+                                             "(default: $SEC_USER_AGENT or $EDGAR_IDENTITY)")
+    parser.add_argument("--max-per-second", type=float, default=MAX_PER_SECOND,
+                        help=f"request rate limit (default {MAX_PER_SECOND:g}; at most 10)")
+
+
 def resolve_user_agent(flag: str | None = None) -> str:
     """The User-Agent to declare: `flag`, else ``$SEC_USER_AGENT``, else ``$EDGAR_IDENTITY``.
 
