@@ -47,7 +47,9 @@ def forecast_base(
         parts.append(forecast_ml(df, h, ml, level, season_length, seed))
     guided = [s for s in specs if s.kind == "guided"]
     if guided:
-        parts.append(forecast_guided(df, h, guided, level, season_length, seed, guidance))
+        # a guided model's base at this origin: the stats/ML rows just made, if there (not refitted)
+        known = pd.concat(parts, ignore_index=True) if parts else None
+        parts.append(forecast_guided(df, h, guided, level, season_length, seed, guidance, known=known))
     if not parts:
         return pd.DataFrame(columns=output_columns(level))
     return pd.concat(parts, ignore_index=True)

@@ -85,8 +85,13 @@ def _point_and_bounds(lo: float, hi: float, past: np.ndarray, level: Sequence[in
     return out
 
 
-def _unguided(df: pd.DataFrame, h: int, specs: list[ModelSpec], level, season_length, seed) -> pd.DataFrame:
+def _unguided(df: pd.DataFrame, h: int, specs: list[ModelSpec], level, season_length, seed,
+              known: pd.DataFrame | None = None) -> pd.DataFrame:
     parts = []
+    if known is not None and len(known):
+        have = set(known["model"])
+        parts.append(known[known["model"].isin([s.name for s in specs if s.name in have])])
+        specs = [s for s in specs if s.name not in have]
     stats = [s for s in specs if s.kind == "stats"]
     if stats:
         parts.append(forecast_stats(df, h, stats, level, season_length))
@@ -101,16 +106,21 @@ def _unguided(df: pd.DataFrame, h: int, specs: list[ModelSpec], level, season_le
 
 
 def base_forecast(df: pd.DataFrame, h: int, base: ModelSpec, level: Sequence[int], season_length: int,
-                  seed: int) -> pd.DataFrame:
+                  seed: int, known: pd.DataFrame | None = None) -> pd.DataFrame:
     """Forecasts of `base` (a stats or ML spec, or a mean/median ensemble of them) as rows of
-    the forecast frame with ``model = base.name``."""
+    the forecast frame with ``model = base.name``.
+
+    `known`: forecasts already made on this same `df`, `h`, levels and season length (the
+    statistical and ML rows `forecast_base` computed at the same origin); a base or member found
+    in it is taken from it instead of being fitted again (the same numbers: each model is fitted
+    on each series on its own, and `tests/test_guided.py` checks the two paths are equal)."""
     if base.kind == "ensemble":
         if base.options.get("combiner", "median") not in ("mean", "median"):
             raise OptionError(f"guided models cannot wrap the {base.options.get('combiner')} ensemble "
                              f"'{base.name}' (it needs earlier windows); use a mean or median ensemble")
-        members = _unguided(df, h, with_members([base])[:-1], level, season_length, seed)
+        members = _unguided(df, h, with_members([base])[:-1], level, season_length, seed, known)
         return combine(members, base, level)
-    return _unguided(df, h, [base], level, season_length, seed)
+    return _unguided(df, h, [base], level, season_length, seed, known)
 
 
 def _guided_rows(book, df: pd.DataFrame, uid: str, base_fc: pd.DataFrame, level, rule: str,
@@ -159,13 +169,16 @@ def _guided_rows(book, df: pd.DataFrame, uid: str, base_fc: pd.DataFrame, level,
 
 
 def forecast_guided(df: pd.DataFrame, h: int, specs: list[ModelSpec], level: Sequence[int] = LEVELS,
-                    season_length: int = SEASON_LENGTH, seed: int = 0, guidance=None) -> pd.DataFrame:
+                    season_length: int = SEASON_LENGTH, seed: int = 0, guidance=None,
+                    known: pd.DataFrame | None = None) -> pd.DataFrame:
     """Forecasts of guided specs (see the module docstring) for every series of `df`.
 
     Args:
         df: reported long frame ``unique_id, ds, y``.
         guidance: a `GuidanceBook` of what was announced by the origin, or None (every series
             is then forecast by the base model).
+        known: statistical and ML forecasts already made on `df` with the same `h`, `level` and
+            `season_length`; a base model found there is not fitted again (`base_forecast`).
     Returns:
         ``output_columns(level)``; ``model_used`` is the spec's name where guidance was used,
         else the base model's.
@@ -175,7 +188,7 @@ def forecast_guided(df: pd.DataFrame, h: int, specs: list[ModelSpec], level: Seq
         base = get_spec(spec.options["base"])
         rule = spec.options.get("rule", "position")
         window = int(spec.options.get("window", POSITION_WINDOW))
-        base_fc = base_forecast(df, h, base, level, season_length, seed)
+        base_fc = base_forecast(df, h, base, level, season_length, seed, known)
         base_fc = base_fc.assign(model=spec.name, model_used=base.name)
         guided = []
         if guidance is not None:

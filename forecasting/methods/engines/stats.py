@@ -13,8 +13,9 @@ fiscal year ending in any month is forecast on its own quarter ends.
 
 from __future__ import annotations
 
+import os
 import warnings
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Sequence
 
 import numpy as np
@@ -24,7 +25,7 @@ from forecasting.core.frames import LEVELS, SEASON_LENGTH, ShortSeriesWarning, c
 from forecasting.methods.registry import ModelSpec, fallback_chain, get_spec
 from features.errors import OptionError
 
-__all__ = ["forecast_stats"]
+__all__ = ["clear_memo", "forecast_stats", "memo_enabled", "MEMO_ENTRIES"]
 
 
 def _plan(df: pd.DataFrame, specs: list[ModelSpec]) -> dict[str, dict[str, ModelSpec]]:
@@ -126,6 +127,35 @@ def _one_series(sub, h, spec: ModelSpec, level, season_length) -> tuple[pd.DataF
     raise RuntimeError(f"series {uid}: {spec.name} {reason} and no fallback model could forecast it")
 
 
+#: Fits this process remembers (`forecast_stats`): (series, settings, spec) -> its forecast rows.
+MEMO_ENTRIES = 20_000
+_MEMO: OrderedDict = OrderedDict()
+
+
+def memo_enabled(engine=None) -> bool:
+    """Whether `forecast_stats` reuses this process's earlier fits: on unless ``FCF_FIT_MEMO``
+    is ``0``/``false``/``no``/``off``; never for a cluster engine (its runs are compared with
+    local ones in the tests, and the fit happens elsewhere)."""
+    if engine is not None:
+        return False
+    return os.environ.get("FCF_FIT_MEMO", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def clear_memo() -> None:
+    """Forget every fit `forecast_stats` remembers."""
+    _MEMO.clear()
+
+
+def _series_keys(df: pd.DataFrame, h: int, level, season_length: int) -> dict:
+    """Per series: its exact quarters and values with the fit settings (the memo's data key)."""
+    settings = (int(h), tuple(int(v) for v in level), int(season_length))
+    keys = {}
+    for uid, g in df.groupby("unique_id", sort=False):
+        ds = g["ds"].to_numpy(dtype="datetime64[ns]").view("int64")
+        keys[uid] = (uid, ds.tobytes(), g["y"].to_numpy(dtype=float).tobytes(), settings)
+    return keys
+
+
 def forecast_stats(
     df: pd.DataFrame,
     h: int,
@@ -139,6 +169,15 @@ def forecast_stats(
     `engine` fits each group on a cluster (see `forecasting.methods.engines.distributed`); a series
     whose model fails is then refitted locally down its fallback chain.
 
+    A statistical model is fitted on each series on its own and deterministically, so a series
+    this process already forecast with the same spec, quarters, values, horizon, levels and
+    season length is not fitted again: its rows are taken from the process's memo (at most
+    `MEMO_ENTRIES`, least recently used dropped; ``FCF_FIT_MEMO=0`` turns it off). This is what
+    lets a guided model reuse its base's fit, the roll-up's node runs share candidates, and a
+    backtest's clean and poisoned runs share the cutoffs before the poison. A fit that fell
+    back down its chain (a `ShortSeriesWarning`) is not remembered, so its warning is raised
+    again whenever it happens.
+
     Returns:
         ``output_columns(level)``, rows ordered by series, then spec, then quarter."""
     plan = _plan(df, specs)
@@ -146,33 +185,68 @@ def forecast_stats(
     for uid, p in plan.items():
         groups[tuple(s.name for s in p.values())].append(uid)
     ivals = interval_columns(level)
+    memo = memo_enabled(engine)
+    keys = _series_keys(df, h, level, season_length) if memo else {}
+    ids = {spec.name: (spec.name, repr(spec)) for spec in specs}
     rows = []
     for key, uids in groups.items():
-        sub = df[df["unique_id"].isin(uids)]
-        used = list({name: get_spec(name) for name in key}.values())
-        outs = _run_group(sub, h, used, level, season_length, engine)
-        # One frame per spec for all series of the group (they share the plan `key`); only the
-        # series whose forecast failed or has a NaN are refitted one by one down the fallbacks.
-        # (Assembling per series and column cost ~40% of a conformal forecast's time.)
-        for spec in specs:
-            u = plan[uids[0]][spec.name]
-            good: set = set()
-            out = outs.get(u.name)
-            if out is not None:
-                cols = [u.name] + [f"{u.name}-{c}" for c in ivals]
-                finite = pd.Series(np.isfinite(out[cols].to_numpy(dtype=float)).all(axis=1))
-                ok = finite.groupby(out["unique_id"].to_numpy()).all()
-                good = set(ok.index[ok.to_numpy()]) & set(uids)
-                rows.append(_assemble(out[out["unique_id"].isin(good)], spec, u, ivals))
-            for uid in (x for x in uids if x not in good):
-                block, u_used = _one_series(sub[sub["unique_id"] == uid], h, u, level, season_length)
-                rows.append(_assemble(block, spec, u_used, ivals))
+        todo = uids
+        if memo:
+            todo = []
+            for uid in uids:
+                blocks = [_MEMO.get((keys[uid], ids[spec.name])) for spec in specs]
+                if all(b is not None for b in blocks):
+                    for spec in specs:
+                        _MEMO.move_to_end((keys[uid], ids[spec.name]))
+                    rows.extend(blocks)
+                else:
+                    todo.append(uid)
+        if not todo:
+            continue
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            new = _fit_group(df[df["unique_id"].isin(todo)], todo, h, specs, plan, level, season_length,
+                             engine, ivals)
+        for w in caught:
+            warnings.warn(w.message, stacklevel=2)
+        rows.extend(new)
+        if memo and not any(issubclass(w.category, ShortSeriesWarning) for w in caught):
+            for block in new:
+                for uid, b in block.groupby("unique_id", sort=False):
+                    _MEMO[(keys[uid], ids[b["model"].iloc[0]])] = b.reset_index(drop=True)
+            while len(_MEMO) > MEMO_ENTRIES:
+                _MEMO.popitem(last=False)
     out = pd.concat(rows, ignore_index=True)
     order = {uid: i for i, uid in enumerate(uid for uids in groups.values() for uid in uids)}
     rank = {s.name: i for i, s in enumerate(specs)}
     out = out.iloc[np.lexsort((out["model"].map(rank).to_numpy(), out["unique_id"].map(order).to_numpy()),
                               )].reset_index(drop=True)  # series, then spec; ds order kept (stable)
     return enforce_order(out, level)
+
+
+def _fit_group(sub: pd.DataFrame, uids: list[str], h: int, specs: list[ModelSpec], plan, level,
+               season_length: int, engine, ivals: list[str]) -> list[pd.DataFrame]:
+    """The rows of every spec for the series `uids` of one group (they share a plan)."""
+    rows = []
+    used = list({u.name: u for u in (plan[uids[0]][s.name] for s in specs)}.values())
+    outs = _run_group(sub, h, used, level, season_length, engine)
+    # One frame per spec for all series of the group (they share the plan); only the series
+    # whose forecast failed or has a NaN are refitted one by one down the fallbacks.
+    # (Assembling per series and column cost ~40% of a conformal forecast's time.)
+    for spec in specs:
+        u = plan[uids[0]][spec.name]
+        good: set = set()
+        out = outs.get(u.name)
+        if out is not None:
+            cols = [u.name] + [f"{u.name}-{c}" for c in ivals]
+            finite = pd.Series(np.isfinite(out[cols].to_numpy(dtype=float)).all(axis=1))
+            ok = finite.groupby(out["unique_id"].to_numpy()).all()
+            good = set(ok.index[ok.to_numpy()]) & set(uids)
+            rows.append(_assemble(out[out["unique_id"].isin(good)], spec, u, ivals))
+        for uid in (x for x in uids if x not in good):
+            block, u_used = _one_series(sub[sub["unique_id"] == uid], h, u, level, season_length)
+            rows.append(_assemble(block, spec, u_used, ivals))
+    return rows
 
 
 def _run_group(sub, h, used: list[ModelSpec], level, season_length, engine=None) -> dict[str, pd.DataFrame | None]:
