@@ -183,3 +183,36 @@ def test_the_cache_keeps_within_its_size_limit(cache_dir, monkeypatch):
     assert not paths[0].exists() and paths[1].exists() and paths[2].exists()
     vcache.load(vcache.key(trains[0], specs, FitSettings(2, (80, 95), 4, 0)))  # a miss
     assert vcache.prune(max_mb=1e-9) == 2 and not list(cache_dir.rglob("*.pkl"))
+
+
+def test_a_process_fitting_an_entry_makes_the_next_one_wait_and_read_it(cache_dir):
+    """`vcache.computing`: while one fitter holds a key's lock, a second asking for the same
+    cutoff waits, then reads the entry the first wrote instead of fitting it again (here the
+    first writes a marked frame, so a second fit would show)."""
+    import threading
+    import time
+
+    df = _panel()
+    specs = resolve(["SeasonalNaive"])
+    settings = FitSettings(2, (80, 95), 4, 0)
+    k = vcache.key(df, specs, settings)
+    fitted = forecast_base(df, specs, settings)
+    marked = fitted.assign(mean=fitted["mean"] + 12345.0)
+    holding, done = threading.Event(), threading.Event()
+
+    def first():
+        with vcache.computing([k]):
+            holding.set()
+            time.sleep(1.0)
+            vcache.save(k, (marked, []))
+        done.set()
+
+    t = threading.Thread(target=first)
+    t.start()
+    assert holding.wait(10)
+    (got, _), = base_forecasts([df], specs, settings, n_jobs=1, cache=True)
+    assert done.is_set()  # it waited for the first fitter
+    pd.testing.assert_frame_equal(got, marked)  # and read its entry
+    t.join()
+    with vcache.computing([k, k]):  # a set taken twice in one call is one lock
+        pass

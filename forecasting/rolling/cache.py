@@ -17,7 +17,10 @@ Location: ``$FCF_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/fcf-forecasting`` (d
 ``~/.cache/fcf-forecasting``): a user cache folder outside the repository. ``FCF_CACHE=0``
 turns the cache off. Entries are pickled frames written atomically (temporary file, then
 rename), so a killed process never leaves a half-written entry; an unreadable entry is
-ignored and rewritten. The folder is kept under ``FCF_CACHE_MAX_MB`` megabytes (default 500):
+ignored and rewritten. While a process fits entries it holds a lock per key (``<key>.lock``,
+`computing`): another process asking for the same entries at the same time (two ``fcf``
+commands on one vintage, two test workers) waits, then reads them instead of fitting them
+again. The folder is kept under ``FCF_CACHE_MAX_MB`` megabytes (default 500):
 after a write, the entries used least recently are removed. Delete the folder to clear it.
 """
 
@@ -28,7 +31,8 @@ import os
 import pickle
 import platform
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
@@ -36,7 +40,7 @@ import pandas as pd
 
 from forecasting.methods.registry import get_spec
 
-__all__ = ["cache_dir", "code_fingerprint", "enabled", "FORMAT", "key", "load", "MAX_MB", "PACKAGES",
+__all__ = ["cache_dir", "code_fingerprint", "computing", "enabled", "FORMAT", "key", "load", "MAX_MB", "PACKAGES",
            "prune", "save", "spec_signature"]
 
 FORMAT = 1
@@ -146,6 +150,42 @@ def save(k: str, value: tuple[pd.DataFrame, list[str]]) -> None:
         return
 
 
+@contextmanager
+def computing(keys: Sequence[str]) -> Iterator[None]:
+    """Hold an exclusive lock on each key of `keys` (taken in sorted order, so two processes
+    wanting overlapping sets cannot deadlock) while their entries are computed; the caller
+    then loads again what another process wrote meanwhile. Released when the block ends or
+    the process dies (``flock``). Where locks are not available (no ``fcntl``, a read-only
+    folder) it does nothing: the only cost is fitting an entry twice."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        yield
+        return
+    held = []
+    try:
+        for k in sorted(set(keys)):
+            try:
+                folder = cache_dir() / k[:2]
+                folder.mkdir(parents=True, exist_ok=True)
+                f = open(folder / f"{k}.lock", "ab")
+            except OSError:
+                continue
+            try:
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+            except OSError:
+                f.close()
+                continue
+            held.append(f)
+        yield
+    finally:
+        for f in held:
+            try:
+                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+            finally:
+                f.close()
+
+
 def prune(max_mb: float | None = None) -> int:
     """Remove the least recently used entries until the folder holds at most `max_mb` megabytes
     (default ``FCF_CACHE_MAX_MB`` or `MAX_MB`); returns the number of entries removed."""
@@ -170,6 +210,7 @@ def prune(max_mb: float | None = None) -> int:
             path.unlink()
         except OSError:
             continue
+        path.with_suffix(".lock").unlink(missing_ok=True)
         total -= size
         removed += 1
     return removed

@@ -111,8 +111,6 @@ def base_forecasts(
         per cutoff ``(forecasts, messages)``: `forecast_base`'s frame and the text of the
         `ShortSeriesWarning`s it raised (the caller decides whether to show them).
     """
-    from joblib import Parallel, delayed
-
     # inside `provenance.recording()` every learned step must run and report what it read; a
     # cached result would skip them, so the record bypasses the cache (numbers are equal)
     use_cache = vcache.enabled(cache) and not provenance_active()
@@ -126,6 +124,27 @@ def base_forecasts(
             keys[i] = vcache.key(t.train, specs, settings, t.guidance)
             results[i] = vcache.load(keys[i])
     todo = [i for i, r in enumerate(results) if r is None]
+    if use_cache and todo:
+        # another process may be fitting the same entries: wait for it, then read what it wrote
+        with vcache.computing([keys[i] for i in todo]):
+            for i in todo:
+                results[i] = vcache.load(keys[i])
+            todo = [i for i in todo if results[i] is None]
+            _compute(tasks, todo, results, n_jobs, progress)
+            for i in todo:
+                vcache.save(keys[i], results[i])
+        vcache.prune()
+    else:
+        _compute(tasks, todo, results, n_jobs, progress)
+    return results  # type: ignore[return-value]
+
+
+def _compute(tasks: list, todo: list[int], results: list, n_jobs, progress) -> None:
+    """Fill ``results[i]`` for each task index in `todo` (one process or a joblib pool)."""
+    from joblib import Parallel, delayed
+
+    if not todo:
+        return
     jobs = min(default_jobs(n_jobs), len(todo))
     wrap = progress or (lambda it: it)
     if jobs <= 1:
@@ -138,11 +157,6 @@ def base_forecasts(
         done = runner(delayed(_indexed)(i, tasks[i]) for i in order)
         for i, result in wrap(done):
             results[i] = result
-    if use_cache and todo:
-        for i in todo:
-            vcache.save(keys[i], results[i])
-        vcache.prune()
-    return results  # type: ignore[return-value]
 
 
 def _indexed(i: int, task: Task) -> tuple[int, tuple[pd.DataFrame, list[str]]]:
