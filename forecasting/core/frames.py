@@ -22,6 +22,8 @@ This module imports nothing else of `forecasting`.
 
 from __future__ import annotations
 
+import os
+
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -34,7 +36,7 @@ from features.calendar import SEASON_LENGTH, FiscalCalendar
 from features.schema import validate_series_frame
 from features.errors import OptionError
 
-__all__ = ["LEVELS", "SEASON_LENGTH", "MAX_HORIZON", "FitSettings", "ShortSeriesWarning",
+__all__ = ["LEVELS", "SEASON_LENGTH", "MAX_HORIZON", "FitSettings", "ShortSeriesWarning", "switched_on",
            "interval_columns", "output_columns", "backtest_columns", "interval_quantiles",
            "quantile_label", "to_interval_columns", "check_horizon", "check_series_frame", "calendar_of",
            "enforce_order", "check_forecast_frame", "check_backtest_frame", "forecast_schema"]
@@ -42,6 +44,12 @@ __all__ = ["LEVELS", "SEASON_LENGTH", "MAX_HORIZON", "FitSettings", "ShortSeries
 LEVELS: tuple[int, ...] = (80, 95)
 #: Longest horizon, in quarters, that intervals are calibrated for and commands accept.
 MAX_HORIZON = 8
+
+
+def switched_on(variable: str) -> bool:
+    """An on/off environment switch that is on unless set to ``0``/``false``/``no``/``off``
+    (``FCF_CACHE``, ``FCF_FIT_MEMO``)."""
+    return os.environ.get(variable, "1").strip().lower() not in ("0", "false", "no", "off")
 
 
 @dataclass(frozen=True)

@@ -112,8 +112,10 @@ def base_forecast(df: pd.DataFrame, h: int, base: ModelSpec, level: Sequence[int
 
     `known`: forecasts already made on this same `df`, `h`, levels and season length (the
     statistical and ML rows `forecast_base` computed at the same origin); a base or member found
-    in it is taken from it instead of being fitted again (the same numbers: each model is fitted
-    on each series on its own, and `tests/test_guided.py` checks the two paths are equal)."""
+    in it is taken from it instead of being fitted again (the same numbers, checked in
+    `tests/test_fit_memo.py`). The statistical fit memo would also return a statistical base,
+    but not an ML base (fitted across the series), a base that fell back at a short series, or
+    any base with ``FCF_FIT_MEMO=0``; these rows cover all three."""
     if base.kind == "ensemble":
         if base.options.get("combiner", "median") not in ("mean", "median"):
             raise OptionError(f"guided models cannot wrap the {base.options.get('combiner')} ensemble "

@@ -38,6 +38,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from forecasting.core.frames import switched_on
 from forecasting.methods.registry import get_spec
 
 __all__ = ["cache_dir", "code_fingerprint", "computing", "enabled", "FORMAT", "key", "load", "MAX_MB", "PACKAGES",
@@ -62,7 +63,7 @@ def enabled(cache: bool | None = None) -> bool:
     """`cache` if given, else on unless ``FCF_CACHE`` is ``0``/``false``/``no``/``off``."""
     if cache is not None:
         return bool(cache)
-    return os.environ.get("FCF_CACHE", "1").strip().lower() not in ("0", "false", "no", "off")
+    return switched_on("FCF_CACHE")
 
 
 @lru_cache(maxsize=1)

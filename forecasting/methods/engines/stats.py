@@ -13,7 +13,6 @@ fiscal year ending in any month is forecast on its own quarter ends.
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections import OrderedDict, defaultdict
 from collections.abc import Sequence
@@ -21,7 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from forecasting.core.frames import LEVELS, SEASON_LENGTH, ShortSeriesWarning, calendar_of, enforce_order, interval_columns
+from forecasting.core.frames import LEVELS, SEASON_LENGTH, ShortSeriesWarning, calendar_of, enforce_order, interval_columns, switched_on
 from forecasting.methods.registry import ModelSpec, fallback_chain, get_spec
 from features.errors import OptionError
 
@@ -138,7 +137,7 @@ def memo_enabled(engine=None) -> bool:
     local ones in the tests, and the fit happens elsewhere)."""
     if engine is not None:
         return False
-    return os.environ.get("FCF_FIT_MEMO", "1").strip().lower() not in ("0", "false", "no", "off")
+    return switched_on("FCF_FIT_MEMO")
 
 
 def clear_memo() -> None:
