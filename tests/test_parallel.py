@@ -216,3 +216,33 @@ def test_a_process_fitting_an_entry_makes_the_next_one_wait_and_read_it(cache_di
     t.join()
     with vcache.computing([k, k]):  # a set taken twice in one call is one lock
         pass
+
+
+def test_baselines_alone_run_in_this_process_unless_jobs_are_asked_for(monkeypatch):
+    """A pool's workers each import statsforecast to fit what costs milliseconds here: with
+    only baselines and n_jobs unset, no pool starts; with a fitted model, or n_jobs given, it does."""
+    import joblib
+
+    started = []
+    real = joblib.Parallel
+
+    class Counting(real):
+        def __init__(self, *args, **kwargs):
+            started.append(kwargs.get("n_jobs"))
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(joblib, "Parallel", Counting)
+    monkeypatch.setenv("FCF_N_JOBS", "2")
+    df = _panel()
+    trains = [df[df["ds"] <= c] for c in pd.date_range(end="2024-12-31", periods=3, freq="QE")]
+    settings = FitSettings(2, (80, 95), 4, 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ShortSeriesWarning)
+        alone = base_forecasts(trains, resolve(["SeasonalNaive", "Naive"]), settings)
+        assert started == []
+        pooled = base_forecasts(trains, resolve(["SeasonalNaive", "Naive"]), settings, n_jobs=2)
+        assert started == [2]
+        base_forecasts(trains, resolve(["SeasonalNaive", "AutoETS"]), settings)
+        assert started == [2, 2]
+    for a, b in zip(alone, pooled):
+        pd.testing.assert_frame_equal(a[0], b[0], check_exact=True)

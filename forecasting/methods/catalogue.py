@@ -93,22 +93,33 @@ def _stats(name, factory, family="statistical", min_obs=10, fallback="SeasonalNa
                        description=description), replace=True)
 
 
-def _statistical() -> None:
-    from statsforecast.models import AutoARIMA, AutoETS, AutoTheta, Naive, RandomWalkWithDrift, SeasonalNaive
+def _sf(cls: str, seasonal: bool = True, **kwargs):
+    """A factory ``m -> statsforecast.models.<cls>(...)`` that imports statsforecast when a model is
+    built, not when the registry fills: the registry, ``fcf --help`` and the commands that fit
+    nothing start without statsforecast's 3-6 s of imports (statsmodels, scipy, dask)."""
+    def build(m):
+        import statsforecast.models as sfm
 
-    _stats("Naive", lambda m: Naive(alias="Naive"), "baseline", 2, None, 0,
+        return getattr(sfm, cls)(**({"season_length": m} if seasonal else {}), alias=cls, **kwargs)
+
+    build.__qualname__ = f"_sf({cls})"
+    return build
+
+
+def _statistical() -> None:
+    _stats("Naive", _sf("Naive", seasonal=False), "baseline", 2, None, 0,
            description="last value carried forward")
-    _stats("SeasonalNaive", lambda m: SeasonalNaive(season_length=m, alias="SeasonalNaive"),
+    _stats("SeasonalNaive", _sf("SeasonalNaive"),
            "baseline", 5, "Naive", 1, {"season_length": SEASON_LENGTH},
            "value of the same quarter a year earlier; the baseline of every table")
-    _stats("RandomWalkWithDrift", lambda m: RandomWalkWithDrift(alias="RandomWalkWithDrift"),
+    _stats("RandomWalkWithDrift", _sf("RandomWalkWithDrift", seasonal=False),
            "baseline", 3, "Naive", 1, description="random walk with drift")
-    _stats("AutoETS", lambda m: AutoETS(season_length=m, alias="AutoETS"), complexity=4,
+    _stats("AutoETS", _sf("AutoETS"), complexity=4,
            params={"season_length": SEASON_LENGTH, "model": "ZZZ"},
            description="exponential smoothing, state space form chosen by AICc")
-    _stats("AutoARIMA", lambda m: AutoARIMA(season_length=m, alias="AutoARIMA"), complexity=6,
+    _stats("AutoARIMA", _sf("AutoARIMA"), complexity=6,
            params={"season_length": SEASON_LENGTH}, description="seasonal ARIMA chosen by AICc")
-    _stats("AutoTheta", lambda m: AutoTheta(season_length=m, alias="AutoTheta"), complexity=4,
+    _stats("AutoTheta", _sf("AutoTheta"), complexity=4,
            params={"season_length": SEASON_LENGTH}, description="theta family chosen by MSE")
     _stats("Foster", lambda m: checked_arima(order=(1, 0, 0), seasonal_order=(0, 1, 0), season_length=m,
                                              include_drift=True, method="ML", alias="Foster"),
@@ -181,17 +192,15 @@ def _ensembles() -> None:
 
 
 def _theta_family() -> None:
-    from statsforecast.models import AutoCES, DynamicOptimizedTheta, DynamicTheta, Theta
-
-    _stats("Theta", lambda m: Theta(season_length=m, alias="Theta"), complexity=3,
+    _stats("Theta", _sf("Theta"), complexity=3,
            params={"season_length": SEASON_LENGTH},
            description="standard theta method (M3 competition winner), multiplicative seasonal adjustment")
-    _stats("DynamicTheta", lambda m: DynamicTheta(season_length=m, alias="DynamicTheta"), complexity=3,
+    _stats("DynamicTheta", _sf("DynamicTheta"), complexity=3,
            params={"season_length": SEASON_LENGTH}, description="dynamic standard theta model (Fiorucci et al. 2016)")
     _stats("DynamicOptimizedTheta",
-           lambda m: DynamicOptimizedTheta(season_length=m, alias="DynamicOptimizedTheta"), complexity=4,
+           _sf("DynamicOptimizedTheta"), complexity=4,
            params={"season_length": SEASON_LENGTH}, description="dynamic optimised theta model (Fiorucci et al. 2016)")
-    _stats("AutoCES", lambda m: AutoCES(season_length=m, alias="AutoCES"), complexity=4,
+    _stats("AutoCES", _sf("AutoCES"), complexity=4,
            params={"season_length": SEASON_LENGTH}, description="complex exponential smoothing, form chosen by AICc")
     register_ensemble("EATEnsemble", EAT_MEMBERS, "mean",
                       "mean of AutoETS, AutoARIMA and Theta (Hyndman 2018's EAT benchmark)")
