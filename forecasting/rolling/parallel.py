@@ -15,8 +15,8 @@ fitting: models registered at run time work there too.
 
 ``n_jobs``: None reads ``FCF_N_JOBS``, else uses every core this process may run on; 1 runs
 in this process, as does None when every model is a baseline (nothing to fit: a pool would
-spend more starting its workers than the whole run). A task whose result is in the data-vintage cache (`forecasting.rolling.cache`) is
-not run at all.
+spend more starting its workers than the whole run). A task whose result is in the
+data-vintage cache (`forecasting.rolling.cache`) is not run at all.
 """
 
 from __future__ import annotations
@@ -147,7 +147,7 @@ def _compute(tasks: list, todo: list[int], results: list, n_jobs, progress) -> N
     if not todo:
         return
     jobs = min(default_jobs(n_jobs), len(todo))
-    if n_jobs is None and _trivial(tasks[todo[0]]):
+    if n_jobs is None and _trivial(tasks[todo[0]].needed):  # every task fits the same specs
         jobs = 1  # a pool's workers each import statsforecast (~5 s) to fit what takes milliseconds here
     wrap = progress or (lambda it: it)
     if jobs <= 1:
@@ -162,9 +162,9 @@ def _compute(tasks: list, todo: list[int], results: list, n_jobs, progress) -> N
             results[i] = result
 
 
-def _trivial(task: Task) -> bool:
-    """Only baselines (Naive, SeasonalNaive, random walk: no parameters to fit) in `task`."""
-    return all(s.kind == "stats" and s.family == "baseline" for s in task.needed)
+def _trivial(specs: Sequence[ModelSpec]) -> bool:
+    """Only baselines (Naive, SeasonalNaive, random walk: no parameters to fit) in `specs`."""
+    return all(s.kind == "stats" and s.family == "baseline" for s in specs)
 
 
 def _indexed(i: int, task: Task) -> tuple[int, tuple[pd.DataFrame, list[str]]]:
