@@ -145,19 +145,6 @@ def _find_config(data_path: Path, config) -> SeriesConfig | None:
     return read_series_config(beside) if beside.is_file() else None
 
 
-# --------------------------------------------------------------------------- row checks
-
-
-
-
-
-
-
-
-
-
-
-
 # --------------------------------------------------------------------------- public API
 def read_quarterly(
     path: str | Path | None = None, config: str | Path | SeriesConfig | None = None

@@ -112,6 +112,9 @@ def _check_rows(
     annual = period_col == "fiscal_year"
     style = year_end = None  # label style and fiscal-year-end month, set by the first quarterly row
     first_line = None
+    # a file repeats each quarter once per series: parse each date and quarter once
+    dates: dict[str, pd.Timestamp | None] = {}
+    quarters: dict[tuple[int, int, int], tuple[pd.Period, pd.Timestamp]] = {}
     for row in raw.itertuples(index=False):
         line, metric = row.lineno_, row.metric
         bad = lambda msg, m=metric, ln=line: problems.append(Problem(name, msg, ln, m or None))  # noqa: E731
@@ -138,11 +141,10 @@ def _check_rows(
                 bad(f"fiscal_quarter '{label}' is labelled in another style than line {first_line} "
                     f"({'FY2024Q3' if style == 'fiscal' else '2024Q3'} style); use one style in a file")
                 continue
-        try:
-            end = pd.Timestamp(row.period_end)
-        except (ValueError, TypeError):
-            end = None
-        if end is None or pd.isna(end):
+        if row.period_end not in dates:
+            dates[row.period_end] = _date(row.period_end)
+        end = dates[row.period_end]
+        if end is None:
             bad(f"period_end '{row.period_end}' is not a date like 2024-09-30")
             continue
         if parsed_label is not None and parsed_label[0] == "fiscal":
@@ -154,15 +156,20 @@ def _check_rows(
                 bad(f"period_end {end.date()} puts {label} in a fiscal year ending in {_MONTH_NAMES[implied - 1]}, "
                     f"but line {first_line} has fiscal years ending in {_MONTH_NAMES[year_end - 1]}")
                 continue
-            period = quarter(parsed_label[1], parsed_label[2], implied)
         else:
             if not end.is_quarter_end:
                 bad(f"period_end {end.date()} is not a quarter end (Mar 31, Jun 30, Sep 30, Dec 31)")
                 continue
-            period = period if annual else quarter(parsed_label[1], parsed_label[2])
             implied = 12
-        expected = period.end_time.normalize()
-        if end.normalize() != expected:
+        if annual:
+            expected = period.end_time.normalize()
+        else:
+            key = (parsed_label[1], parsed_label[2], implied)
+            if key not in quarters:
+                q = quarter(*key)
+                quarters[key] = (q, q.end_time.normalize())
+            period, expected = quarters[key]
+        if end != expected:
             bad(f"period_end {end.date()} disagrees with {period_col} {label} (expected {expected.date()})")
             continue
         if parsed_label is not None and style is None:
@@ -184,7 +191,7 @@ def _check_rows(
             continue
         metrics.append(metric)
         periods.append(period)
-        ends.append(end.normalize())
+        ends.append(end)
         values.append(value)
         lines.append(line)
     parsed = pd.DataFrame(
@@ -199,6 +206,15 @@ def _check_rows(
                 problems.append(Problem(name, f"vintage '{t}' is not a date like 2024-10-31", int(line), metric))
         parsed["vintage"] = iso
     return parsed, problems
+
+
+def _date(text: str) -> pd.Timestamp | None:
+    """The day `text` names (time of day dropped), None if it is not a date."""
+    try:
+        ts = pd.Timestamp(text)
+    except (ValueError, TypeError):
+        return None
+    return None if pd.isna(ts) else ts.normalize()
 
 
 def _iso_date(text: str) -> str | None:
@@ -301,25 +317,30 @@ def _warn_units(parsed: pd.DataFrame, name: str, config: SeriesConfig | None) ->
     for metric, g in parsed.sort_values("period").groupby("metric", sort=False):
         y = g["y"].abs().to_numpy()
         overall = np.median(y)
+        if overall <= 0:
+            continue
         nonneg = config.nonnegative.get(metric, False) if config else metric.startswith("net_sales")
-        for i in range(len(y)):
-            neigh = np.r_[y[max(0, i - 2) : i], y[i + 1 : i + 3]]
-            local = np.median(neigh) if len(neigh) else 0.0
-            if local <= 0 or overall <= 0 or y[i] == 0:
-                continue
-            big = y[i] >= UNIT_RATIO * max(local, overall)
-            small = nonneg and y[i] * UNIT_RATIO <= min(local, overall)
-            if big or small:
-                warnings.warn(
-                    str(
-                        Problem(
-                            name,
-                            f"value {g['y'].iloc[i]:g} is {y[i] / local:.3g}x the median of its "
-                            "neighbouring quarters: a unit mix-up (thousands vs millions)?",
-                            int(g["lineno_"].iloc[i]),
-                            metric,
-                        )
-                    ),
-                    DataWarning,
-                    stacklevel=3,
-                )
+        # the two quarters either side of each (fewer at the ends): a window of five, centre dropped
+        padded = np.r_[np.full(2, np.nan), y, np.full(2, np.nan)]
+        neigh = np.delete(np.lib.stride_tricks.sliding_window_view(padded, 5), 2, axis=1)
+        have = ~np.isnan(neigh).all(axis=1)
+        local = np.zeros(len(y))
+        if have.any():
+            local[have] = np.nanmedian(neigh[have], axis=1)
+        ok = (local > 0) & (y != 0)
+        big = y >= UNIT_RATIO * np.maximum(local, overall)
+        small = nonneg & (y * UNIT_RATIO <= np.minimum(local, overall))
+        for i in np.flatnonzero(ok & (big | small)):
+            warnings.warn(
+                str(
+                    Problem(
+                        name,
+                        f"value {g['y'].iloc[i]:g} is {y[i] / local[i]:.3g}x the median of its "
+                        "neighbouring quarters: a unit mix-up (thousands vs millions)?",
+                        int(g["lineno_"].iloc[i]),
+                        metric,
+                    )
+                ),
+                DataWarning,
+                stacklevel=3,
+            )
