@@ -205,7 +205,7 @@ def test_a_process_fitting_an_entry_makes_the_next_one_wait_and_read_it(cache_di
             holding.set()
             time.sleep(1.0)
             vcache.save(k, (marked, []))
-        done.set()
+            done.set()  # inside the lock: the waiter can only pass once this is set
 
     t = threading.Thread(target=first)
     t.start()
