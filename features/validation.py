@@ -221,11 +221,8 @@ def _iso_date(text: str) -> str | None:
     """``YYYY-MM-DD`` of a date string (``''`` stays ``''``), None if it is not a date."""
     if not text:
         return ""
-    try:
-        ts = pd.Timestamp(text)
-    except (ValueError, TypeError):
-        return None
-    return None if pd.isna(ts) else ts.strftime("%Y-%m-%d")
+    ts = _date(text)
+    return None if ts is None else ts.strftime("%Y-%m-%d")
 
 
 def _dedupe(parsed: pd.DataFrame, name: str, period_col: str) -> tuple[pd.DataFrame, list[Problem]]:
