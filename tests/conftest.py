@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 SERVER_START_TIMEOUT_S = 150.0
 
-# Where the environment sets PYTHONDONTWRITEBYTECODE (as CI's does), each of the suite's ~40
+# Where the environment sets PYTHONDONTWRITEBYTECODE (as this machine's does), each of the suite's ~40
 # child interpreters (fcf commands, the mlflow server, dask workers, retrain runs) would compile
 # mlflow, pandas and statsforecast from source again: 17 s per import instead of 5 s once the
 # bytecode is cached. The suite lets them cache it in the venv, compiling only the modules it
